@@ -1,0 +1,248 @@
+"""The storage layer's narrow interface: the types every engine speaks and `open_store`.
+
+Two engines sit behind the `Store` protocol and behave identically from the outside:
+
+- **embedded** (`store_edge.EdgeStore`, the default): qdrant-edge, the real Qdrant engine running
+  in-process under a data directory, so a laptop user has nothing to start.
+- **server** (`store_server.ServerStore`): qdrant-client against a URL (the docker-compose Qdrant
+  or a cluster). qdrant-client's local mode (`local:PATH`, `:memory:`) speaks the same API, which
+  is how tests exercise this path without a server.
+
+Design decisions:
+- A collection records a `CollectionInfo` (model, dimension, schema version, vector names) when
+  it is created, so an index built by one model is never silently searched with another.
+- Point ids are UUID strings both ways; the indexer derives them with uuid5, which makes every
+  run idempotent (re-indexing a file overwrites its points instead of duplicating them).
+- Filters are a small `Match` value rather than engine filter objects, so callers never import
+  either engine's types.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import platformdirs
+
+VECTOR_NAMES: tuple[str, ...] = ("disc", "gen")
+
+PayloadIndexKind = Literal["keyword", "float", "integer"]
+
+# Payload fields the indexer filters on; both engines index exactly these at creation.
+PAYLOAD_INDEXES: dict[str, PayloadIndexKind] = {
+    "kind": "keyword",
+    "folders": "keyword",  # every ancestor folder of the file, so "under folder X" is one match
+    "extension": "keyword",
+    "path": "keyword",
+    "fingerprint": "keyword",
+    "record": "keyword",
+    "mtime": "float",
+    "page": "integer",
+}
+
+APP_NAME = "ume"
+DATA_DIR_ENV = "UME_DATA_DIR"
+COLLECTION_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+FieldValue = str | int | bool | list[str]  # a list matches any of its values
+# What scroll and retrieve yield: (id, payload, vectors by name; empty unless asked for).
+StoredPoint = tuple[str, dict[str, Any], dict[str, list[float]]]
+
+
+class StoreError(Exception):
+    """A storage problem the user can fix; the message is one line that says how."""
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """What a collection was built with; recorded at creation, checked by callers on open."""
+
+    model_id: str
+    dim: int
+    schema_version: int
+    vectors: tuple[str, ...]  # which named vectors the collection holds, subset of VECTOR_NAMES
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "dim": self.dim,
+            "schema_version": self.schema_version,
+            "vectors": list(self.vectors),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CollectionInfo:
+        return cls(
+            model_id=str(data["model_id"]),
+            dim=int(data["dim"]),
+            schema_version=int(data["schema_version"]),
+            vectors=tuple(data["vectors"]),
+        )
+
+
+@dataclass
+class Point:
+    """One stored item. Records of files carry no vectors (`vectors` empty)."""
+
+    id: str  # a UUID string
+    payload: dict[str, Any]
+    vectors: dict[str, list[float] | np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A filter: every condition must hold (AND).
+
+    `fields` values match exactly; a list matches any of its values (keyword fields, and array
+    payloads such as `folders` match when any element does). `not_fields` excludes points whose
+    field equals the value (or any value of a list). `ranges` are inclusive; None leaves that
+    side open.
+    """
+
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+    not_fields: dict[str, FieldValue] = field(default_factory=dict)
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float  # cosine similarity, higher is better
+    payload: dict[str, Any]
+
+
+class Store(Protocol):
+    """The operations the indexer and the search service need, and nothing more."""
+
+    def create_collection(self, name: str, info: CollectionInfo) -> None: ...
+    def collection_info(self, name: str) -> CollectionInfo | None: ...
+    def list_collections(self) -> list[str]: ...
+    def drop_collection(self, name: str) -> None: ...
+    def upsert(self, name: str, points: Sequence[Point]) -> None: ...
+    def delete(self, name: str, ids: Sequence[str]) -> None: ...
+    def delete_where(self, name: str, match: Match) -> None: ...
+    def scroll(
+        self,
+        name: str,
+        match: Match | None = None,
+        with_vectors: bool = False,
+        batch: int = 1000,
+    ) -> Iterator[StoredPoint]: ...
+    def retrieve(
+        self, name: str, ids: Sequence[str], with_vectors: bool = False
+    ) -> list[StoredPoint]: ...
+    def count(self, name: str, match: Match | None = None) -> int: ...
+    def search(
+        self, name: str, vector: str, query: np.ndarray, limit: int, match: Match | None = None
+    ) -> list[Hit]: ...
+    def finalize(self, name: str) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Store: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class ClosesOnExit(ABC):
+    """Lets an engine be used as `with open_store(...) as store:`."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the engine's files or connection; safe to call twice."""
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def check_collection_name(name: str) -> None:
+    """Names become directory names in the embedded engine, so keep them plain."""
+    if not COLLECTION_NAME_PATTERN.match(name):
+        raise StoreError(f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-'")
+
+
+def check_info(info: CollectionInfo) -> None:
+    """A collection needs at least one known vector name and a positive dimension."""
+    unknown = [v for v in info.vectors if v not in VECTOR_NAMES]
+    if not info.vectors or unknown or len(set(info.vectors)) != len(info.vectors):
+        raise ValueError(f"vectors must be distinct names from {VECTOR_NAMES}, got {info.vectors}")
+    if info.dim <= 0:
+        raise ValueError(f"dim must be positive, got {info.dim}")
+
+
+def missing_collection(name: str, where: str) -> StoreError:
+    return StoreError(f"no collection {name!r} in {where}: index some folders first")
+
+
+def in_use_error(where: str) -> StoreError:
+    return StoreError(
+        f"cannot open index at {where}: it is in use by another ume process "
+        "(close it, or use --qdrant-url for a shared server)"
+    )
+
+
+def check_points(name: str, info: CollectionInfo, points: Sequence[Point]) -> None:
+    """Reject vectors the collection was not built for before they reach an engine."""
+    for point in points:
+        for vector_name, vector in point.vectors.items():
+            check_vector(name, info, vector_name, len(vector))
+
+
+def check_vector(name: str, info: CollectionInfo, vector_name: str, size: int) -> None:
+    if vector_name not in info.vectors:
+        held = ", ".join(info.vectors) or "none"
+        raise StoreError(
+            f"collection {name!r} holds no {vector_name!r} vectors (it holds: {held}); "
+            "re-index with that embedding mode"
+        )
+    if size != info.dim:
+        raise StoreError(
+            f"collection {name!r} holds {info.dim}-d vectors from {info.model_id}, got {size}-d: "
+            "use the same model or re-index into a new collection"
+        )
+
+
+def as_float32(vector: list[float] | np.ndarray) -> np.ndarray:
+    return np.asarray(vector, dtype=np.float32).reshape(-1)
+
+
+def default_data_dir() -> Path:
+    """$UME_DATA_DIR when set, else the platform's per-user data directory for ume."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def open_store(
+    data_dir: Path | None = None, qdrant_url: str | None = None, api_key: str | None = None
+) -> Store:
+    """Open the server engine when `qdrant_url` is given, else the embedded one.
+
+    `qdrant_url` may be an http(s) URL, `local:PATH` or `:memory:` (qdrant-client local mode,
+    for tests). The embedded engine lives under `data_dir` (default: `default_data_dir()`).
+    """
+    if qdrant_url is not None:
+        from indexer.store_server import ServerStore
+
+        return ServerStore(qdrant_url, api_key=api_key)
+    from indexer.store_edge import EdgeStore
+
+    return EdgeStore(data_dir if data_dir is not None else default_data_dir())

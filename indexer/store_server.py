@@ -1,0 +1,321 @@
+"""Server engine: qdrant-client against a Qdrant server (docker compose, or a cluster).
+
+The same class drives qdrant-client's local mode (`local:PATH`, `:memory:`), a pure-Python
+implementation of the same API; tests run every store test through it.
+
+Design decisions:
+- The CollectionInfo lives in Qdrant's collection metadata (Qdrant 1.16+) under one key, so
+  points stay purely data and collections that other applications keep on a shared server are
+  neither listed nor touched.
+- Every write waits for the server (`wait=True`), so a point is durable once `upsert` returns.
+- Connection failures become one-line `StoreError`s that say how to start the server.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from indexer.store import (
+    PAYLOAD_INDEXES,
+    ClosesOnExit,
+    CollectionInfo,
+    FieldValue,
+    Hit,
+    Match,
+    Point,
+    StoredPoint,
+    StoreError,
+    as_float32,
+    check_collection_name,
+    check_info,
+    check_points,
+    check_vector,
+    in_use_error,
+    missing_collection,
+)
+
+INFO_KEY = "ume_collection"  # collection-metadata key that marks a collection as ours
+LOCAL_PREFIX = "local:"
+MEMORY_LOCATION = ":memory:"
+MIN_SERVER_VERSION = (1, 16)  # first Qdrant release with collection metadata
+UPSERT_CHUNK = 256  # points per request: 256 x 2 x 1536 floats stays well under 32 MB of JSON
+TIMEOUT_S = 30
+SERVER_INDEX_TYPES = {
+    "keyword": models.PayloadSchemaType.KEYWORD,
+    "float": models.PayloadSchemaType.FLOAT,
+    "integer": models.PayloadSchemaType.INTEGER,
+}
+
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+
+
+def translate_errors(method: Callable[Params, Result]) -> Callable[Params, Result]:
+    """Turn a lost connection or a server refusal into a one-line StoreError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+        store = args[0]
+        assert isinstance(store, ServerStore)
+        with server_errors(store.location):
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+class ServerStore(ClosesOnExit):
+    """A ume index held by a Qdrant server, or by qdrant-client's local mode."""
+
+    def __init__(self, location: str, api_key: str | None = None) -> None:
+        self.location = location
+        self._client = connect(location, api_key)
+        self._infos: dict[str, CollectionInfo] = {}
+
+    @translate_errors
+    def create_collection(self, name: str, info: CollectionInfo) -> None:
+        check_info(info)
+        existing = self.collection_info(name)
+        if existing == info:
+            return
+        if existing is not None:
+            raise StoreError(
+                f"collection {name!r} already exists for {existing.model_id} "
+                f"({existing.dim}-d): drop it or choose another name"
+            )
+        if self._client.collection_exists(name):
+            raise StoreError(
+                f"Qdrant at {self.location} already has a collection {name!r} that ume did not "
+                "create: choose another name"
+            )
+        vectors = {
+            v: models.VectorParams(size=info.dim, distance=models.Distance.COSINE)
+            for v in info.vectors
+        }
+        self._client.create_collection(name, vectors, metadata={INFO_KEY: info.to_json()})
+        self._create_payload_indexes(name)
+        self._infos[name] = info
+
+    @translate_errors
+    def collection_info(self, name: str) -> CollectionInfo | None:
+        check_collection_name(name)
+        if name in self._infos:
+            return self._infos[name]
+        if not self._client.collection_exists(name):
+            return None
+        metadata = self._client.get_collection(name).config.metadata or {}
+        if INFO_KEY not in metadata:
+            return None
+        info = CollectionInfo.from_json(metadata[INFO_KEY])
+        self._infos[name] = info
+        return info
+
+    @translate_errors
+    def list_collections(self) -> list[str]:
+        names = [c.name for c in self._client.get_collections().collections]
+        return sorted(n for n in names if self.collection_info(n) is not None)
+
+    @translate_errors
+    def drop_collection(self, name: str) -> None:
+        if self.collection_info(name) is not None:  # never drop another application's data
+            self._client.delete_collection(name)
+        self._infos.pop(name, None)
+
+    @translate_errors
+    def upsert(self, name: str, points: Sequence[Point]) -> None:
+        check_points(name, self._info(name), points)
+        for start in range(0, len(points), UPSERT_CHUNK):
+            chunk = [to_point_struct(p) for p in points[start : start + UPSERT_CHUNK]]
+            self._client.upsert(name, chunk, wait=True)
+
+    @translate_errors
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        self._info(name)
+        if ids:
+            self._client.delete(name, models.PointIdsList(points=list(ids)), wait=True)
+
+    @translate_errors
+    def delete_where(self, name: str, match: Match) -> None:
+        self._info(name)
+        selector = models.FilterSelector(filter=to_filter(match) or models.Filter())
+        self._client.delete(name, selector, wait=True)
+
+    def scroll(
+        self,
+        name: str,
+        match: Match | None = None,
+        with_vectors: bool = False,
+        batch: int = 1000,
+    ) -> Iterator[StoredPoint]:
+        with server_errors(self.location):
+            self._info(name)
+            offset: Any = None
+            while True:
+                records, offset = self._client.scroll(
+                    name,
+                    scroll_filter=to_filter(match),
+                    limit=batch,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=with_vectors,
+                )
+                yield from (to_stored(r) for r in records)
+                if offset is None:
+                    return
+
+    @translate_errors
+    def retrieve(
+        self, name: str, ids: Sequence[str], with_vectors: bool = False
+    ) -> list[StoredPoint]:
+        self._info(name)
+        records = self._client.retrieve(
+            name, list(ids), with_payload=True, with_vectors=with_vectors
+        )
+        by_id = {stored[0]: stored for stored in map(to_stored, records)}
+        return [by_id[i] for i in ids if i in by_id]
+
+    @translate_errors
+    def count(self, name: str, match: Match | None = None) -> int:
+        self._info(name)
+        return self._client.count(name, count_filter=to_filter(match), exact=True).count
+
+    @translate_errors
+    def search(
+        self, name: str, vector: str, query: np.ndarray, limit: int, match: Match | None = None
+    ) -> list[Hit]:
+        query32 = as_float32(query)
+        check_vector(name, self._info(name), vector, len(query32))
+        response = self._client.query_points(
+            name,
+            query=query32.tolist(),
+            using=vector,
+            query_filter=to_filter(match),
+            limit=limit,
+            with_payload=True,
+        )
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+
+    @translate_errors
+    def finalize(self, name: str) -> None:
+        """Nothing to do: a Qdrant server builds its HNSW index in the background."""
+        self._info(name)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _info(self, name: str) -> CollectionInfo:
+        info = self.collection_info(name)
+        if info is None:
+            raise missing_collection(name, f"Qdrant at {self.location}")
+        return info
+
+    def _create_payload_indexes(self, name: str) -> None:
+        with warnings.catch_warnings():
+            # local mode warns that payload indexes are a no-op there; a server builds them
+            warnings.simplefilter("ignore", UserWarning)
+            for field_name, kind in PAYLOAD_INDEXES.items():
+                self._client.create_payload_index(
+                    name, field_name, SERVER_INDEX_TYPES[kind], wait=True
+                )
+
+
+def connect(location: str, api_key: str | None) -> QdrantClient:
+    """Open `location`: an http(s) URL, `local:PATH`, or `:memory:`."""
+    if location == MEMORY_LOCATION:
+        return QdrantClient(location=MEMORY_LOCATION)
+    if location.startswith(LOCAL_PREFIX):
+        return open_local(Path(location.removeprefix(LOCAL_PREFIX)).expanduser())
+    if not location.startswith(("http://", "https://")):
+        raise StoreError(
+            f"--qdrant-url must be http(s)://HOST:PORT, local:PATH or :memory:, got {location!r}"
+        )
+    client = QdrantClient(
+        url=location, api_key=api_key, timeout=TIMEOUT_S, check_compatibility=False
+    )
+    with server_errors(location):
+        check_server_version(location, client.info().version)
+    return client
+
+
+def open_local(path: Path) -> QdrantClient:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return QdrantClient(path=str(path))
+    except RuntimeError as error:
+        if "already accessed" in str(error):
+            raise in_use_error(str(path)) from None
+        raise
+    except OSError as error:
+        raise StoreError(f"cannot create index directory {path}: {error.strerror}") from error
+
+
+def check_server_version(location: str, version: str) -> None:
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return  # a development build: trust it
+    if major_minor < MIN_SERVER_VERSION:
+        wanted = ".".join(map(str, MIN_SERVER_VERSION))
+        raise StoreError(
+            f"Qdrant server at {location} is version {version}; ume needs {wanted} or newer"
+        )
+
+
+@contextmanager
+def server_errors(location: str) -> Iterator[None]:
+    try:
+        yield
+    except (ResponseHandlingException, httpx.TransportError) as error:
+        raise StoreError(
+            f"Qdrant server at {location} is unreachable: start it (docker compose up qdrant) "
+            "or check --qdrant-url"
+        ) from error
+    except UnexpectedResponse as error:
+        if error.status_code in (401, 403):
+            raise StoreError(
+                f"Qdrant server at {location} refused access (HTTP {error.status_code}): "
+                "check the API key"
+            ) from error
+        detail = error.content.decode(errors="replace").strip().splitlines()[:1]
+        raise StoreError(
+            f"Qdrant server at {location} answered HTTP {error.status_code}: {' '.join(detail)}"
+        ) from error
+
+
+def to_point_struct(point: Point) -> models.PointStruct:
+    vectors = {name: as_float32(v).tolist() for name, v in point.vectors.items()}
+    return models.PointStruct(id=point.id, vector=vectors, payload=point.payload)
+
+
+def to_stored(record: Any) -> StoredPoint:
+    vectors = record.vector if isinstance(record.vector, dict) else {}
+    return str(record.id), dict(record.payload or {}), {k: list(v) for k, v in vectors.items()}
+
+
+def to_filter(match: Match | None) -> models.Filter | None:
+    if match is None:
+        return None
+    must: list[models.Condition] = [to_condition(k, v) for k, v in match.fields.items()]
+    must += [
+        models.FieldCondition(key=key, range=models.Range(gte=low, lte=high))
+        for key, (low, high) in match.ranges.items()
+    ]
+    must_not: list[models.Condition] = [to_condition(k, v) for k, v in match.not_fields.items()]
+    if not must and not must_not:
+        return None
+    return models.Filter(must=must or None, must_not=must_not or None)
+
+
+def to_condition(key: str, value: FieldValue) -> models.FieldCondition:
+    if isinstance(value, list):
+        return models.FieldCondition(key=key, match=models.MatchAny(any=list(value)))
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))

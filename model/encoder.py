@@ -1,0 +1,254 @@
+"""UME-R1 encoder: discriminative and generative embeddings, with the generated reasoning.
+
+    encoder = Encoder.from_pretrained("zhibinlan/UME-R1-2B")
+    queries = encoder.encode_query(["a cat on a sofa"], mode="disc")
+    docs = encoder.encode_document([image_input("cat.jpg")], mode="both")
+    scores = queries.disc @ docs.disc.T
+
+`mode="disc"` is one forward pass cut at `<disc_emb>`; `mode="gen"`/`"both"` run one prefill
+and a decode loop that stops at `<gen_emb>` (see `model.generation`). Inputs are grouped by
+prompt length before batching, so padding is small and results do not depend on which other
+items share a call.
+
+`max_new_tokens` defaults to 8192 like the authors' inference. Capping it (e.g. 512) bounds the
+cost of a runaway generation; a row that hits the cap gets its gen embedding from its last
+token without having written `<gen_emb>`, which the model never saw in training, so gen quality
+for those rows drops. Typical generations are ~400 tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model import prompts
+from model.completion import parse_completion
+from model.generation import (
+    Sampling,
+    TokenIds,
+    disc_embeddings,
+    generate_embeddings,
+)
+from model.inputs import EmbedInput, PreparedInput, VisionBudget, collate, prepare, text_input
+
+DEFAULT_MODEL = "zhibinlan/UME-R1-2B"
+Mode = Literal["disc", "gen", "both"]
+InputLike = EmbedInput | str | Image.Image
+TokenCallback = Callable[[int, list[int]], None]  # (input index, its tokens so far)
+
+
+class ModelLoadError(Exception):
+    """A checkpoint that cannot be loaded; the message is one line saying what to do."""
+
+
+@dataclass
+class Encoded:
+    """Embeddings and generated text for a list of inputs, in input order."""
+
+    disc: np.ndarray | None  # (n, hidden) float32, L2-normalised
+    gen: np.ndarray | None  # (n, hidden) float32, L2-normalised
+    reasoning: list[str | None]
+    summary: list[str | None]
+    completion: list[str | None]  # raw generated text, None in disc mode
+
+    def __len__(self) -> int:
+        return len(self.reasoning)
+
+
+def _as_input(item: InputLike) -> EmbedInput:
+    if isinstance(item, EmbedInput):
+        return item
+    if isinstance(item, Image.Image):
+        return EmbedInput(image=item.convert("RGB"), kind="image")
+    return text_input(item)
+
+
+def document_task(item: EmbedInput) -> str:
+    """Candidate-side task text for an input of this kind."""
+    return prompts.DOCUMENT_TASKS[item.kind]
+
+
+def query_task(item: EmbedInput, target_kind: str = "image") -> str:
+    """Query-side task text: by what the query searches for, or by its own media."""
+    if item.video_frames is not None:
+        return prompts.QUERY_VIDEO_TASK
+    if item.image is not None:
+        return prompts.QUERY_IMAGE_WITH_TEXT_TASK if item.text else prompts.QUERY_IMAGE_TASK
+    return prompts.QUERY_TASKS.get(target_kind, prompts.QUERY_TASKS["image"])
+
+
+def task_text(item: EmbedInput, template: str) -> str:
+    """The item's own task overrides the template; the item's words fill `{text}`."""
+    template = item.task or template
+    if "{text}" in template:
+        return prompts.format_task(template, item.text)
+    return f"{template}\n{item.text}" if item.text else template
+
+
+class Encoder:
+    """A loaded UME-R1 model with its processor; see the module docstring."""
+
+    def __init__(self, model: Any, processor: Any, model_id: str, budget: VisionBudget | None = None):
+        self.model = model.eval()
+        self.processor = processor
+        self.model_id = model_id
+        self.budget = budget or VisionBudget()
+        self.token_ids = _token_ids(processor.tokenizer)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path = DEFAULT_MODEL,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+        attn_implementation: str = "sdpa",
+        budget: VisionBudget | None = None,
+    ) -> Encoder:
+        """Load a UME-R1 checkpoint (hub name or local directory) with its processor."""
+        from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+        name = str(name_or_path)
+        try:
+            processor = AutoProcessor.from_pretrained(name)
+            model = Qwen2VLForConditionalGeneration.from_pretrained(
+                name, dtype=dtype, attn_implementation=attn_implementation
+            )
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(_load_hint(name, error)) from error
+        return cls(model.to(device), processor, model_id=name, budget=budget)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.text_config.hidden_size)
+
+    def encode_query(self, inputs: Sequence[InputLike], target_kind: str = "image", **kwargs: Any) -> Encoded:
+        """Embed queries with the query-side task texts (by what they search for)."""
+        items = [_as_input(i) for i in inputs]
+        return self._encode(items, [task_text(i, query_task(i, target_kind)) for i in items], **kwargs)
+
+    def encode_document(self, inputs: Sequence[InputLike], **kwargs: Any) -> Encoded:
+        """Embed candidates (photos, video segments, pages, texts) with the document-side task texts."""
+        items = [_as_input(i) for i in inputs]
+        return self._encode(items, [task_text(i, document_task(i)) for i in items], **kwargs)
+
+    def encode(self, inputs: Sequence[InputLike], task: str | None = None, **kwargs: Any) -> Encoded:
+        """Embed inputs with an explicit task template (`{text}` = the input's words).
+
+        Without `task`, each input's own `task` or the document-side default is used.
+        """
+        items = [_as_input(i) for i in inputs]
+        return self._encode(items, [task_text(i, task or document_task(i)) for i in items], **kwargs)
+
+    def prepare(self, item: EmbedInput, task: str) -> PreparedInput:
+        """Processor tensors for one input (exposed so pipelines can prepare ahead of the model)."""
+        return prepare(self.processor, item, task, self.budget)
+
+    def _encode(self, items: list[EmbedInput], tasks: list[str], **kwargs: Any) -> Encoded:
+        prepared = [self.prepare(item, task) for item, task in zip(items, tasks, strict=True)]
+        return self.encode_prepared(prepared, **kwargs)
+
+    def encode_prepared(
+        self,
+        prepared: Sequence[PreparedInput],
+        mode: Mode = "both",
+        batch_size: int = 16,
+        max_new_tokens: int = 8192,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        on_tokens: TokenCallback | None = None,
+    ) -> Encoded:
+        """Embed prepared inputs, batching by prompt length; results come back in input order."""
+        if mode not in ("disc", "gen", "both"):
+            raise ValueError(f"mode must be disc, gen or both, not {mode!r}")
+        sampling = Sampling(max_new_tokens, do_sample, temperature, top_p, seed)
+        order = sorted(range(len(prepared)), key=lambda i: prepared[i].length, reverse=True)
+        result = _EmptyResult(len(prepared), self.hidden_size, mode)
+        for start in range(0, len(order), max(batch_size, 1)):
+            chunk = order[start : start + batch_size]
+            self._run_batch([prepared[i] for i in chunk], chunk, mode, sampling, result, on_tokens)
+        return result.finish(self.processor.tokenizer)
+
+    def _run_batch(self, items, indices, mode, sampling, result, on_tokens) -> None:
+        batch = {k: v.to(self.device) for k, v in collate(items, self.token_ids.pad).items()}
+        if mode == "disc":
+            result.disc[indices] = disc_embeddings(self.model, batch, self.token_ids).cpu().numpy()
+            return
+        on_step = _row_callback(indices, on_tokens) if on_tokens else None
+        out = generate_embeddings(self.model, batch, self.token_ids, sampling, mode == "both", on_step)
+        result.gen[indices] = out.gen.cpu().numpy()
+        if out.disc is not None:
+            result.disc[indices] = out.disc.cpu().numpy()
+        for index, completion in zip(indices, out.completions, strict=True):
+            result.completion_ids[index] = completion
+
+
+class _EmptyResult:
+    """Arrays filled batch by batch, then turned into an `Encoded`."""
+
+    def __init__(self, size: int, hidden: int, mode: Mode) -> None:
+        self.disc = np.zeros((size, hidden), np.float32) if mode in ("disc", "both") else None
+        self.gen = np.zeros((size, hidden), np.float32) if mode in ("gen", "both") else None
+        self.completion_ids: list[list[int] | None] = [None] * size
+
+    def finish(self, tokenizer: Any) -> Encoded:
+        texts = [
+            None if ids is None else tokenizer.decode(ids, skip_special_tokens=True)
+            for ids in self.completion_ids
+        ]
+        parsed = [None if t is None else parse_completion(t) for t in texts]
+        return Encoded(
+            disc=self.disc,
+            gen=self.gen,
+            reasoning=[p.reasoning if p else None for p in parsed],
+            summary=[p.summary if p else None for p in parsed],
+            completion=texts,
+        )
+
+
+def _row_callback(indices: list[int], on_tokens: TokenCallback):
+    so_far: dict[int, list[int]] = {}
+
+    def on_step(rows: list[int], tokens: list[int]) -> None:
+        for row, token in zip(rows, tokens, strict=True):
+            so_far.setdefault(row, []).append(token)
+            on_tokens(indices[row], so_far[row])
+
+    return on_step
+
+
+def _token_ids(tokenizer: Any) -> TokenIds:
+    """Look the UME tokens up; a checkpoint without them is not a UME-R1 model."""
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (prompts.GEN_EMB_TOKEN, prompts.DISC_EMB_TOKEN, "<|im_end|>")}
+    missing = [t for t, i in ids.items() if i is None or i == tokenizer.unk_token_id]
+    if missing:
+        raise ModelLoadError(
+            f"the tokenizer has no {', '.join(missing)} token: this is not a UME-R1 checkpoint "
+            "(use zhibinlan/UME-R1-2B or -7B, or `ume build-tiny-model DIR` for a test model)"
+        )
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else ids["<|im_end|>"]
+    return TokenIds(ids[prompts.GEN_EMB_TOKEN], ids[prompts.DISC_EMB_TOKEN], ids["<|im_end|>"], pad)
+
+
+def _load_hint(name: str, error: BaseException) -> str:
+    where = "local directory" if Path(name).exists() else "model name or directory"
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"cannot load UME-R1 model from {where} '{name}' ({reason[:200]}). Check the path or, offline, "
+        "make a test model with `ume build-tiny-model DIR` and pass --model DIR"
+    )

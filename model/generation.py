@@ -1,0 +1,265 @@
+"""Both UME-R1 embeddings from one call: disc from the prefill, gen from a stopping decode.
+
+Why a decode loop of our own instead of `generate(output_hidden_states=True)`:
+- `generate` materialises the hidden states of every layer at every step; we keep only the last
+  layer's state at the single step whose input is `<gen_emb>`.
+- rows stop as soon as they have consumed `<gen_emb>` (it is followed only by `<|im_end|>`),
+  and finished rows are dropped from the KV cache, so a long generation does not hold the whole
+  batch hostage;
+- the disc embedding comes from the same prefill that starts generation.
+
+Extraction rules (UME-R1 §1): disc = last-layer state AT the last `<disc_emb>` of the prompt;
+gen = last-layer state of the step whose input is `<gen_emb>`; when a row ends without one
+(`<|im_end|>` or the token cap), the state of its last completion token is used instead.
+Both are L2-normalised float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+# Drop finished rows from the cache once this share of the batch is dead; compacting copies the
+# whole cache, so doing it for every single finished row would cost more than it saves.
+COMPACT_DEAD_FRACTION = 0.125
+
+StepCallback = Callable[[list[int], list[int]], None]  # (original row indices, new token ids)
+
+
+@dataclass(frozen=True)
+class TokenIds:
+    """Token ids the loop needs, looked up through the tokenizer of the checkpoint."""
+
+    gen_emb: int
+    disc_emb: int
+    eos: int
+    pad: int
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings. Greedy by default; sampling is for pass@k and RL rollouts."""
+
+    max_new_tokens: int = 8192
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class BatchEmbeddings:
+    disc: torch.Tensor | None  # (batch, hidden) float32, L2-normalised
+    gen: torch.Tensor | None  # (batch, hidden) float32, L2-normalised
+    completions: list[list[int]]  # generated ids per row, terminal token included
+
+
+def normalise(vectors: torch.Tensor) -> torch.Tensor:
+    return F.normalize(vectors.float(), dim=-1)
+
+
+def last_token_positions(input_ids: torch.Tensor, token_id: int) -> torch.Tensor:
+    """(batch,) index of the last occurrence of `token_id` per row; -1 where absent."""
+    hits = input_ids == token_id
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    return torch.where(hits, positions, -1).max(dim=1).values
+
+
+def rope_positions(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(3, batch, length) multimodal RoPE positions of a left-padded batch."""
+    position_ids, _ = model.model.get_rope_index(
+        batch["input_ids"],
+        mm_token_type_ids=batch["mm_token_type_ids"],
+        image_grid_thw=batch.get("image_grid_thw"),
+        video_grid_thw=batch.get("video_grid_thw"),
+        attention_mask=batch["attention_mask"],
+    )
+    return position_ids
+
+
+def run_prefill(model, batch: dict[str, torch.Tensor], use_cache: bool):
+    """One forward over the prompts through the base model (no LM head over every position)."""
+    return model.model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        position_ids=rope_positions(model, batch),
+        pixel_values=batch.get("pixel_values"),
+        image_grid_thw=batch.get("image_grid_thw"),
+        pixel_values_videos=batch.get("pixel_values_videos"),
+        video_grid_thw=batch.get("video_grid_thw"),
+        mm_token_type_ids=batch["mm_token_type_ids"],
+        use_cache=use_cache,
+    )
+
+
+def truncate_after(batch: dict[str, torch.Tensor], column: int) -> dict[str, torch.Tensor]:
+    """Keep token columns [0, column]; vision tensors are untouched (they come earlier)."""
+    sequence_keys = ("input_ids", "attention_mask", "mm_token_type_ids")
+    return {k: (v[:, : column + 1] if k in sequence_keys else v) for k, v in batch.items()}
+
+
+@torch.inference_mode()
+def disc_embeddings(model, batch: dict[str, torch.Tensor], ids: TokenIds) -> torch.Tensor:
+    """Disc embeddings only: the prompt is cut right after `<disc_emb>`.
+
+    Attention is causal, so nothing after `<disc_emb>` can change its state. With left padding
+    every prompt ends in the same instruction suffix, so `<disc_emb>` sits in one column and the
+    ~60-token suffix need not be computed at all.
+    """
+    positions = last_token_positions(batch["input_ids"], ids.disc_emb)
+    if bool((positions < 0).any()):
+        raise ValueError("a prompt lacks the <disc_emb> token: the checkpoint's tokenizer is not UME-R1's")
+    if bool((positions == positions[0]).all()):
+        batch = truncate_after(batch, int(positions[0]))
+    hidden = run_prefill(model, batch, use_cache=False).last_hidden_state  # (batch, length, hidden)
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    return normalise(hidden[rows, positions])
+
+
+def pick_next_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> torch.Tensor:
+    """(rows, vocab) logits -> (rows,) next token ids."""
+    if not sampling.do_sample:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / max(sampling.temperature, 1e-5), dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        keep = sorted_probs.cumsum(dim=-1) - sorted_probs < sampling.top_p
+        sorted_probs = sorted_probs * keep
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class _DecodeState:
+    """Rows still in the cache, their next input token, positions and attention mask."""
+
+    def __init__(self, first_tokens, attention_mask, next_positions, cache) -> None:
+        self.rows = torch.arange(first_tokens.shape[0], device=first_tokens.device)  # original index
+        self.tokens = first_tokens  # (rows,) input of the next step
+        self.attention_mask = attention_mask  # (rows, length so far)
+        self.next_positions = next_positions  # (rows,) RoPE position of the next input
+        self.cache = cache
+        self.alive = torch.ones_like(self.rows, dtype=torch.bool)
+
+    def compact(self) -> None:
+        keep = self.alive.nonzero().squeeze(-1)
+        self.cache.batch_select_indices(keep)
+        self.rows, self.tokens = self.rows[keep], self.tokens[keep]
+        self.attention_mask, self.next_positions = self.attention_mask[keep], self.next_positions[keep]
+        self.alive = self.alive[keep]
+
+
+def _decode_step(model, state: _DecodeState) -> torch.Tensor:
+    """Feed each row's pending token; returns the last-layer states (rows, hidden)."""
+    ones = torch.ones_like(state.tokens).unsqueeze(1)
+    state.attention_mask = torch.cat([state.attention_mask, ones], dim=1)
+    positions = state.next_positions.view(1, -1, 1).expand(3, -1, 1)
+    out = model.model.language_model(
+        input_ids=state.tokens.unsqueeze(1),
+        attention_mask=state.attention_mask,
+        position_ids=positions,
+        cache=state.cache,
+        use_cache=True,
+    )
+    state.next_positions = state.next_positions + 1
+    return out.last_hidden_state[:, -1]
+
+
+@torch.inference_mode()
+def generate_embeddings(
+    model,
+    batch: dict[str, torch.Tensor],
+    ids: TokenIds,
+    sampling: Sampling,
+    want_disc: bool = True,
+    on_step: StepCallback | None = None,
+) -> BatchEmbeddings:
+    """Prefill (disc), then decode until each row has consumed `<gen_emb>` (gen)."""
+    size = batch["input_ids"].shape[0]
+    generator = torch.Generator(device=batch["input_ids"].device) if sampling.seed is not None else None
+    if generator is not None:
+        generator.manual_seed(sampling.seed)
+    prefill = run_prefill(model, batch, use_cache=True)
+    hidden = prefill.last_hidden_state  # (batch, length, hidden)
+    disc = None
+    if want_disc:
+        positions = last_token_positions(batch["input_ids"], ids.disc_emb)
+        disc = normalise(hidden[torch.arange(size, device=hidden.device), positions])
+    first = pick_next_tokens(model.lm_head(hidden[:, -1]), sampling, generator)
+    next_positions = rope_positions(model, batch)[0, :, -1] + 1
+    state = _DecodeState(first, batch["attention_mask"], next_positions, prefill.cache)
+    completions: list[list[int]] = [[] for _ in range(size)]
+    gen = torch.zeros(size, hidden.shape[-1], dtype=torch.float32, device=hidden.device)
+    _record(state, completions, on_step)
+    while bool(state.alive.any()):
+        closing = _closing_rows(state, completions, ids, sampling.max_new_tokens)
+        step_hidden = _decode_step(model, state)
+        gen[state.rows[closing]] = step_hidden[closing].float()
+        state.alive &= ~closing
+        running = state.alive.nonzero().squeeze(-1)
+        if running.numel():
+            state.tokens[running] = pick_next_tokens(model.lm_head(step_hidden[running]), sampling, generator)
+            _record(state, completions, on_step, running)
+        if (~state.alive).float().mean() >= COMPACT_DEAD_FRACTION and running.numel():
+            state.compact()
+    return BatchEmbeddings(disc=disc, gen=normalise(gen), completions=completions)
+
+
+def _record(state: _DecodeState, completions, on_step, which: torch.Tensor | None = None) -> None:
+    which = torch.arange(state.rows.shape[0], device=state.rows.device) if which is None else which
+    rows, tokens = state.rows[which].tolist(), state.tokens[which].tolist()
+    for row, token in zip(rows, tokens, strict=True):
+        completions[row].append(token)
+    if on_step is not None:
+        on_step(rows, tokens)
+
+
+def _closing_rows(state: _DecodeState, completions, ids: TokenIds, max_new_tokens: int) -> torch.Tensor:
+    """Rows whose pending token is their last: `<gen_emb>`, `<|im_end|>`, or the cap reached."""
+    terminal = (state.tokens == ids.gen_emb) | (state.tokens == ids.eos)
+    lengths = torch.tensor([len(completions[r]) for r in state.rows.tolist()], device=state.tokens.device)
+    return state.alive & (terminal | (lengths >= max_new_tokens))
+
+
+@torch.inference_mode()
+def teacher_forced_gen_embeddings(
+    model, batch: dict[str, torch.Tensor], completions: list[list[int]], ids: TokenIds
+) -> torch.Tensor:
+    """Gen embeddings from one forward over prompt + completion (no generation).
+
+    The reference the decode loop must agree with, and what training uses: the state at the
+    last `<gen_emb>` of the completion, else at the completion's last token.
+    """
+    full = append_completions(batch, completions, ids.pad)
+    hidden = run_prefill(model, full, use_cache=False).last_hidden_state
+    return normalise(hidden[torch.arange(hidden.shape[0]), gen_positions(full, completions, ids)])
+
+
+def append_completions(batch: dict[str, torch.Tensor], completions: list[list[int]], pad: int) -> dict[str, torch.Tensor]:
+    """Prompt + completion per row, re-padded on the left so every sequence ends at the edge."""
+    prompt_ids, mask = batch["input_ids"], batch["attention_mask"].bool()
+    rows = [torch.cat([prompt_ids[r][mask[r]], torch.tensor(c, dtype=torch.long)]) for r, c in enumerate(completions)]
+    types = [torch.cat([batch["mm_token_type_ids"][r][mask[r]], torch.zeros(len(c), dtype=torch.long)]) for r, c in enumerate(completions)]
+    width = max(len(r) for r in rows)
+    out = dict(batch)
+    out["input_ids"] = torch.full((len(rows), width), pad, dtype=torch.long)
+    out["attention_mask"] = torch.zeros((len(rows), width), dtype=torch.long)
+    out["mm_token_type_ids"] = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, (row, kinds) in enumerate(zip(rows, types, strict=True)):
+        out["input_ids"][r, width - len(row) :] = row
+        out["attention_mask"][r, width - len(row) :] = 1
+        out["mm_token_type_ids"][r, width - len(row) :] = kinds
+    return out
+
+
+def gen_positions(full: dict[str, torch.Tensor], completions: list[list[int]], ids: TokenIds) -> torch.Tensor:
+    """Where to read gen in a prompt+completion batch: the completion's last `<gen_emb>`, else its end."""
+    width = full["input_ids"].shape[1]
+    positions = []
+    for completion in completions:
+        marks = [i for i, token in enumerate(completion) if token == ids.gen_emb]
+        offset = marks[-1] if marks else len(completion) - 1
+        positions.append(width - len(completion) + offset)
+    return torch.tensor(positions)

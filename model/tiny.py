@@ -1,0 +1,143 @@
+"""Build a tiny random UME-R1-shaped checkpoint, fully offline.
+
+Weights and data sets cannot be fetched in tests, so the project builds its own miniature
+Qwen2-VL: the same classes, processor, chat template and added tokens as a released UME-R1
+checkpoint, only small. It is saved as an ordinary checkpoint directory, so every other path
+(`Encoder.from_pretrained`, training, indexing, the UI) runs the real loading code on it.
+
+Design decisions:
+- Byte-level tokenizer (256 byte tokens, no merges): round-trips any UTF-8 text with no files.
+- The Qwen special tokens come next, in Qwen's order, then `<gen_emb>` and `<disc_emb>` as plain
+  added tokens (not special, so decoding keeps them), as in the released checkpoints.
+- `<gen_emb>` / `<disc_emb>` input rows start as copies of `<|object_ref_end|>` /
+  `<|object_ref_start|>`, the initialisation the method prescribes.
+- Vision patching (patch 14, merge 2, temporal patch 2) matches the real model, so the stock
+  image and video processors produce the same grids as for a released checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import pre_tokenizers
+from transformers import (
+    Qwen2Tokenizer,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessor,
+    Qwen2VLProcessor,
+    Qwen2VLVideoProcessor,
+)
+
+from model.prompts import DISC_EMB_TOKEN, GEN_EMB_TOKEN, QWEN2_VL_CHAT_TEMPLATE
+
+QWEN_SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+TEXT_HIDDEN = 128
+VISION_EMBED = 64
+
+
+def build_tokenizer() -> Qwen2Tokenizer:
+    """A byte-level Qwen2 tokenizer with the Qwen special tokens and the two UME tokens."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {char: index for index, char in enumerate(alphabet)}
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=[],
+        unk_token=None,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIAL_TOKENS)})
+    tokenizer.add_tokens([GEN_EMB_TOKEN, DISC_EMB_TOKEN], special_tokens=False)
+    tokenizer.chat_template = QWEN2_VL_CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_config(tokenizer: Qwen2Tokenizer) -> Qwen2VLConfig:
+    """A Qwen2-VL config small enough to run in milliseconds on a CPU."""
+    ids = tokenizer.convert_tokens_to_ids
+    text_config = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": TEXT_HIDDEN,
+        "intermediate_size": 4 * TEXT_HIDDEN,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
+        # mrope sections sum to head_dim / 2 (head_dim = 128 / 4 = 32).
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]},
+        "bos_token_id": ids("<|endoftext|>"),
+        "eos_token_id": ids("<|im_end|>"),
+        "pad_token_id": ids("<|endoftext|>"),
+    }
+    vision_config = {
+        "depth": 2,
+        "embed_dim": VISION_EMBED,
+        "hidden_size": TEXT_HIDDEN,
+        "num_heads": 4,
+        "mlp_ratio": 2,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
+    return Qwen2VLConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )
+
+
+def init_ume_token_rows(model: Qwen2VLForConditionalGeneration, tokenizer: Qwen2Tokenizer) -> None:
+    """Copy `<|object_ref_end|>` into `<gen_emb>` and `<|object_ref_start|>` into `<disc_emb>`."""
+    ids = tokenizer.convert_tokens_to_ids
+    table = model.get_input_embeddings().weight
+    with torch.no_grad():
+        table[ids(GEN_EMB_TOKEN)] = table[ids("<|object_ref_end|>")]
+        table[ids(DISC_EMB_TOKEN)] = table[ids("<|object_ref_start|>")]
+
+
+def build_processor(tokenizer: Qwen2Tokenizer) -> Qwen2VLProcessor:
+    """The stock Qwen2-VL processor (image + video) around the tiny tokenizer."""
+    return Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=QWEN2_VL_CHAT_TEMPLATE,
+    )
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
+    """Write a tiny random UME-R1 checkpoint to `out_dir` and return the directory."""
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer()
+    model = Qwen2VLForConditionalGeneration(build_config(tokenizer))
+    init_ume_token_rows(model, tokenizer)
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    build_processor(tokenizer).save_pretrained(out_dir)
+    return out_dir
