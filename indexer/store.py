@@ -119,31 +119,74 @@ class Hit:
 
 
 class Store(Protocol):
-    """The operations the indexer and the search service need, and nothing more."""
+    """The operations the indexer and the search service need, and nothing more.
 
-    def create_collection(self, name: str, info: CollectionInfo) -> None: ...
-    def collection_info(self, name: str) -> CollectionInfo | None: ...
-    def list_collections(self) -> list[str]: ...
-    def drop_collection(self, name: str) -> None: ...
-    def upsert(self, name: str, points: Sequence[Point]) -> None: ...
-    def delete(self, name: str, ids: Sequence[str]) -> None: ...
-    def delete_where(self, name: str, match: Match) -> None: ...
+    Every method but `collection_info`, `list_collections`, `drop_collection` and
+    `create_collection` raises StoreError for a collection that does not exist.
+    """
+
+    def create_collection(self, name: str, info: CollectionInfo) -> None:
+        """Create vectors and payload indexes; a no-op when it exists with the same info."""
+        ...
+
+    def collection_info(self, name: str) -> CollectionInfo | None:
+        """The info recorded at creation; None when there is no such collection."""
+        ...
+
+    def list_collections(self) -> list[str]:
+        """Names of ume collections, sorted."""
+        ...
+
+    def drop_collection(self, name: str) -> None:
+        """Delete the collection and its points; a no-op when it does not exist."""
+        ...
+
+    def upsert(self, name: str, points: Sequence[Point]) -> None:
+        """Insert or replace points by id; durable when it returns."""
+        ...
+
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        """Delete points by id; unknown ids are ignored."""
+        ...
+
+    def delete_where(self, name: str, match: Match) -> None:
+        """Delete every point `match` selects (an empty Match selects every point)."""
+        ...
+
     def scroll(
         self,
         name: str,
         match: Match | None = None,
         with_vectors: bool = False,
         batch: int = 1000,
-    ) -> Iterator[StoredPoint]: ...
+    ) -> Iterator[StoredPoint]:
+        """Every matching point, vector-less records included, in id order, `batch` at a time."""
+        ...
+
     def retrieve(
         self, name: str, ids: Sequence[str], with_vectors: bool = False
-    ) -> list[StoredPoint]: ...
-    def count(self, name: str, match: Match | None = None) -> int: ...
+    ) -> list[StoredPoint]:
+        """The points with these ids, in the order asked; missing ids are left out."""
+        ...
+
+    def count(self, name: str, match: Match | None = None) -> int:
+        """Exact number of matching points, vector-less records included."""
+        ...
+
     def search(
         self, name: str, vector: str, query: np.ndarray, limit: int, match: Match | None = None
-    ) -> list[Hit]: ...
-    def finalize(self, name: str) -> None: ...
-    def close(self) -> None: ...
+    ) -> list[Hit]:
+        """Nearest points by cosine on the named vector, best first (vector-less ones never)."""
+        ...
+
+    def finalize(self, name: str) -> None:
+        """End of an indexing run: build search indexes where the engine needs to be told."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release files, locks or connections; safe to call twice."""
+        ...
+
     def __enter__(self) -> Store: ...
     def __exit__(
         self,
@@ -187,8 +230,24 @@ def check_info(info: CollectionInfo) -> None:
         raise ValueError(f"dim must be positive, got {info.dim}")
 
 
+def needs_creation(name: str, existing: CollectionInfo | None, wanted: CollectionInfo) -> bool:
+    """False when the collection already exists as wanted; StoreError when it holds another."""
+    if existing is None:
+        return True
+    if existing == wanted:
+        return False
+    raise StoreError(
+        f"collection {name!r} already exists for {existing.model_id} ({existing.dim}-d, schema "
+        f"{existing.schema_version}): drop it or choose another name"
+    )
+
+
 def missing_collection(name: str, where: str) -> StoreError:
     return StoreError(f"no collection {name!r} in {where}: index some folders first")
+
+
+def closed_error(where: str) -> StoreError:
+    return StoreError(f"the index at {where} was closed: open it again")
 
 
 def in_use_error(where: str) -> StoreError:

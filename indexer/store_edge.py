@@ -62,8 +62,10 @@ from indexer.store import (
     check_info,
     check_points,
     check_vector,
+    closed_error,
     in_use_error,
     missing_collection,
+    needs_creation,
 )
 
 try:
@@ -101,15 +103,10 @@ class EdgeStore(ClosesOnExit):
         self._closed = False
 
     def create_collection(self, name: str, info: CollectionInfo) -> None:
+        self._check_open()
         check_info(info)
-        existing = self.collection_info(name)
-        if existing == info:
+        if not needs_creation(name, self.collection_info(name), info):
             return
-        if existing is not None:
-            raise StoreError(
-                f"collection {name!r} already exists for {existing.model_id} "
-                f"({existing.dim}-d): drop it or choose another name"
-            )
         folder = self._collections_dir / name
         shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted creation
         shard = EdgeShard.create(str(folder / SHARD_DIR), self._config(info))
@@ -122,6 +119,7 @@ class EdgeStore(ClosesOnExit):
             self._infos[name] = info
 
     def collection_info(self, name: str) -> CollectionInfo | None:
+        self._check_open()
         check_collection_name(name)
         if name in self._infos:
             return self._infos[name]
@@ -131,6 +129,7 @@ class EdgeStore(ClosesOnExit):
         return info
 
     def list_collections(self) -> list[str]:
+        self._check_open()
         folders = self._collections_dir.iterdir()
         return sorted(f.name for f in folders if (f / INFO_FILE).is_file())
 
@@ -211,6 +210,10 @@ class EdgeStore(ClosesOnExit):
         shard.optimize()
         shard.flush()
 
+    def indexed_vector_count(self, name: str) -> int:
+        """Vectors already in an HNSW graph (0 until `finalize` indexes a large enough segment)."""
+        return self._shard(name).info().indexed_vectors_count
+
     def close(self) -> None:
         self._closed = True
         with self._opening:
@@ -228,9 +231,12 @@ class EdgeStore(ClosesOnExit):
             raise missing_collection(name, f"the index at {self.data_dir}")
         return info
 
-    def _shard(self, name: str) -> EdgeShard:
+    def _check_open(self) -> None:
         if self._closed:
-            raise StoreError(f"the index at {self.data_dir} was closed: open it again")
+            raise closed_error(str(self.data_dir))
+
+    def _shard(self, name: str) -> EdgeShard:
+        self._check_open()
         self._info(name)
         with self._opening:
             if name not in self._shards:

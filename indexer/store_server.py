@@ -40,8 +40,10 @@ from indexer.store import (
     check_info,
     check_points,
     check_vector,
+    closed_error,
     in_use_error,
     missing_collection,
+    needs_creation,
 )
 
 INFO_KEY = "ume_collection"  # collection-metadata key that marks a collection as ours
@@ -80,18 +82,13 @@ class ServerStore(ClosesOnExit):
         self.location = location
         self._client = connect(location, api_key)
         self._infos: dict[str, CollectionInfo] = {}
+        self._closed = False
 
     @translate_errors
     def create_collection(self, name: str, info: CollectionInfo) -> None:
         check_info(info)
-        existing = self.collection_info(name)
-        if existing == info:
+        if not needs_creation(name, self.collection_info(name), info):
             return
-        if existing is not None:
-            raise StoreError(
-                f"collection {name!r} already exists for {existing.model_id} "
-                f"({existing.dim}-d): drop it or choose another name"
-            )
         if self._client.collection_exists(name):
             raise StoreError(
                 f"Qdrant at {self.location} already has a collection {name!r} that ume did not "
@@ -107,6 +104,7 @@ class ServerStore(ClosesOnExit):
 
     @translate_errors
     def collection_info(self, name: str) -> CollectionInfo | None:
+        self._check_open()
         check_collection_name(name)
         if name in self._infos:
             return self._infos[name]
@@ -121,6 +119,7 @@ class ServerStore(ClosesOnExit):
 
     @translate_errors
     def list_collections(self) -> list[str]:
+        self._check_open()
         names = [c.name for c in self._client.get_collections().collections]
         return sorted(n for n in names if self.collection_info(n) is not None)
 
@@ -210,7 +209,13 @@ class ServerStore(ClosesOnExit):
         self._info(name)
 
     def close(self) -> None:
-        self._client.close()
+        if not self._closed:
+            self._closed = True
+            self._client.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed_error(self.location)
 
     def _info(self, name: str) -> CollectionInfo:
         info = self.collection_info(name)

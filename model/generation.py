@@ -22,6 +22,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from model.kv_cache import growing_cache
+from model.lean_step import AttentionBias, lean_decode_step
+
 # Drop finished rows from the cache once this share of the batch is dead; compacting copies the
 # whole cache, so doing it for every single finished row would cost more than it saves.
 COMPACT_DEAD_FRACTION = 0.125
@@ -80,8 +83,13 @@ def rope_positions(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return position_ids
 
 
-def run_prefill(model, batch: dict[str, torch.Tensor], use_cache: bool):
-    """One forward over the prompts through the base model (no LM head over every position)."""
+def run_prefill(model, batch: dict[str, torch.Tensor], use_cache: bool, reserve: int = 0):
+    """One forward over the prompts through the base model (no LM head over every position).
+
+    With `use_cache`, the KV cache keeps `reserve` tokens of headroom for the decode.
+    """
+    layers = model.config.text_config.num_hidden_layers
+    cache = growing_cache(layers, reserve) if use_cache else None
     return model.model(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
@@ -91,6 +99,7 @@ def run_prefill(model, batch: dict[str, torch.Tensor], use_cache: bool):
         pixel_values_videos=batch.get("pixel_values_videos"),
         video_grid_thw=batch.get("video_grid_thw"),
         mm_token_type_ids=batch["mm_token_type_ids"],
+        cache=cache,
         use_cache=use_cache,
     )
 
@@ -133,38 +142,38 @@ def pick_next_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.
 
 
 class _DecodeState:
-    """Rows still in the cache, their next input token, positions and attention mask."""
+    """Rows still in the cache, kept on the device so a step needs no host round trip.
 
-    def __init__(self, first_tokens, attention_mask, next_positions, cache) -> None:
-        self.rows = torch.arange(first_tokens.shape[0], device=first_tokens.device)  # original index
-        self.tokens = first_tokens  # (rows,) input of the next step
-        self.attention_mask = attention_mask  # (rows, length so far)
-        self.next_positions = next_positions  # (rows,) RoPE position of the next input
-        self.cache = cache
-        self.alive = torch.ones_like(self.rows, dtype=torch.bool)
+    `rows` maps each cache row to its input index; `tokens` is each row's next input; rows that
+    have consumed their last token are dead until the next compaction removes them.
+    """
 
-    def compact(self) -> None:
+    def __init__(self, first_tokens, attention_mask, next_positions, cache, reserve: int, hidden: torch.Tensor) -> None:
+        device = first_tokens.device
+        self.rows = torch.arange(first_tokens.shape[0], device=device)
+        self.tokens = first_tokens
+        self.positions = next_positions  # (rows,) RoPE position of the next input
+        self.lengths = torch.ones_like(first_tokens)  # tokens generated so far (the first is pending)
+        self.alive = torch.ones_like(first_tokens, dtype=torch.bool)
+        self.captured = hidden.new_zeros(first_tokens.shape[0], hidden.shape[-1])  # state read at the last token
+        self.caches = list(cache.layers)
+        self.bias = AttentionBias(attention_mask, reserve, hidden.dtype)
+
+    def compact(self, gen: torch.Tensor) -> None:
+        """Store the captured states of dead rows, then drop those rows everywhere."""
+        dead = ~self.alive
+        gen[self.rows[dead]] = self.captured[dead]
         keep = self.alive.nonzero().squeeze(-1)
-        self.cache.batch_select_indices(keep)
-        self.rows, self.tokens = self.rows[keep], self.tokens[keep]
-        self.attention_mask, self.next_positions = self.attention_mask[keep], self.next_positions[keep]
-        self.alive = self.alive[keep]
+        for layer in self.caches:
+            layer.batch_select_indices(keep)
+        self.bias.select(keep)
+        for name in ("rows", "tokens", "positions", "lengths", "alive", "captured"):
+            setattr(self, name, getattr(self, name)[keep])
 
 
-def _decode_step(model, state: _DecodeState) -> torch.Tensor:
-    """Feed each row's pending token; returns the last-layer states (rows, hidden)."""
-    ones = torch.ones_like(state.tokens).unsqueeze(1)
-    state.attention_mask = torch.cat([state.attention_mask, ones], dim=1)
-    positions = state.next_positions.view(1, -1, 1).expand(3, -1, 1)
-    out = model.model.language_model(
-        input_ids=state.tokens.unsqueeze(1),
-        attention_mask=state.attention_mask,
-        position_ids=positions,
-        cache=state.cache,
-        use_cache=True,
-    )
-    state.next_positions = state.next_positions + 1
-    return out.last_hidden_state[:, -1]
+# How often (in steps) the loop looks at the host side: finished? compact? A dead row costs one
+# wasted row-step until then; looking every step would stall the device on every token.
+CHECK_EVERY = 8
 
 
 @torch.inference_mode()
@@ -177,50 +186,65 @@ def generate_embeddings(
     on_step: StepCallback | None = None,
 ) -> BatchEmbeddings:
     """Prefill (disc), then decode until each row has consumed `<gen_emb>` (gen)."""
-    size = batch["input_ids"].shape[0]
-    generator = torch.Generator(device=batch["input_ids"].device) if sampling.seed is not None else None
-    if generator is not None:
+    size, device = batch["input_ids"].shape[0], batch["input_ids"].device
+    generator = None
+    if sampling.seed is not None:
+        generator = torch.Generator(device=device)
         generator.manual_seed(sampling.seed)
-    prefill = run_prefill(model, batch, use_cache=True)
+    reserve = min(sampling.max_new_tokens, 1024) + 1
+    prefill = run_prefill(model, batch, use_cache=True, reserve=reserve)
     hidden = prefill.last_hidden_state  # (batch, length, hidden)
     disc = None
     if want_disc:
         positions = last_token_positions(batch["input_ids"], ids.disc_emb)
-        disc = normalise(hidden[torch.arange(size, device=hidden.device), positions])
+        disc = normalise(hidden[torch.arange(size, device=device), positions])
     first = pick_next_tokens(model.lm_head(hidden[:, -1]), sampling, generator)
     next_positions = rope_positions(model, batch)[0, :, -1] + 1
-    state = _DecodeState(first, batch["attention_mask"], next_positions, prefill.cache)
-    completions: list[list[int]] = [[] for _ in range(size)]
-    gen = torch.zeros(size, hidden.shape[-1], dtype=torch.float32, device=hidden.device)
-    _record(state, completions, on_step)
-    while bool(state.alive.any()):
-        closing = _closing_rows(state, completions, ids, sampling.max_new_tokens)
-        step_hidden = _decode_step(model, state)
-        gen[state.rows[closing]] = step_hidden[closing].float()
-        state.alive &= ~closing
-        running = state.alive.nonzero().squeeze(-1)
-        if running.numel():
-            state.tokens[running] = pick_next_tokens(model.lm_head(step_hidden[running]), sampling, generator)
-            _record(state, completions, on_step, running)
-        if (~state.alive).float().mean() >= COMPACT_DEAD_FRACTION and running.numel():
-            state.compact()
+    state = _DecodeState(first, batch["attention_mask"], next_positions, prefill.cache, reserve, hidden)
+    generated = torch.full((size, sampling.max_new_tokens + 1), ids.pad, dtype=torch.long, device=device)
+    generated[:, 0] = first
+    lengths = torch.ones(size, dtype=torch.long, device=device)
+    gen = torch.zeros(size, hidden.shape[-1], dtype=hidden.dtype, device=device)
+    if on_step is not None:
+        on_step(list(range(size)), first.tolist())
+    _decode_loop(model, state, generated, lengths, gen, ids, sampling, generator, on_step)
+    completions = [row[:n].tolist() for row, n in zip(generated.cpu(), lengths.tolist(), strict=True)]
     return BatchEmbeddings(disc=disc, gen=normalise(gen), completions=completions)
 
 
-def _record(state: _DecodeState, completions, on_step, which: torch.Tensor | None = None) -> None:
-    which = torch.arange(state.rows.shape[0], device=state.rows.device) if which is None else which
-    rows, tokens = state.rows[which].tolist(), state.tokens[which].tolist()
-    for row, token in zip(rows, tokens, strict=True):
-        completions[row].append(token)
-    if on_step is not None:
-        on_step(rows, tokens)
+def _decode_loop(model, state, generated, lengths, gen, ids, sampling, generator, on_step) -> None:
+    text_model, cap = model.model.language_model, sampling.max_new_tokens
+    step = 0
+    while True:
+        step += 1
+        # A row's pending token is its last when it is <gen_emb>, <|im_end|>, or the cap is reached.
+        closing = state.alive & ((state.tokens == ids.gen_emb) | (state.tokens == ids.eos) | (state.lengths >= cap))
+        step_hidden = lean_decode_step(text_model, state.tokens, state.positions, state.caches, state.bias.step())
+        state.captured = torch.where(closing.unsqueeze(-1), step_hidden, state.captured)
+        state.alive = state.alive & ~closing
+        state.positions = state.positions + 1
+        next_tokens = pick_next_tokens(model.lm_head(step_hidden), sampling, generator)
+        state.tokens = torch.where(state.alive, next_tokens, ids.pad)
+        # Dead rows write into the spare last column, so the write needs no host-side filter.
+        column = torch.where(state.alive, state.lengths, cap)
+        generated[state.rows, column] = state.tokens
+        state.lengths = state.lengths + state.alive.long()
+        lengths[state.rows] = torch.minimum(state.lengths, lengths.new_tensor(cap))
+        if on_step is not None:
+            _report(state, on_step)
+        if step % CHECK_EVERY == 0 or on_step is not None:
+            alive = int(state.alive.sum())
+            if alive == 0:
+                break
+            if alive <= (1 - COMPACT_DEAD_FRACTION) * state.alive.shape[0]:
+                state.compact(gen)
+    dead = ~state.alive
+    gen[state.rows[dead]] = state.captured[dead]
 
 
-def _closing_rows(state: _DecodeState, completions, ids: TokenIds, max_new_tokens: int) -> torch.Tensor:
-    """Rows whose pending token is their last: `<gen_emb>`, `<|im_end|>`, or the cap reached."""
-    terminal = (state.tokens == ids.gen_emb) | (state.tokens == ids.eos)
-    lengths = torch.tensor([len(completions[r]) for r in state.rows.tolist()], device=state.tokens.device)
-    return state.alive & (terminal | (lengths >= max_new_tokens))
+def _report(state: _DecodeState, on_step: StepCallback) -> None:
+    alive = state.alive.nonzero().squeeze(-1)
+    on_step(state.rows[alive].tolist(), state.tokens[alive].tolist())
 
 
 @torch.inference_mode()

@@ -49,8 +49,9 @@ class Side:
     """One side of a pair (a query or a candidate), as plain data.
 
     `instruction` is the dataset's task instruction (MMEB's `qry_inst` / `tgt_inst`), `text`
-    the content. Turning it into a model input is one line:
-    `EmbedInput(text=s.text, image=s.image, video_frames=s.load_video_frames(), task=...)`.
+    the content; `task_text` joins them as MMEB does. Turning a side into a model input is one
+    line: `EmbedInput(text=s.text, image=s.load_image(), video_frames=s.load_video_frames(),
+    task=s.task_text)`.
     """
 
     text: str
@@ -62,6 +63,15 @@ class Side:
         """What makes two sides the same input (used to de-duplicate candidates)."""
         frames = tuple(map(str, self.video_frames)) if self.video_frames is not None else None
         return (self.instruction, self.text, str(self.image) if self.image else None, frames)
+
+    @property
+    def task_text(self) -> str:
+        """Instruction, a space, then the text (MMEB's composition); either may be empty."""
+        return " ".join(part for part in (self.instruction, self.text) if part)
+
+    def load_image(self) -> Image.Image | None:
+        """The side's image decoded as RGB; None for text-only or video sides."""
+        return _open_rgb(self.image) if self.image is not None else None
 
     def load_video_frames(self, count: int = VIDEO_FRAMES_PER_INPUT) -> list[Image.Image] | None:
         """`count` frames sampled uniformly over the video, decoded as RGB; None if no video."""
@@ -157,14 +167,23 @@ def iter_json_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | Record
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: point at the dataset's JSONL records file")
     if path.suffix == ".json":
-        rows = json.loads(path.read_text(encoding="utf-8"))
-        lines = [(f"item {i}", row) for i, row in enumerate(rows if isinstance(rows, list) else [])]
-        yield from ((where, _as_record(row)) for where, row in lines)
+        yield from ((f"item {i}", _as_record(row)) for i, row in enumerate(_json_list(path)))
         return
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 yield f"line {number}", _parse_line(line)
+
+
+def _json_list(path: Path) -> list[object]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        message = f"{path} is not valid JSON ({error.msg}); expected a list of records"
+        raise ValueError(message) from None
+    if not isinstance(rows, list):
+        raise ValueError(f"{path} holds no list of records; use JSONL or a JSON list")
+    return rows
 
 
 def _parse_line(line: str) -> dict[str, Any] | RecordError:
@@ -238,31 +257,29 @@ def _record_sides(
 ) -> tuple[Side, list[Side]]:
     """The query side and the candidate list of one image- or video-task record."""
     query = _side(
-        _require(record, "qry_text"),
-        record.get("qry_inst"),
+        clean_text(_require(record, "qry_text"), "qry_text"),
+        clean_text(record.get("qry_inst"), "qry_inst"),
         resolve(record.get(f"qry_{media_field}"), f"qry_{media_field}"),
     )
+    if not (query.text or query.instruction or query.image or query.video_frames):
+        raise RecordError("query has no text and no media")
     texts = _require(record, "tgt_text")
     media = record.get(f"tgt_{media_field}") or [""] * _list_length(texts)
     if not isinstance(texts, list) or not isinstance(media, list) or not texts:
         raise RecordError("candidate lists are missing or empty")
     if len(texts) != len(media):
         raise RecordError("tgt_text and candidate media lists differ in length")
+    instruction = clean_text(record.get("tgt_inst"), "tgt_inst")
     field_name = f"tgt_{media_field}"
     candidates = [
-        _side(text, record.get("tgt_inst"), resolve(path, field_name))
+        _side(clean_text(text, "tgt_text"), instruction, resolve(path, field_name))
         for text, path in zip(texts, media, strict=True)
     ]
     return query, candidates
 
 
-def _side(text: object, instruction: object, media: Media) -> Side:
-    return Side(
-        text=clean_text(text, "text"),
-        image=media[0],
-        video_frames=media[1],
-        instruction=clean_text(instruction, "instruction"),
-    )
+def _side(text: str, instruction: str, media: Media) -> Side:
+    return Side(text=text, image=media[0], video_frames=media[1], instruction=instruction)
 
 
 def _list_length(value: object) -> int:
@@ -364,7 +381,7 @@ def _corpus_entry(record: dict[str, Any] | RecordError, resolve: MediaResolver) 
     if isinstance(record, RecordError):
         raise record
     corpus_id = str(_require(record, "_id"))
-    side = _side(record.get("text"), None, resolve(record.get("image"), "image"))
+    side = _side(clean_text(record.get("text"), "text"), "", resolve(record.get("image"), "image"))
     if not side.text and side.image is None:
         raise RecordError("corpus entry has neither image nor text")
     return corpus_id, side

@@ -1,0 +1,21 @@
+"""Options shared by every `ume` command that touches an index, and opening the store from them."""
+
+from __future__ import annotations
+
+import argparse
+
+from app.cli import UserError
+from indexer.config import add_store_arguments
+from indexer.store import Store, open_store
+
+
+def add_store_options(parser: argparse.ArgumentParser, collection: bool = True) -> None:
+    """Add --data-dir and --qdrant-url (and --collection unless `collection` is False)."""
+    add_store_arguments(parser, collection=collection)
+
+
+def store_from_args(args: argparse.Namespace) -> Store:
+    """The embedded index (--data-dir, default) or a Qdrant server (--qdrant-url)."""
+    if args.data_dir is not None and args.qdrant_url is not None:
+        raise UserError("give --data-dir (embedded index) or --qdrant-url (server), not both")
+    return open_store(data_dir=args.data_dir, qdrant_url=args.qdrant_url)

@@ -1,0 +1,107 @@
+"""`ume index` (embed the media under folders into a collection) and `ume status`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pydantic import ValidationError
+
+from app.cli import UserError
+from app.cli.common import add_store_options, store_from_args
+from indexer.collection import CollectionStatus, describe
+from indexer.config import (
+    ConfigError,
+    IndexConfig,
+    add_index_arguments,
+    config_from_args,
+    validation_message,
+)
+from indexer.summary import print_summary
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    index = subparsers.add_parser(
+        "index",
+        help="embed the photos, videos and PDFs under folders into a collection",
+        description="Embed images, video segments and PDF pages under PATHs; re-runs embed only "
+        "what changed. Exit status: 0 all indexed, 1 some files failed, 2 usage error.",
+    )
+    add_store_options(index)
+    add_index_arguments(index)
+    index.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="shard files across N processes writing to one server (needs --qdrant-url)",
+    )
+    index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    index.add_argument("--no-progress", action="store_true", help="no progress bar")
+    index.set_defaults(handler=run_index)
+
+    status = subparsers.add_parser("status", help="what a collection holds, and which files failed")
+    add_store_options(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=run_status)
+
+
+def index_config(args: argparse.Namespace) -> IndexConfig:
+    try:
+        return config_from_args(args)
+    except ValidationError as error:
+        raise UserError(validation_message(error)) from error
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from indexer.run import index_folders
+    from indexer.shard import launch_workers
+
+    config = index_config(args)
+    progress = not args.no_progress
+    if args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    if args.workers > 1:
+        if config.qdrant_url is None:
+            raise UserError(
+                "--workers needs --qdrant-url: the embedded index opens in one process at a time"
+            )
+        return launch_workers(config, args.workers, args.json, progress)
+    try:
+        summary = index_folders(config, progress=progress)
+    except ConfigError as error:
+        raise UserError(str(error)) from error
+    print_summary(summary, args.json)
+    return 1 if summary.failed else 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    with store_from_args(args) as store:
+        status = describe(store, args.collection)
+    if args.json:
+        print(json.dumps(status.to_json(), ensure_ascii=False))
+    else:
+        print(format_status(status))
+    return 0
+
+
+def format_status(status: CollectionStatus) -> str:
+    info = status.info
+    kinds = ", ".join(f"{count} {kind}" for kind, count in status.kinds.items())
+    lines = [
+        f"collection {status.collection}: {status.points} items ({kinds}) "
+        f"from {status.files} files",
+        f"model {info.model_id} ({info.dim}-d {'+'.join(info.vectors)} vectors, "
+        f"schema {info.schema_version})",
+    ]
+    if status.incomplete:
+        lines.append(
+            f"{status.incomplete} files left incomplete by an interrupted run: run ume index again"
+        )
+    lines.append(f"{len(status.failures)} files failed" + (":" if status.failures else ""))
+    lines += [f"  {failure['path']}: {failure['reason']}" for failure in status.failures]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run `ume index` or `ume status`")

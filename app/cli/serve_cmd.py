@@ -1,0 +1,294 @@
+"""`ume search`, `ume serve` and `ume demo`: search an index from the shell or in a browser.
+
+Searching uses the model the collection was built with unless `--model` names another (which
+is then checked against it), so `ume search "a red bike"` needs no other option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.cli import UserError
+from app.cli.common import add_store_options, store_from_args
+from app.search import (
+    DEFAULT_QUERY_MAX_NEW_TOKENS,
+    DEFAULT_SHORTLIST,
+    DEFAULT_TOP_K,
+    ITEM_KINDS,
+    SEARCH_MODES,
+    SearchError,
+    SearchResult,
+    SearchService,
+)
+from app.ui_context import AppContext, IndexingPolicy, make_context
+from indexer.config import MODEL_ENV
+from indexer.store import Store, StoreError
+from model.encoder import DEFAULT_MODEL, Encoder, ModelLoadError
+
+AUTH_ENV = "UME_AUTH"
+DEFAULT_PORT = 7860
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    search = subparsers.add_parser("search", help="search a collection from the command line")
+    search.add_argument("text", nargs="?", default=None, help="what to look for, in words")
+    search.add_argument("--image", type=Path, help="an example image (alone or with words)")
+    search.add_argument("--video", type=Path, help="an example video clip (alone or with words)")
+    search.add_argument(
+        "--mode",
+        choices=SEARCH_MODES,
+        default="fast",
+        help="fast: disc vectors; reasoning: gen vectors after the model reasons "
+        "about the query; rerank: fast shortlist re-ranked by gen similarity",
+    )
+    search.add_argument("--kind", choices=ITEM_KINDS, help="only images, videos or documents")
+    search.add_argument("--folder", help="only items under this folder")
+    search.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="how many hits")
+    search.add_argument("--shortlist", type=int, default=DEFAULT_SHORTLIST, help="rerank: N")
+    search.add_argument("--json", action="store_true", help='print {"hits": [...]} as JSON')
+    add_model_options(search)
+    add_store_options(search)
+    search.set_defaults(handler=run_search)
+
+    serve = subparsers.add_parser("serve", help="the search UI in a browser (and its HTTP API)")
+    add_model_options(serve)
+    add_server_options(serve)
+    add_store_options(serve)
+    serve.set_defaults(handler=run_serve)
+
+    demo = subparsers.add_parser("demo", help="index the bundled examples and open the search UI")
+    demo.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="tried first; an untrained offline test model is used if it cannot load",
+    )
+    demo.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
+    demo.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens")
+    demo.add_argument(
+        "--media", type=Path, default=None, help="folder to index (default: examples/media)"
+    )
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the demo keeps its index and test model (default: <data dir>/demo)",
+    )
+    demo.add_argument(
+        "--index-mode",
+        choices=("disc", "both"),
+        default=None,
+        help="both: all three search modes (default on GPU or with the test model)",
+    )
+    add_server_options(demo)
+    demo.set_defaults(handler=run_demo)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        default=None,
+        help="model name or dir (default: the one the collection was built with)",
+    )
+    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
+    group.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_QUERY_MAX_NEW_TOKENS,
+        help="cap on the query's generated reasoning (reasoning/rerank modes)",
+    )
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server")
+    group.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: this machine only)"
+    )
+    group.add_argument("--port", type=int, default=DEFAULT_PORT)
+    group.add_argument(
+        "--auth",
+        default=os.environ.get(AUTH_ENV),
+        help=f"require a login, USER:PASSWORD (env {AUTH_ENV})",
+    )
+    group.add_argument(
+        "--index-under",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="let the Index tab add folders under DIR (repeatable); without it, "
+        "any folder when bound to this machine only, none otherwise",
+    )
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, colon, password = value.partition(":")
+    if not colon or not user or not password:
+        raise UserError(f"--auth / {AUTH_ENV} must be USER:PASSWORD")
+    return user, password
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def indexing_policy(host: str, index_under: list[Path] | None) -> IndexingPolicy:
+    """Anyone who can reach the page could index (and then view) any folder: limit that."""
+    if index_under:
+        return IndexingPolicy(under=[Path(os.path.abspath(d.expanduser())) for d in index_under])
+    if is_loopback(host):
+        return IndexingPolicy(under=None)
+    return IndexingPolicy(
+        under=[],
+        refusal="indexing from the browser is off when serving beyond this machine: "
+        "restart with --index-under DIR to allow folders under DIR",
+    )
+
+
+def model_for(store: Store, collection: str, requested: str | None) -> str:
+    """The model to load: the requested one, else the collection's, else the default."""
+    if requested:
+        return requested
+    info = store.collection_info(collection)
+    return info.model_id if info is not None else os.environ.get(MODEL_ENV, DEFAULT_MODEL)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    try:
+        result = search_once(args)
+    except SearchError as error:
+        raise UserError(str(error)) from error
+    print(json.dumps(result.to_json(), ensure_ascii=False) if args.json else format_result(result))
+    return 0
+
+
+def search_once(args: argparse.Namespace) -> SearchResult:
+    """Open the index, check the mode before loading a model (slow), then search."""
+    with store_from_args(args) as store:
+        SearchService(store, args.collection, None).check_mode(args.mode)
+        model = model_for(store, args.collection, args.model)
+        service = SearchService(
+            store, args.collection, Encoder.from_pretrained(model, device=args.device)
+        )
+        echo = ReasoningEcho() if args.mode != "fast" and not args.json else None
+        result = service.search(
+            args.text,
+            args.image,
+            args.video,
+            args.mode,
+            args.kind,
+            args.folder,
+            args.top_k,
+            args.shortlist,
+            args.max_new_tokens,
+            on_text=echo,
+        )
+        if echo is not None:
+            echo.end()
+        return result
+
+
+class ReasoningEcho:
+    """Writes the query's reasoning to stderr as the model generates it."""
+
+    def __init__(self) -> None:
+        self.shown = 0
+
+    def __call__(self, text: str) -> None:
+        if self.shown == 0 and text:
+            sys.stderr.write("the model's reasoning about the query:\n")
+        sys.stderr.write(text[self.shown :])
+        sys.stderr.flush()
+        self.shown = max(self.shown, len(text))
+
+    def end(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n\n")
+
+
+def format_result(result: SearchResult) -> str:
+    if not result.hits:
+        return "no results"
+    lines = []
+    for rank, hit in enumerate(result.hits, 1):
+        where = f"  ({hit.where})" if hit.where else ""
+        lines.append(f"{rank:>3}. {hit.score:.3f}  {hit.kind:<8}  {hit.path}{where}")
+        if hit.summary:
+            lines.append(f"      {hit.summary}")
+    return "\n".join(lines)
+
+
+def open_context(args: argparse.Namespace, **options: Any) -> AppContext:
+    """Store, model and context for `serve`; what cannot be opened becomes a banner line."""
+    problems: list[str] = []
+    store: Store | None = None
+    encoder: Encoder | None = None
+    try:
+        store = store_from_args(args)
+    except StoreError as error:
+        problems.append(f"the index cannot be opened ({error}); fix it and restart ume serve")
+    if store is not None:
+        try:
+            model = model_for(store, args.collection, args.model)
+            encoder = Encoder.from_pretrained(model, device=args.device)
+        except (ModelLoadError, StoreError) as error:
+            problems.append(f"searching is off: {error}. Browsing traces still works.")
+    for problem in problems:
+        print(f"ume: {problem}", file=sys.stderr)
+    return make_context(store, args.collection, encoder, problems, **options)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from app.ui import build_ui, launch
+
+    auth = parse_auth(args.auth)
+    warn_if_exposed(args.host, auth)
+    ctx = open_context(
+        args,
+        max_new_tokens=args.max_new_tokens,
+        indexing=indexing_policy(args.host, args.index_under),
+        index_settings={"data_dir": args.data_dir, "qdrant_url": args.qdrant_url},
+    )
+    launch(build_ui(ctx), ctx, host=args.host, port=args.port, auth=auth)
+    return 0
+
+
+def warn_if_exposed(host: str, auth: tuple[str, str] | None) -> None:
+    if not is_loopback(host) and auth is None:
+        print(
+            f"ume: warning: serving on {host} without --auth: anyone who can reach this port "
+            "can search and view the indexed files",
+            file=sys.stderr,
+        )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from app.ui import build_ui, launch
+    from app.ui_demo import prepare_demo
+
+    auth = parse_auth(args.auth)
+    warn_if_exposed(args.host, auth)
+    ctx = prepare_demo(
+        model=args.model,
+        media=args.media,
+        data_dir=args.data_dir,
+        device=args.device,
+        index_mode=args.index_mode,
+        max_new_tokens=args.max_new_tokens,
+        indexing=indexing_policy(args.host, args.index_under),
+    )
+    launch(build_ui(ctx), ctx, host=args.host, port=args.port, auth=auth)
+    return 0

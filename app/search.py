@@ -1,0 +1,374 @@
+"""The query service: turn words, an example image or a video clip into ranked hits.
+
+Three ways to rank, each named by what it compares:
+
+- **fast**: the query's disc embedding (one forward pass) against the index's disc vectors.
+- **reasoning**: the model first writes its reasoning about the query; the gen embedding that
+  follows is compared with the index's gen vectors.
+- **rerank**: a fast shortlist of N, re-ordered by gen cosine (the query's gen embedding against
+  the shortlist's stored gen vectors), so only one query generation is paid for.
+
+Design decisions:
+- A search never loads a file the query did not name: hits come from stored payloads only.
+- Generation is serialised by one lock shared by every caller of a service (UI and API), so
+  concurrent reasoning requests queue instead of thrashing the accelerator; fast searches never
+  wait on it.
+- Modes that need vectors the index lacks are reported by `available_modes` with the reason, so
+  the UI and CLI can say why instead of failing mid-search.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+from PIL import Image
+
+from indexer.collection import indexed_roots, resolved_model_id
+from indexer.store import CollectionInfo, Hit, Match, Store, StoredPoint, StoreError
+from model.completion import strip_trailers
+from model.encoder import Encoded, Encoder
+from model.inputs import EmbedInput, image_input
+from model.media import load_image, read_video_segments
+
+SearchMode = Literal["fast", "reasoning", "rerank"]
+SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
+ItemKind = Literal["image", "video", "document"]
+ITEM_KINDS: tuple[ItemKind, ...] = get_args(ItemKind)
+
+# The named vectors each mode reads from the index.
+MODE_VECTORS: dict[SearchMode, tuple[str, ...]] = {
+    "fast": ("disc",),
+    "reasoning": ("gen",),
+    "rerank": ("disc", "gen"),
+}
+MODE_DESCRIPTIONS: dict[SearchMode, str] = {
+    "fast": "the query's disc embedding against the index's disc vectors (instant).",
+    "reasoning": "the model reasons about the query first, then its gen embedding is compared "
+    "with the index's gen vectors (slow: one generation).",
+    "rerank": "a fast shortlist of N, re-ordered by gen similarity to the query's reasoning "
+    "embedding (one generation).",
+}
+DEFAULT_TOP_K = 10
+DEFAULT_SHORTLIST = 50
+# Queries are short; a cap keeps a runaway generation from holding the queue for minutes.
+DEFAULT_QUERY_MAX_NEW_TOKENS = 1024
+
+TextCallback = Callable[[str], None]  # the query's generated text so far
+
+
+class SearchError(Exception):
+    """A query the user can fix (nothing to search for, a mode the index cannot serve)."""
+
+
+@dataclass
+class IndexedItem:
+    """One stored item (image, video segment, document page) as read back from its payload."""
+
+    id: str
+    path: str
+    kind: str
+    page: int | None
+    start: float | None
+    end: float | None
+    summary: str | None
+    reasoning: str | None  # the model's reasoning about the item, written when it was indexed
+    root: str | None
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def where(self) -> str:
+        """Page or time span in words ("page 3", "0:12-0:24"), empty for a whole image."""
+        if self.page is not None:
+            return f"page {self.page}"
+        if self.start is not None and self.end is not None:
+            return f"{clock(self.start)}-{clock(self.end)}"
+        return ""
+
+
+@dataclass
+class SearchHit(IndexedItem):
+    score: float  # cosine similarity in the mode's vector space, higher is closer
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields `ume search --json` prints for each hit."""
+        keys = ("path", "kind", "page", "start", "end", "score", "summary", "reasoning")
+        record = asdict(self)
+        return {key: record[key] for key in keys}
+
+
+@dataclass
+class SearchResult:
+    hits: list[SearchHit]
+    mode: SearchMode
+    query_reasoning: str | None  # what the model wrote about the query (generation modes)
+    query_summary: str | None
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hits": [hit.to_json() for hit in self.hits],
+            "mode": self.mode,
+            "query_reasoning": self.query_reasoning,
+            "query_summary": self.query_summary,
+        }
+
+
+def clock(seconds: float) -> str:
+    """0:07, 1:02:03: a time in a video as people read it."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def item_from_payload(point_id: str, payload: dict[str, Any]) -> IndexedItem:
+    return IndexedItem(
+        id=point_id,
+        path=str(payload.get("path", "")),
+        kind=str(payload.get("kind", "")),
+        page=payload.get("page"),
+        start=payload.get("start"),
+        end=payload.get("end"),
+        summary=payload.get("summary"),
+        reasoning=payload.get("reasoning"),
+        root=payload.get("root"),
+    )
+
+
+def hit_from_store(hit: Hit, score: float | None = None) -> SearchHit:
+    item = item_from_payload(hit.id, hit.payload)
+    return SearchHit(**asdict(item), score=hit.score if score is None else score)
+
+
+def folder_key(folder: str | Path) -> str:
+    """A folder as the indexer records it in `folders`: absolute, normalised, links kept."""
+    return os.path.abspath(os.path.expanduser(folder))
+
+
+def item_filter(kind: str | None = None, folder: str | Path | None = None) -> Match:
+    """Stored items (not file records), optionally of one kind and under one folder."""
+    fields: dict[str, Any] = {"record": "item"}
+    if kind:
+        if kind not in ITEM_KINDS:
+            raise SearchError(f"unknown kind {kind!r}: use one of {', '.join(ITEM_KINDS)}")
+        fields["kind"] = kind
+    if folder:
+        fields["folders"] = folder_key(folder)
+    return Match(fields=fields)
+
+
+def query_input(
+    text: str | None = None,
+    image: Image.Image | str | Path | None = None,
+    video: str | Path | None = None,
+) -> EmbedInput:
+    """The query as model input: words, an example image or clip, or words with one of those."""
+    words = (text or "").strip() or None
+    if image is not None and video is not None:
+        raise SearchError("give an example image or a video clip, not both")
+    if image is not None:
+        picture = image if isinstance(image, Image.Image) else load_image(Path(image))
+        return image_input(picture, text=words)
+    if video is not None:
+        segment = next(iter(read_video_segments(Path(video))))  # the whole clip, 8 frames
+        return EmbedInput(text=words, video_frames=segment.frames, kind="video", source=str(video))
+    if words is None:
+        raise SearchError("nothing to search for: type some words or give an example image or clip")
+    return EmbedInput(text=words, kind="text")
+
+
+def cosine_rank(query: np.ndarray, vectors: dict[str, np.ndarray]) -> list[tuple[str, float]]:
+    """(id, cosine) sorted best first; vectors are L2-normalised, so cosine is a dot product."""
+    scores = [(point_id, float(np.dot(query, vector))) for point_id, vector in vectors.items()]
+    return sorted(scores, key=lambda pair: pair[1], reverse=True)
+
+
+class SearchService:
+    """Searches one collection of a store with one loaded encoder; safe to share across threads."""
+
+    def __init__(self, store: Store, collection: str, encoder: Encoder | None) -> None:
+        self.store = store
+        self.collection = collection
+        self.encoder = encoder
+        self._generation = threading.Lock()
+
+    def collection_info(self) -> CollectionInfo:
+        info = self.store.collection_info(self.collection)
+        if info is None:
+            raise StoreError(f"no collection {self.collection!r}: index some folders first")
+        return info
+
+    def available_modes(self) -> dict[SearchMode, str | None]:
+        """For each mode: None when it can run, else one line saying why not."""
+        try:
+            info = self.collection_info()
+        except StoreError as error:
+            return dict.fromkeys(SEARCH_MODES, str(error))
+        reasons: dict[SearchMode, str | None] = {}
+        for mode, needed in MODE_VECTORS.items():
+            missing = [name for name in needed if name not in info.vectors]
+            reasons[mode] = (
+                f"{mode} mode needs {' and '.join(missing)} vectors, which this index lacks: "
+                "re-index with `ume index --mode both` to use it"
+                if missing
+                else None
+            )
+        return reasons
+
+    def check_mode(self, mode: str) -> SearchMode:
+        if mode not in SEARCH_MODES:
+            raise SearchError(f"unknown mode {mode!r}: use one of {', '.join(SEARCH_MODES)}")
+        reason = self.available_modes()[mode]  # type: ignore[index]
+        if reason is not None:
+            raise SearchError(reason)
+        return mode  # type: ignore[return-value]
+
+    def search(
+        self,
+        text: str | None = None,
+        image: Image.Image | str | Path | None = None,
+        video: str | Path | None = None,
+        mode: str = "fast",
+        kind: str | None = None,
+        folder: str | Path | None = None,
+        top_k: int = DEFAULT_TOP_K,
+        shortlist: int = DEFAULT_SHORTLIST,
+        max_new_tokens: int = DEFAULT_QUERY_MAX_NEW_TOKENS,
+        on_text: TextCallback | None = None,
+    ) -> SearchResult:
+        """Rank stored items against the query; `on_text` sees the query's reasoning stream."""
+        began = time.perf_counter()
+        checked = self.check_mode(mode)
+        match = item_filter(kind, folder)
+        query = query_input(text, image, video)
+        encoder = self.ready_encoder()
+        top_k = max(1, int(top_k))
+        if checked == "fast":
+            encoded = encoder.encode_query([query], target_kind=kind or "image", mode="disc")
+            hits = [hit_from_store(h) for h in self._nearest("disc", encoded.disc, top_k, match)]
+        else:
+            encoded = self._generate(query, kind, checked, max_new_tokens, on_text)
+            hits = self._rank_generated(checked, encoded, top_k, max(shortlist, top_k), match)
+        return SearchResult(
+            hits=hits,
+            mode=checked,
+            query_reasoning=encoded.reasoning[0],
+            query_summary=encoded.summary[0],
+            seconds=time.perf_counter() - began,
+        )
+
+    def item(self, item_id: str) -> IndexedItem | None:
+        """One stored item by id, or None when the id names nothing (or a file record)."""
+        found = self.store.retrieve(self.collection, [item_id])
+        if not found or found[0][1].get("record") != "item":
+            return None
+        return item_from_payload(found[0][0], found[0][1])
+
+    def browse(
+        self,
+        kind: str | None = None,
+        folder: str | Path | None = None,
+        contains: str | None = None,
+        limit: int = 200,
+    ) -> list[IndexedItem]:
+        """Stored items in path order, filtered by kind, folder and words in their reasoning."""
+        needle = (contains or "").strip().lower()
+        found: list[IndexedItem] = []
+        for point_id, payload, _ in self.store.scroll(self.collection, item_filter(kind, folder)):
+            item = item_from_payload(point_id, payload)
+            text = f"{item.reasoning or ''}\n{item.summary or ''}\n{item.path}".lower()
+            if needle in text:
+                found.append(item)
+        found.sort(key=lambda i: (i.path, i.page or 0, i.start or 0.0))
+        return found[:limit]
+
+    def is_indexed(self, path: str) -> bool:
+        """Whether `path` (as the indexer recorded it) holds stored items."""
+        match = Match(fields={"record": "item", "path": path})
+        return self.store.count(self.collection, match) > 0
+
+    def indexed_roots(self) -> list[Path]:
+        """Every folder the collection was indexed from (the only places files are served from)."""
+        return indexed_roots(self.store, self.collection)
+
+    def ready_encoder(self) -> Encoder:
+        """The loaded encoder, once it is known to match the collection's model."""
+        if self.encoder is None:
+            raise SearchError("no model is loaded, so searching is off: start with --model NAME")
+        info = self.collection_info()
+        if info.dim != self.encoder.hidden_size:
+            raise SearchError(
+                f"collection {self.collection!r} was indexed with {info.model_id} "
+                f"({info.dim}-d) but the loaded model makes {self.encoder.hidden_size}-d "
+                f"vectors: start with --model {info.model_id}"
+            )
+        if info.model_id != resolved_model_id(self.encoder.model_id):
+            raise SearchError(
+                f"collection {self.collection!r} was indexed with {info.model_id}, not "
+                f"{self.encoder.model_id}: start with --model {info.model_id}"
+            )
+        return self.encoder
+
+    def _nearest(
+        self, vector: str, query: np.ndarray | None, limit: int, match: Match
+    ) -> list[Hit]:
+        assert query is not None
+        return self.store.search(self.collection, vector, query[0], limit, match)
+
+    def _generate(
+        self,
+        query: EmbedInput,
+        kind: str | None,
+        mode: SearchMode,
+        max_new_tokens: int,
+        on_text: TextCallback | None,
+    ) -> Encoded:
+        """One query generation at a time per service; others wait their turn."""
+        encoder = self.ready_encoder()
+        on_tokens = _text_stream(encoder, on_text) if on_text else None
+        with self._generation:
+            return encoder.encode_query(
+                [query],
+                target_kind=kind or "image",
+                mode="gen" if mode == "reasoning" else "both",
+                max_new_tokens=max_new_tokens,
+                on_tokens=on_tokens,
+            )
+
+    def _rank_generated(
+        self, mode: SearchMode, encoded: Encoded, top_k: int, shortlist: int, match: Match
+    ) -> list[SearchHit]:
+        if mode == "reasoning":
+            return [hit_from_store(h) for h in self._nearest("gen", encoded.gen, top_k, match)]
+        assert encoded.gen is not None
+        candidates = {hit.id: hit for hit in self._nearest("disc", encoded.disc, shortlist, match)}
+        stored = self.store.retrieve(self.collection, list(candidates), with_vectors=True)
+        ranked = cosine_rank(encoded.gen[0], dict(_gen_vectors(stored)))
+        return [hit_from_store(candidates[i], score) for i, score in ranked[:top_k]]
+
+
+def _gen_vectors(stored: list[StoredPoint]) -> Iterator[tuple[str, np.ndarray]]:
+    """Stored gen vectors by id; points indexed without one cannot be re-ranked and are left out."""
+    for point_id, _, vectors in stored:
+        if "gen" in vectors:
+            yield point_id, np.asarray(vectors["gen"], dtype=np.float32)
+
+
+def _text_stream(encoder: Encoder, on_text: TextCallback) -> Callable[[int, list[int]], None]:
+    """Turn the encoder's per-token callback into the decoded text so far."""
+    tokenizer = encoder.processor.tokenizer
+
+    def on_tokens(_index: int, token_ids: list[int]) -> None:
+        on_text(strip_trailers(tokenizer.decode(token_ids, skip_special_tokens=True)))
+
+    return on_tokens

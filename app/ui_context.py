@@ -1,0 +1,142 @@
+"""What every part of the UI shares: the search service, the served files and what is wrong.
+
+The UI starts even when the store or the model cannot be opened, so a user sees one clear line
+saying what to fix instead of a stack trace; `problems` holds those lines and every handler
+checks `service` before using it.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.files import ServedFiles
+from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS, DEFAULT_SHORTLIST, SearchError, SearchService
+from indexer.store import Match, Store, StoreError
+from model.encoder import Encoder
+
+log = logging.getLogger(__name__)
+
+TEST_MODEL_NOTICE = (
+    "Results come from an untrained test model: the real UME-R1 weights could not be loaded, so "
+    "rankings and reasoning are random. Load zhibinlan/UME-R1-2B for real results."
+)
+
+
+@dataclass
+class IndexingPolicy:
+    """Which folders the Index tab may add; None in `under` means any folder on this machine."""
+
+    under: list[Path] | None
+    refusal: str | None = None  # why indexing from the browser is off, when it is
+
+
+@dataclass
+class AppContext:
+    collection: str
+    service: SearchService | None  # None when the store could not be opened
+    files: ServedFiles
+    problems: list[str] = field(default_factory=list)  # startup failures, one line each
+    test_model: bool = False  # results come from the untrained offline model
+    max_new_tokens: int = DEFAULT_QUERY_MAX_NEW_TOKENS
+    shortlist: int = DEFAULT_SHORTLIST
+    indexing: IndexingPolicy = field(default_factory=lambda: IndexingPolicy(under=None))
+    index_settings: dict[str, Any] = field(default_factory=dict)  # extra IndexConfig fields
+    blocks: Any = None  # the launched gr.Blocks, whose allowed_paths grow with new roots
+
+    def allow_root(self, root: str | Path) -> None:
+        """Serve files under a newly indexed root, in our checks and in Gradio's."""
+        folder = str(self.files.add_root(root))
+        if self.blocks is not None and folder not in self.blocks.allowed_paths:
+            self.blocks.allowed_paths.append(folder)
+
+    def refresh_roots(self) -> list[Path]:
+        """Re-read the indexed roots from the store (after an indexing run)."""
+        if self.service is None:
+            return []
+        try:
+            roots = self.service.indexed_roots()
+        except StoreError as error:
+            log.warning("cannot list indexed folders: %s", error)
+            return self.files.roots
+        for root in roots:
+            self.allow_root(root)
+        return roots
+
+    def is_indexed(self, path: str) -> bool:
+        """For `ServedFiles`: a store that cannot answer serves nothing."""
+        if self.service is None:
+            return False
+        try:
+            return self.service.is_indexed(path)
+        except StoreError:
+            return False
+
+    def current_problems(self) -> list[str]:
+        """Startup problems, and what stops searching right now (re-checked on every page load)."""
+        live = readiness_problems(self.service) if self.service is not None else []
+        return self.problems + live
+
+    def banner_html(self) -> str:
+        problems = self.current_problems()
+        lines = [f'<div class="ume-banner ume-problem">{html.escape(p)}</div>' for p in problems]
+        if self.test_model:
+            lines.append(
+                f'<div class="ume-banner ume-test-model">{html.escape(TEST_MODEL_NOTICE)}</div>'
+            )
+        return "".join(lines)
+
+    def summary_line(self) -> str:
+        """`collection media · 1,234 items · model X`, or what is missing."""
+        if self.service is None:
+            return "no index open"
+        try:
+            info = self.service.collection_info()
+            items = self.service.store.count(self.collection, Match(fields={"record": "item"}))
+        except StoreError as error:
+            return str(error)
+        model = short_model_name(self.service.encoder.model_id) if self.service.encoder else None
+        searching = model or "no model (search is off)"
+        return (
+            f"collection {self.collection} · {items:,} items · indexed with "
+            f"{short_model_name(info.model_id)} · searching with {searching}"
+        )
+
+
+def short_model_name(model_id: str) -> str:
+    """A hub name as is; a local checkpoint directory by its folder name."""
+    path = Path(model_id)
+    return path.name if path.is_absolute() else model_id
+
+
+def make_context(
+    store: Store | None,
+    collection: str,
+    encoder: Encoder | None,
+    problems: list[str] | None = None,
+    **options: Any,
+) -> AppContext:
+    """An app context whose served files are the collection's indexed files and roots."""
+    service = SearchService(store, collection, encoder) if store is not None else None
+    ctx = AppContext(collection, service, ServedFiles(), list(problems or []), **options)
+    ctx.files = ServedFiles(is_indexed=ctx.is_indexed)
+    ctx.refresh_roots()
+    return ctx
+
+
+def readiness_problems(service: SearchService) -> list[str]:
+    """What stops searching right now (no collection yet, a model that does not match it)."""
+    try:
+        service.collection_info()
+    except StoreError as error:
+        return [f"{error} (use the Index tab or `ume index`)"]
+    if service.encoder is None:
+        return []
+    try:
+        service.ready_encoder()
+    except (SearchError, StoreError) as error:
+        return [str(error)]
+    return []

@@ -1,0 +1,112 @@
+"""`ume demo`: index the bundled examples into an embedded index and open the search UI.
+
+It uses the real model when it loads. Offline without cached weights it says so in one line,
+builds the tiny untrained test model into the demo's data directory, and the UI shows a banner
+that results come from an untrained model, so nobody mistakes random rankings for the method.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from app.cli import UserError
+from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS
+from app.ui_context import AppContext, make_context
+from indexer.config import DEFAULT_COLLECTION, IndexConfig
+from indexer.store import default_data_dir, open_store
+from indexer.summary import RunSummary
+from model.encoder import Encoder
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "media"
+TEST_MODEL_FOLDER = "tiny-model"
+TEST_MODEL_MAX_NEW_TOKENS = 16  # the random model never stops by itself: keep its babble short
+DEMO_SEGMENT_SECONDS = 4.0  # the example clip is 12 s: three segments to tell apart
+
+
+def demo_data_dir(data_dir: Path | None) -> Path:
+    """The demo keeps its own index, so it never touches (or locks) a real one."""
+    return Path(data_dir).expanduser() if data_dir else default_data_dir() / "demo"
+
+
+def load_demo_encoder(model: str, data_dir: Path, device: str | None) -> tuple[Encoder, bool]:
+    """(encoder, is_test_model): the named model, else the offline test model."""
+    try:
+        return Encoder.from_pretrained(model, device=device), False
+    except Exception as error:  # offline, no cache, no disk space: every reason ends the same way
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        target = data_dir / TEST_MODEL_FOLDER
+        print(
+            f"ume demo: cannot load {model} ({reason}); using an untrained test model built in "
+            f"{target}, so results will be random",
+            file=sys.stderr,
+        )
+    return Encoder.from_pretrained(test_model(data_dir / TEST_MODEL_FOLDER), device=device), True
+
+
+def test_model(folder: Path) -> Path:
+    """The tiny test checkpoint in `folder`, built once (it is deterministic)."""
+    from model.tiny import build_tiny_model
+
+    if (folder / "config.json").is_file():
+        return folder
+    return build_tiny_model(folder)
+
+
+def index_examples(
+    encoder: Encoder, media: Path, data_dir: Path, mode: str, max_new_tokens: int | None
+) -> RunSummary:
+    from indexer.run import index_folders
+
+    settings: dict[str, Any] = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}
+    config = IndexConfig(
+        roots=[media],
+        collection=DEFAULT_COLLECTION,
+        model=encoder.model_id,
+        mode=mode,  # type: ignore[arg-type]
+        data_dir=data_dir,
+        segment_seconds=DEMO_SEGMENT_SECONDS,
+        reembed=True,  # the demo's own index: rebuild it when the model changed
+        **settings,
+    )
+    return index_folders(config, encoder=encoder, progress=True)
+
+
+def prepare_demo(
+    model: str,
+    media: Path | None = None,
+    data_dir: Path | None = None,
+    device: str | None = None,
+    index_mode: str | None = None,
+    max_new_tokens: int | None = None,
+    **options: Any,
+) -> AppContext:
+    """Load a model, index the examples, and return the context the UI serves."""
+    folder = demo_data_dir(data_dir)
+    media = Path(media or EXAMPLES)
+    if not media.is_dir():
+        raise UserError(f"no media folder at {media}: pass --media DIR")
+    encoder, is_test_model = load_demo_encoder(model, folder, device)
+    if is_test_model and max_new_tokens is None:
+        max_new_tokens = TEST_MODEL_MAX_NEW_TOKENS
+    mode = index_mode or ("both" if is_test_model or torch.cuda.is_available() else "disc")
+    if mode == "disc":
+        print(
+            "ume demo: indexing disc vectors only (reasoning for every item takes minutes on "
+            "a CPU); pass --index-mode both for all three search modes",
+            file=sys.stderr,
+        )
+    summary = index_examples(encoder, media, folder, mode, max_new_tokens)
+    print(f"ume demo: {summary.points} items from {media} in {folder}", file=sys.stderr)
+    return make_context(
+        open_store(data_dir=folder),
+        DEFAULT_COLLECTION,
+        encoder,
+        test_model=is_test_model,
+        max_new_tokens=max_new_tokens or DEFAULT_QUERY_MAX_NEW_TOKENS,
+        index_settings={"data_dir": folder, "segment_seconds": DEMO_SEGMENT_SECONDS},
+        **options,
+    )

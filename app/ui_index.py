@@ -1,0 +1,134 @@
+"""Index tab: add a folder, index it with a progress bar, read the run summary and failures.
+
+The run uses the indexer itself (`indexer.run.index_folders`) with the UI's open store and
+loaded model, and its progress callback drives the bar. Which folders may be added is decided
+by the serving options (`IndexingPolicy`): indexing a folder makes its files viewable, so a
+page reachable from other machines may only add folders under the ones it was started with.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from pydantic import ValidationError
+
+from app.ui_context import AppContext
+from indexer.collection import CollectionMismatch
+from indexer.config import ConfigError, IndexConfig, validation_message
+from indexer.store import StoreError
+from indexer.summary import RunSummary
+
+FAILURE_HEADERS = ["file", "reason"]
+PROGRESS = gr.Progress()  # Gradio fills in a tracker bound to the running event
+MODE_CHOICES = [
+    ("With reasoning (all search modes; slow)", "both"),
+    ("Fast only (disc vectors)", "disc"),
+]
+
+
+class IndexHandlers:
+    """The Index tab's event functions, bound to one app context."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def folder_to_index(self, folder: str) -> Path:
+        """The folder as an absolute path, once the serving policy allows it."""
+        if not (folder or "").strip():
+            raise gr.Error("type the path of a folder to index")
+        path = Path(os.path.abspath(os.path.expanduser(folder.strip())))
+        policy = self.ctx.indexing
+        if policy.refusal:
+            raise gr.Error(policy.refusal)
+        if policy.under is not None and not any(path.is_relative_to(d) for d in policy.under):
+            allowed = ", ".join(str(d) for d in policy.under) or "none"
+            raise gr.Error(f"only folders under {allowed} may be indexed from this page")
+        if not path.is_dir():
+            raise gr.Error(f"no such folder: {path}")
+        return path
+
+    def config(self, folder: Path, mode: str, model_id: str) -> IndexConfig:
+        """The run's settings: the served collection and model, plus the serving options."""
+        settings = {"roots": [folder], "collection": self.ctx.collection, "model": model_id}
+        return IndexConfig.model_validate({**settings, "mode": mode, **self.ctx.index_settings})
+
+    def run(
+        self, folder: str, mode: str, progress: gr.Progress = PROGRESS
+    ) -> tuple[str, list[list[str]]]:
+        """Index one folder into the served collection; returns the summary and the failures."""
+        path = self.folder_to_index(folder)
+        service = self.ctx.service
+        if service is None or service.encoder is None:
+            raise gr.Error("; ".join(self.ctx.problems) or "no model is loaded, so indexing is off")
+        progress(0, desc=f"indexing {path}")
+
+        def on_progress(done: int, total: int | None) -> None:
+            progress((done, total), desc=f"indexing {path.name or path}", unit="files")
+
+        from indexer.run import index_folders
+
+        try:
+            summary = index_folders(
+                self.config(path, mode, service.encoder.model_id),
+                encoder=service.encoder,
+                progress=False,
+                store=service.store,
+                on_progress=on_progress,
+            )
+        except (ConfigError, CollectionMismatch, StoreError, ValidationError) as error:
+            raise gr.Error(validation_message(error)) from error
+        self.ctx.allow_root(path)
+        return summary_html(summary, path), failure_rows(summary)
+
+
+def summary_html(summary: RunSummary, folder: Path) -> str:
+    seconds = summary.seconds.get("total", 0.0)
+    counts = (
+        f"{summary.indexed} indexed, {summary.unchanged} unchanged, {summary.reused} reused, "
+        f"{summary.removed} removed, {summary.failed} failed"
+    )
+    return (
+        '<div class="ume-run">'
+        f'<div class="ume-detail-name">Indexed {html.escape(str(folder))}</div>'
+        f"<p>{counts} files · {summary.embedded} items embedded · "
+        f"{summary.points:,} items in the collection · {seconds:.1f} s</p></div>"
+    )
+
+
+def failure_rows(summary: RunSummary) -> list[list[str]]:
+    return [[failure.path, failure.reason] for failure in summary.failures]
+
+
+def build_index_tab(ctx: AppContext) -> None:
+    handlers = IndexHandlers(ctx)
+    if ctx.indexing.refusal:
+        gr.HTML(f'<div class="ume-banner ume-problem">{html.escape(ctx.indexing.refusal)}</div>')
+    with gr.Row(equal_height=True):
+        folder = gr.Textbox(label="Folder to add", placeholder="/home/me/Pictures", scale=4)
+        mode = gr.Radio(MODE_CHOICES, value="both", label="Embeddings", scale=3)
+        start = gr.Button("Index", variant="primary", scale=1, min_width=120)
+    gr.HTML(
+        '<div class="ume-note">Re-indexing a folder embeds only what changed; files deleted from '
+        "disk leave the index. A collection keeps the embeddings it was built with.</div>"
+    )
+    summary = gr.HTML()
+    failures = gr.Dataframe(
+        headers=FAILURE_HEADERS,
+        datatype="str",
+        interactive=False,
+        wrap=True,
+        label="Failed files and why",
+    )
+    outputs: list[Any] = [summary, failures]
+    start.click(
+        handlers.run,
+        [folder, mode],
+        outputs,
+        api_name="index_folder",
+        concurrency_id="index",
+        concurrency_limit=1,
+    )

@@ -1,0 +1,157 @@
+"""Collections remember the model that filled them; a different model is refused, not mixed.
+
+Vectors from two models live in unrelated spaces, so an index searched or extended with another
+model than the one that built it returns nonsense without any error. Every collection records
+`CollectionInfo` (model id, embedding size, schema version, vector names) when created, and
+both indexing and searching check it first. `--reembed` is the explicit way out: the collection
+is emptied and everything it held is embedded again with the new model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from indexer.records import FAILED, FILE_RECORD, ITEM_RECORD, PENDING
+from indexer.store import CollectionInfo, FieldValue, Match, Store, StoreError
+
+SCHEMA_VERSION = 1  # the payload layout of records.py; bump with a migration or a re-embed
+MODE_VECTORS: dict[str, tuple[str, ...]] = {
+    "disc": ("disc",),
+    "gen": ("gen",),
+    "both": ("disc", "gen"),
+}
+
+
+KINDS = ("image", "video", "document")
+
+
+class CollectionMismatch(StoreError):
+    """The collection was built differently from what this run would write or search."""
+
+
+def resolved_model_id(name: str) -> str:
+    """A local checkpoint is named by its absolute path, so `./m` and `/x/m` are one model."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_dir() else name
+
+
+def collection_info(model_id: str, dim: int, mode: str) -> CollectionInfo:
+    return CollectionInfo(model_id, dim, SCHEMA_VERSION, MODE_VECTORS[mode])
+
+
+def check_model(store: Store, collection: str, model_id: str) -> CollectionInfo | None:
+    """Refuse early (before loading a model) when the collection belongs to another model."""
+    info = store.collection_info(collection)
+    if info is None:
+        return None
+    if info.model_id != model_id:
+        raise CollectionMismatch(
+            f"collection {collection!r} was built with model {info.model_id}, not {model_id}: "
+            f"pass --model {info.model_id}, choose another --collection, or add --reembed to "
+            "embed its files again with the new model"
+        )
+    if info.schema_version != SCHEMA_VERSION:
+        raise CollectionMismatch(
+            f"collection {collection!r} has schema version {info.schema_version}, this ume "
+            f"writes {SCHEMA_VERSION}: add --reembed to rebuild it"
+        )
+    return info
+
+
+def check_compatible(store: Store, collection: str, wanted: CollectionInfo) -> CollectionInfo:
+    """The collection exists and matches `wanted` in model, size, schema and vectors."""
+    info = check_model(store, collection, wanted.model_id)
+    if info is None:
+        raise StoreError(f"no collection {collection!r}: index some folders into it first")
+    if info.dim != wanted.dim:
+        raise CollectionMismatch(
+            f"collection {collection!r} holds {info.dim}-d vectors but {wanted.model_id} makes "
+            f"{wanted.dim}-d ones: add --reembed to rebuild it"
+        )
+    if set(wanted.vectors) != set(info.vectors):
+        held, mode = "+".join(info.vectors), _mode_of(info.vectors)
+        raise CollectionMismatch(
+            f"collection {collection!r} holds {held} vectors: index it with --mode {mode}, "
+            "or add --reembed to rebuild it with the new mode"
+        )
+    return info
+
+
+def _mode_of(vectors: tuple[str, ...]) -> str:
+    return next(mode for mode, names in MODE_VECTORS.items() if set(names) == set(vectors))
+
+
+def ensure_collection(
+    store: Store, collection: str, info: CollectionInfo, reembed: bool
+) -> list[Path]:
+    """Create the collection, or check it; with `reembed`, empty an existing one first.
+
+    Returns the roots an emptied collection had held, so the caller can embed them again.
+    """
+    existing = store.collection_info(collection)
+    if existing is not None and not reembed:
+        check_compatible(store, collection, info)
+        return []
+    if existing is not None:
+        roots = indexed_roots(store, collection)
+        store.drop_collection(collection)
+        store.create_collection(collection, info)
+        return roots
+    store.create_collection(collection, info)
+    return []
+
+
+def indexed_roots(store: Store, collection: str) -> list[Path]:
+    """The distinct roots that files of a collection were indexed under."""
+    roots = {
+        payload["root"]
+        for _, payload, _ in store.scroll(collection, Match(fields={"record": FILE_RECORD}))
+        if payload.get("root")
+    }
+    return [Path(root) for root in sorted(roots)]
+
+
+@dataclass
+class CollectionStatus:
+    """What `ume status` shows: the model, item counts per kind, and files that failed."""
+
+    collection: str
+    info: CollectionInfo
+    points: int  # item points
+    files: int  # file records (indexed, failed or incomplete)
+    kinds: dict[str, int]  # item points per kind
+    incomplete: int  # files a killed run left half-written; the next run redoes them
+    failures: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["info"] = self.info.to_json()
+        return data
+
+
+def describe(store: Store, collection: str) -> CollectionStatus:
+    info = store.collection_info(collection)
+    if info is None:
+        raise StoreError(
+            f"no collection {collection!r}: index some folders first (ume index PATH "
+            f"--collection {collection})"
+        )
+    items: dict[str, FieldValue] = {"record": ITEM_RECORD}
+    files: dict[str, FieldValue] = {"record": FILE_RECORD}
+    failed = Match(fields={**files, "status": FAILED})
+    return CollectionStatus(
+        collection=collection,
+        info=info,
+        points=store.count(collection, Match(fields=items)),
+        files=store.count(collection, Match(fields=files)),
+        kinds={
+            kind: store.count(collection, Match(fields={**items, "kind": kind})) for kind in KINDS
+        },
+        incomplete=store.count(collection, Match(fields={**files, "status": PENDING})),
+        failures=[
+            {"path": payload["path"], "reason": payload.get("reason") or "unknown"}
+            for _, payload, _ in store.scroll(collection, failed)
+        ],
+    )

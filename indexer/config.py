@@ -1,0 +1,165 @@
+"""What one indexing run is told to do: a validated pydantic config and its command-line flags.
+
+The flags are defined here, next to the fields they fill, so `ume index` and
+`python -m indexer.shard` (the torchrun entry point) parse exactly the same options without the
+indexer importing the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from indexer.store import DATA_DIR_ENV, check_collection_name
+from model.encoder import DEFAULT_MODEL
+from model.media import DEFAULT_PDF_DPI
+
+Mode = Literal["disc", "gen", "both"]
+
+QDRANT_URL_ENV = "UME_QDRANT_URL"
+MODEL_ENV = "UME_MODEL"
+DEFAULT_COLLECTION = "media"
+GIB = 1024**3
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": GIB, "t": 1024**4}
+SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """A bad option or path given to the indexer; the message says what to do, in one line."""
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from `2GiB`, `500MB`, `1.5g` or a plain number (binary units either way)."""
+    if isinstance(text, int):
+        return text
+    found = SIZE_PATTERN.match(text)
+    if not found:
+        raise ValueError(f"cannot read size {text!r}: write e.g. 2GiB, 500MB or 1048576")
+    number, unit = found.groups()
+    return int(float(number) * SIZE_UNITS[unit.lower()])
+
+
+def default_decode_workers() -> int:
+    """Enough threads to keep the model fed, without starving it of cores on a small machine."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+class IndexConfig(BaseModel):
+    """Everything an indexing run needs; the defaults index a laptop's photos sensibly."""
+
+    roots: list[Path] = Field(default_factory=list)
+    collection: str = DEFAULT_COLLECTION
+    model: str = Field(default_factory=lambda: os.environ.get(MODEL_ENV, DEFAULT_MODEL))
+    mode: Mode = "both"  # "both" costs one generation, like "gen", and also yields disc
+    segment_seconds: float = Field(default=10.0, gt=0)  # one video point per span of this length
+    pdf_dpi: int = Field(default=DEFAULT_PDF_DPI, ge=36, le=600)
+    batch_size: int = Field(default=8, ge=1)
+    # 512, not the encoder's 8192: a batch decodes until its longest row stops, so one runaway
+    # generation would hold a whole batch for up to 8192 steps. Typical reasoning is ~400
+    # tokens, so 512 caps the worst case near typical cost while rarely cutting a real answer.
+    max_new_tokens: int = Field(default=512, ge=1)
+    decode_workers: int = Field(default_factory=default_decode_workers, ge=1)
+    max_file_size: int = Field(default=2 * GIB, gt=0)  # larger files fail as "absurdly large"
+    data_dir: Path | None = None
+    qdrant_url: str | None = None
+    device: str | None = None
+    prune: bool = True
+    reembed: bool = False
+
+    @field_validator("collection")
+    @classmethod
+    def _plain_collection_name(cls, name: str) -> str:
+        check_collection_name(name)
+        return name
+
+    @field_validator("max_file_size", mode="before")
+    @classmethod
+    def _size_with_units(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_engine(self) -> IndexConfig:
+        if self.data_dir is not None and self.qdrant_url is not None:
+            raise ValueError("give --data-dir (embedded index) or --qdrant-url (server), not both")
+        return self
+
+    def where(self) -> str:
+        """Human words for the index location, for log lines and messages."""
+        if self.qdrant_url is not None:
+            return f"Qdrant at {self.qdrant_url}"
+        folder = self.data_dir or os.environ.get(DATA_DIR_ENV) or "the default data dir"
+        return f"the index at {folder}"
+
+
+def add_store_arguments(parser: argparse.ArgumentParser, collection: bool = True) -> None:
+    """--collection, --data-dir and --qdrant-url: where an index lives (shared by every command)."""
+    group = parser.add_argument_group("index location")
+    if collection:
+        group.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection name")
+    group.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"embedded index directory (default: ${DATA_DIR_ENV}, else the per-user data dir)",
+    )
+    group.add_argument(
+        "--qdrant-url",
+        default=os.environ.get(QDRANT_URL_ENV),
+        help=f"use a Qdrant server instead (http(s)://HOST:PORT, local:PATH; env {QDRANT_URL_ENV})",
+    )
+
+
+def add_index_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that fill `IndexConfig` (besides the index location)."""
+    defaults = IndexConfig()
+    group = parser.add_argument_group("indexing")
+    group.add_argument("roots", nargs="+", type=Path, metavar="PATH", help="folders or files")
+    group.add_argument(
+        "--model", default=defaults.model, help=f"model name or dir (env {MODEL_ENV})"
+    )
+    group.add_argument(
+        "--mode",
+        choices=("disc", "gen", "both"),
+        default=defaults.mode,
+        help="disc: one forward pass (fast); gen/both: with generated reasoning",
+    )
+    group.add_argument("--segment-seconds", type=float, default=defaults.segment_seconds)
+    group.add_argument("--pdf-dpi", type=int, default=defaults.pdf_dpi)
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    group.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    group.add_argument("--decode-workers", type=int, default=defaults.decode_workers)
+    group.add_argument("--max-file-size", default="2GiB", help="larger files fail (default 2GiB)")
+    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
+    group.add_argument(
+        "--prune",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="remove files deleted from disk under the given roots (default: on)",
+    )
+    group.add_argument(
+        "--reembed",
+        action="store_true",
+        help="empty a collection built by another model and embed again",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> IndexConfig:
+    """An `IndexConfig` from parsed flags; raises pydantic's ValidationError on bad values."""
+    values = {name: getattr(args, name) for name in IndexConfig.model_fields if hasattr(args, name)}
+    return IndexConfig(**values)
+
+
+def validation_message(error: Exception) -> str:
+    """One line out of a pydantic ValidationError: the first problem and its field."""
+    errors = getattr(error, "errors", None)
+    if not callable(errors):
+        return str(error)
+    first = errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    flag = f"--{where.replace('_', '-')}: " if where else ""
+    return f"{flag}{first.get('msg', 'invalid value')}".replace("Value error, ", "")

@@ -1,0 +1,101 @@
+"""Load: turn one scanned file into the model inputs it holds (an image, video segments, pages).
+
+Every way a user's file can be bad (empty, corrupt, truncated, encrypted, absurdly large,
+unreadable) ends as a `LoadFailure` carrying a one-line reason, so the pipeline records it and
+moves on; nothing here aborts a run.
+
+Design decisions:
+- Video segments and PDF pages are decoded eagerly: a file either yields all its items or
+  fails as a whole, so an index never holds half a video from a file that broke midway.
+- pdfium is not thread-safe, so PDF rendering holds one process-wide lock; images and videos
+  decode freely in parallel.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from indexer.scan import ScannedFile
+from model.inputs import EmbedInput, image_input, pdf_inputs, video_inputs
+from model.media import MediaError
+
+GIB = 1024**3
+_PDFIUM_LOCK = threading.Lock()
+
+
+class LoadFailure(Exception):
+    """A file that yields no model input; `reason` is one line without the path."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How files are cut into items; a change of these re-embeds the affected files."""
+
+    segment_seconds: float
+    pdf_dpi: int
+    max_file_size: int
+
+    def for_kind(self, kind: str) -> str:
+        """The settings that shaped a file of this kind, as stored in its file record."""
+        if kind == "video":
+            return f"segment_seconds={self.segment_seconds:g}"
+        if kind == "document":
+            return f"pdf_dpi={self.pdf_dpi}"
+        return ""
+
+
+def check_size(file: ScannedFile, settings: LoadSettings) -> None:
+    """Refuse empty and absurdly large files before reading a byte of them."""
+    if file.size == 0:
+        raise LoadFailure("file is empty (0 bytes)")
+    if file.size > settings.max_file_size:
+        raise LoadFailure(
+            f"file is absurdly large ({file.size / GIB:.1f} GiB, limit "
+            f"{settings.max_file_size / GIB:.1f} GiB; raise --max-file-size to index it)"
+        )
+
+
+def load_inputs(file: ScannedFile, settings: LoadSettings) -> list[EmbedInput]:
+    """The inputs of one file, each with its segment index in `extra["segment"]`."""
+    check_size(file, settings)
+    try:
+        inputs = _decode(file, settings)
+    except MediaError as error:
+        raise LoadFailure(reason_of(error, file)) from error
+    except LoadFailure:
+        raise
+    except Exception as error:  # a decoder's own bug on one odd file must not end the run
+        raise LoadFailure(
+            f"cannot decode file ({type(error).__name__}: {_first_line(error)})"
+        ) from error
+    if not inputs:
+        raise LoadFailure("file holds nothing to embed (no frames or pages)")
+    for segment, item in enumerate(inputs):
+        item.extra["segment"] = segment
+    return inputs
+
+
+def _decode(file: ScannedFile, settings: LoadSettings) -> list[EmbedInput]:
+    if file.kind == "image":
+        return [image_input(file.path)]
+    if file.kind == "video":
+        return video_inputs(file.path, settings.segment_seconds)
+    if file.kind == "document":
+        with _PDFIUM_LOCK:
+            return pdf_inputs(file.path, settings.pdf_dpi)
+    raise LoadFailure(f"unsupported file type {file.path.suffix or '(none)'}")
+
+
+def reason_of(error: BaseException, file: ScannedFile) -> str:
+    """A media error's message without the path it starts with (the record holds the path)."""
+    return _first_line(error).removeprefix(f"{file.path}: ")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,305 @@
+"""The indexing pipeline for one process: scan -> load -> encode -> store, overlapped.
+
+    feeder thread     walks the roots, skips unchanged files, hands the rest to the pool
+    decode workers    fingerprint; reuse vectors of identical content, or decode the file and
+                      run the processor on its items (`encoder.prepare`), ahead of the model
+    main thread       takes loaded files in scan order and encodes their items in batches
+    writer thread     writes finished files to the store (see `indexer.writer`)
+
+The feeder -> main hand-over is a bounded queue of futures, so decoding runs at most
+`LOOKAHEAD_FILES` files ahead of the model and memory stays flat on any folder size. A file's
+items may span batches; it goes to the writer once its last item is encoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from indexer.collection import MODE_VECTORS
+from indexer.config import IndexConfig
+from indexer.load import LoadFailure, LoadSettings, check_size, load_inputs
+from indexer.records import IndexedState, ItemPlace
+from indexer.scan import ScannedFile, fingerprint, walk
+from indexer.store import Store
+from indexer.summary import RunSummary, StageClock
+from indexer.writer import EncodedFile, FailedFile, ReusedFile, StoreWriter, WriteJob
+from model.encoder import Encoder, document_task, task_text
+from model.inputs import EmbedInput, PreparedInput
+
+log = logging.getLogger(__name__)
+
+LOOKAHEAD_FILES = 32  # loaded files waiting for the model, at most
+Owns = Callable[[Path], bool]  # does this process handle the file? (sharding)
+
+
+@dataclass
+class LoadedFile:
+    """A decoded file whose items are ready for the model."""
+
+    file: ScannedFile
+    fingerprint: str
+    settings: str
+    places: list[ItemPlace]
+    prepared: list[PreparedInput]
+
+
+Loaded = LoadedFile | WriteJob
+
+
+class LazyEncoder:
+    """The encoder, loaded on first use: a run with nothing new to embed never loads the model."""
+
+    def __init__(self, load: Callable[[], Encoder]) -> None:
+        self._load = load
+        self._encoder: Encoder | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Encoder:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = self._load()
+            return self._encoder
+
+
+class Progress:
+    """A tqdm bar over files whose total arrives later, from a background count."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._bar = tqdm(desc="indexing", unit="file", disable=None if enabled else True)
+        self._lock = threading.Lock()
+
+    def advance(self) -> None:
+        with self._lock:
+            self._bar.update(1)
+
+    def set_total(self, total: int) -> None:
+        with self._lock:
+            self._bar.total = total
+            self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class _Accumulator:
+    """Encoded rows of one file, filled as its items come out of (possibly several) batches."""
+
+    def __init__(self, loaded: LoadedFile, vector_names: list[str], hidden: int) -> None:
+        self.loaded = loaded
+        count = len(loaded.places)
+        self.vectors = {name: np.zeros((count, hidden), np.float32) for name in vector_names}
+        self.reasoning: list[str | None] = [None] * count
+        self.summary: list[str | None] = [None] * count
+        self.remaining = count
+
+    def job(self) -> EncodedFile:
+        loaded = self.loaded
+        return EncodedFile(
+            loaded.file,
+            loaded.fingerprint,
+            loaded.settings,
+            loaded.places,
+            self.vectors,
+            self.reasoning,
+            self.summary,
+        )
+
+
+Pending = list[tuple[_Accumulator, int, PreparedInput]]  # (file, row in file, item) to encode
+
+
+class Pipeline:
+    """One process's share of an indexing run; see the module docstring."""
+
+    def __init__(
+        self,
+        encoder: LazyEncoder,
+        store: Store,
+        config: IndexConfig,
+        state: IndexedState,
+        owns: Owns = lambda path: True,
+        progress: bool = True,
+    ) -> None:
+        self.encoder, self.store, self.config, self.state, self.owns = (
+            encoder,
+            store,
+            config,
+            state,
+            owns,
+        )
+        self.settings = LoadSettings(config.segment_seconds, config.pdf_dpi, config.max_file_size)
+        self.vector_names: list[str] = list(MODE_VECTORS[config.mode])
+        self.clock = StageClock()
+        self.summary = RunSummary()
+        self.on_disk: set[str] = set()  # every media path the scan found, owned or not
+        self._progress_enabled = progress
+        self._progress = Progress(False)
+        self._stop = threading.Event()
+
+    def run(self, roots: Iterable[Path]) -> RunSummary:
+        """Index what changed under `roots`; pruning and finalising are left to the caller."""
+        roots = list(roots)
+        self._progress = Progress(self._progress_enabled)
+        threading.Thread(target=self._count, args=(roots,), daemon=True).start()
+        writer = StoreWriter(
+            self.store,
+            self.config.collection,
+            self.config.model,
+            self.clock,
+            self.summary,
+            self._progress.advance,
+        )
+        writer.start()
+        try:
+            self._pass(self._candidates(roots), writer, allow_reuse=True)
+            retry, writer.needs_encoding = writer.needs_encoding, []
+            if retry:
+                self._pass(iter(retry), writer, allow_reuse=False)
+            writer.finish()
+        finally:
+            self._stop.set()
+            self._progress.close()
+        self.summary.seconds = dict(self.clock.seconds)
+        return self.summary
+
+    def _count(self, roots: list[Path]) -> None:
+        self._progress.set_total(sum(1 for file in walk(roots) if self.owns(file.path)))
+
+    def _candidates(self, roots: list[Path]) -> Iterator[ScannedFile]:
+        """Owned files that are not already indexed as they are (those count as unchanged)."""
+        files = walk(roots)
+        while True:
+            with self.clock.measure("scan"):
+                file = next(files, None)
+            if file is None:
+                return
+            self.on_disk.add(str(file.path))
+            if not self.owns(file.path):
+                continue
+            if self.state.is_unchanged(file, self.settings.for_kind(file.kind)):
+                self.summary.unchanged += 1
+                self._progress.advance()
+                continue
+            yield file
+
+    def _pass(self, files: Iterator[ScannedFile], writer: StoreWriter, allow_reuse: bool) -> None:
+        loads: queue.Queue[Future[Loaded] | None] = queue.Queue(LOOKAHEAD_FILES)
+        with ThreadPoolExecutor(
+            self.config.decode_workers, thread_name_prefix="ume-decode"
+        ) as pool:
+            feeder = threading.Thread(
+                target=self._feed, args=(files, pool, loads, allow_reuse), daemon=True
+            )
+            feeder.start()
+            try:
+                self._encode_all(loads, writer)
+            finally:
+                self._stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+            self._stop.clear()
+
+    def _feed(
+        self,
+        files: Iterator[ScannedFile],
+        pool: ThreadPoolExecutor,
+        loads: queue.Queue[Future[Loaded] | None],
+        allow_reuse: bool,
+    ) -> None:
+        try:
+            for file in files:
+                if not self._put(loads, pool.submit(self._load, file, allow_reuse)):
+                    return
+        except BaseException as error:  # a scan error reaches the main thread as a failed future
+            failed: Future[Loaded] = Future()
+            failed.set_exception(error)
+            self._put(loads, failed)
+        self._put(loads, None)
+
+    def _put(self, loads: queue.Queue[Future[Loaded] | None], item: Future[Loaded] | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                loads.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _load(self, file: ScannedFile, allow_reuse: bool) -> Loaded:
+        """Runs on a decode worker: fingerprint, then reuse or decode + prepare."""
+        settings = self.settings.for_kind(file.kind)
+        digest: str | None = None
+        try:
+            check_size(file, self.settings)
+            with self.clock.measure("scan"):
+                digest = fingerprint(file.path, file.size)
+            source = self.state.reuse_source(file, digest, settings) if allow_reuse else None
+            if source is not None:
+                return ReusedFile(file, digest, settings, source)
+            with self.clock.measure("decode"):
+                return self._decoded(file, digest, settings)
+        except LoadFailure as failure:
+            return FailedFile(file, digest, settings, failure.reason)
+        except OSError as error:
+            return FailedFile(
+                file, digest, settings, f"cannot read file ({error.strerror or error})"
+            )
+
+    def _decoded(self, file: ScannedFile, digest: str, settings: str) -> LoadedFile:
+        inputs = load_inputs(file, self.settings)
+        prepared = [self._prepare(item) for item in inputs]
+        return LoadedFile(file, digest, settings, [_place(item) for item in inputs], prepared)
+
+    def _prepare(self, item: EmbedInput) -> PreparedInput:
+        try:
+            return self.encoder.get().prepare(item, task_text(item, document_task(item)))
+        except Exception as error:  # the processor rejecting one odd image must not end the run
+            raise LoadFailure(
+                f"cannot prepare for the model ({type(error).__name__}: {error})"
+            ) from error
+
+    def _encode_all(self, loads: queue.Queue[Future[Loaded] | None], writer: StoreWriter) -> None:
+        pending: Pending = []
+        while (future := loads.get()) is not None:
+            loaded = future.result()
+            if not isinstance(loaded, LoadedFile):
+                writer.submit(loaded)
+                continue
+            accumulator = _Accumulator(loaded, self.vector_names, self.encoder.get().hidden_size)
+            pending += [(accumulator, row, item) for row, item in enumerate(loaded.prepared)]
+            loaded.prepared = []  # the pending list holds them now; free each after its batch
+            while len(pending) >= self.config.batch_size:
+                pending = self._encode_batch(pending, writer)
+        while pending:
+            pending = self._encode_batch(pending, writer)
+
+    def _encode_batch(self, pending: Pending, writer: StoreWriter) -> Pending:
+        batch, rest = pending[: self.config.batch_size], pending[self.config.batch_size :]
+        with self.clock.measure("encode"):
+            encoded = self.encoder.get().encode_prepared(
+                [item for _, _, item in batch],
+                mode=self.config.mode,
+                batch_size=self.config.batch_size,
+                max_new_tokens=self.config.max_new_tokens,
+            )
+        for position, (accumulator, row, _) in enumerate(batch):
+            for name, vectors in accumulator.vectors.items():
+                vectors[row] = getattr(encoded, name)[position]
+            accumulator.reasoning[row] = encoded.reasoning[position]
+            accumulator.summary[row] = encoded.summary[position]
+            accumulator.remaining -= 1
+            if accumulator.remaining == 0:
+                writer.submit(accumulator.job())
+        return rest
+
+
+def _place(item: EmbedInput) -> ItemPlace:
+    return ItemPlace(item.extra["segment"], item.page, item.start, item.end)

@@ -1,0 +1,77 @@
+"""A KV cache that grows in place instead of re-allocating on every decode step.
+
+transformers' `DynamicCache` concatenates each new key/value onto the whole cache, so every
+generated token copies the entire cache: O(length) memory traffic per step, which dominates a
+large-batch decode. `GrowingLayer` keeps a preallocated buffer with headroom, writes each step
+into it, and hands attention a view of the filled part. The buffer grows geometrically when the
+headroom runs out, so copies happen O(log length) times instead of once per token.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+
+ALIGN = 64  # capacity rounding: aligned rows keep SDPA on its fused kernels
+
+
+class GrowingLayer(DynamicLayer):
+    """One layer's keys/values (batch, kv_heads, capacity, head_dim); the first `length` are valid."""
+
+    def __init__(self, reserve: int = 256) -> None:
+        super().__init__()
+        self.reserve = reserve  # tokens of headroom allocated beyond the first write
+        self.length = 0
+        self._key_buffer: torch.Tensor | None = None
+        self._value_buffer: torch.Tensor | None = None
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        needed = self.length + key_states.shape[-2]
+        if self._key_buffer is None or needed > self._key_buffer.shape[-2]:
+            self._grow(key_states, value_states, needed)
+        assert self._key_buffer is not None and self._value_buffer is not None
+        self._key_buffer[:, :, self.length : needed] = key_states
+        self._value_buffer[:, :, self.length : needed] = value_states
+        self.length = needed
+        self._expose()
+        return self.keys, self.values
+
+    def _grow(self, key_states: torch.Tensor, value_states: torch.Tensor, needed: int) -> None:
+        capacity = -(-(needed + max(self.reserve, needed // 2)) // ALIGN) * ALIGN
+        keys = key_states.new_zeros((*key_states.shape[:2], capacity, key_states.shape[-1]))
+        values = value_states.new_zeros((*value_states.shape[:2], capacity, value_states.shape[-1]))
+        if self._key_buffer is not None and self._value_buffer is not None:
+            keys[:, :, : self.length] = self._key_buffer[:, :, : self.length]
+            values[:, :, : self.length] = self._value_buffer[:, :, : self.length]
+        self._key_buffer, self._value_buffer = keys, values
+
+    def _expose(self) -> None:
+        assert self._key_buffer is not None and self._value_buffer is not None
+        self.keys = self._key_buffer[:, :, : self.length]
+        self.values = self._value_buffer[:, :, : self.length]
+
+    def get_seq_length(self) -> int:
+        return self.length if self.is_initialized else 0
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self._key_buffer is None or self._value_buffer is None:
+            return
+        self._key_buffer = self._key_buffer[indices]
+        self._value_buffer = self._value_buffer[indices]
+        self._expose()
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove < 0 and self.is_initialized:
+            self.length = max(self.length + tokens_to_remove, 0)
+            self._expose()
+
+
+def growing_cache(num_layers: int, reserve: int) -> Cache:
+    """A cache of `num_layers` growing layers with `reserve` tokens of headroom each."""
+    return Cache(layers=[GrowingLayer(reserve) for _ in range(num_layers)])

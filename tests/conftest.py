@@ -1,0 +1,80 @@
+"""Shared fixtures: the offline tiny UME-R1 checkpoint every test loads through the real code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "media"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random UME-R1 checkpoint directory, built once per test session."""
+    from model.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-ume-r1"))
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    return EXAMPLES
+
+
+# Two inputs and the completions the "taught" model learns to write for them.
+TAUGHT_TEXT = "a cat"
+TAUGHT_COLOR = (200, 10, 10)
+TAUGHT_COMPLETIONS = (
+    "<think>cat</think><answer>a cat<gen_emb>",
+    "<think>red box here</think><answer><|begin_of_box|>red<|end_of_box|><gen_emb>",
+)
+
+
+def taught_inputs():
+    """The inputs the taught model answers in the trained format (document side)."""
+    from PIL import Image
+
+    from model.inputs import EmbedInput, text_input
+
+    return [text_input(TAUGHT_TEXT), EmbedInput(image=Image.new("RGB", (100, 60), TAUGHT_COLOR))]
+
+
+@pytest.fixture(scope="session")
+def taught_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model after a few seconds of teacher forcing on two fixed completions.
+
+    A random model never writes `<gen_emb>`; this one does, with different lengths per input, so
+    the stop-at-`<gen_emb>` path, the reasoning parser and batching are tested on real output.
+    """
+    import torch
+
+    from model.encoder import Encoder, document_task, task_text
+    from model.generation import append_completions
+    from model.inputs import collate
+
+    torch.manual_seed(0)
+    encoder = Encoder.from_pretrained(tiny_model_dir)
+    tokenizer, ids = encoder.processor.tokenizer, encoder.token_ids
+    prepared = [encoder.prepare(i, task_text(i, document_task(i))) for i in taught_inputs()]
+    targets = [tokenizer(t + "<|im_end|>")["input_ids"] for t in TAUGHT_COMPLETIONS]
+    batch = append_completions(collate(prepared, ids.pad), targets, ids.pad)
+    labels = batch["input_ids"].clone()
+    for row, target in enumerate(targets):
+        labels[row, : -len(target)] = -100
+    model = encoder.model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=4e-3)
+    for _ in range(70):
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    out = tmp_path_factory.mktemp("taught-ume-r1")
+    model.save_pretrained(out)
+    encoder.processor.save_pretrained(out)
+    return out

@@ -1,0 +1,104 @@
+"""A small searchable index for the search, UI and browser tests, written through the store API.
+
+The example media is copied into a temporary root (so the served-files boundary is a folder the
+test owns), embedded with the tiny model in both modes, and stored with the indexer's own record
+builders. Each item's reasoning is a known sentence that includes literal `<think>` and
+`<answer>` tags, so tests can check that the UI shows them as text.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from indexer.collection import collection_info, resolved_model_id
+from indexer.records import OK, ItemPlace, file_record, item_point
+from indexer.scan import fingerprint, walk
+from indexer.store import Store, open_store
+from model.encoder import Encoder
+from model.inputs import EmbedInput, VisionBudget, inputs_from_path
+
+COLLECTION = "media"
+MAX_NEW_TOKENS = 8
+SEGMENT_SECONDS = 4.0  # the 12 s example clip becomes three segments
+# Small pictures keep the tiny model quick; queries use the same encoder, so they match.
+TEST_BUDGET = VisionBudget(image_max_pixels=224 * 224, video_max_pixels=64 * 28 * 28)
+
+
+@dataclass(frozen=True)
+class FixtureIndex:
+    root: Path  # the indexed root: a copy of examples/media
+    data_dir: Path  # the embedded store (closed; open it with `open_store(data_dir=...)`)
+    model_dir: Path
+    items: int
+
+
+_BUILT: dict[Path, FixtureIndex] = {}
+
+
+def load_encoder(model_dir: Path) -> Encoder:
+    return Encoder.from_pretrained(model_dir, budget=TEST_BUDGET)
+
+
+def shared_index(model_dir: Path, examples: Path, factory: pytest.TempPathFactory) -> FixtureIndex:
+    """The fixture index, built once per test session and shared by every module that asks."""
+    base = factory.getbasetemp() / "search-index"
+    if base not in _BUILT:
+        base.mkdir()
+        root = copy_examples(examples, base)
+        with open_store(data_dir=base / "data") as store:
+            items = fill_store(store, load_encoder(model_dir), root)
+        _BUILT[base] = FixtureIndex(root, base / "data", model_dir, items)
+    return _BUILT[base]
+
+
+def reasoning_for(path: Path) -> str:
+    """The stored reasoning of every item of `path`: unique per file, with tags kept as text."""
+    return f"Reasoning about {path.stem}: <think>looks at {path.suffix}</think> then <answer>."
+
+
+def summary_for(path: Path) -> str:
+    return path.stem.replace("_", " ")
+
+
+def place_of(item: EmbedInput, segment: int) -> ItemPlace:
+    return ItemPlace(segment, item.page, item.start, item.end)
+
+
+def fill_store(store: Store, encoder: Encoder, root: Path, collection: str = COLLECTION) -> int:
+    """Embed every media file under `root` and store it as the indexer would; returns items.
+
+    All items go through one encoder call (one batched generation), which keeps this fast.
+    """
+    model_id = resolved_model_id(encoder.model_id)
+    store.create_collection(collection, collection_info(model_id, encoder.hidden_size, "both"))
+    files = [(file, inputs_from_path(file.path, SEGMENT_SECONDS)) for file in walk([root])]
+    items = [item for _, file_items in files for item in file_items]
+    encoded = encoder.encode_document(
+        items, mode="both", max_new_tokens=MAX_NEW_TOKENS, batch_size=32
+    )
+    assert encoded.disc is not None and encoded.gen is not None
+    row = 0
+    for file, file_items in files:
+        digest = fingerprint(file.path)
+        text = (reasoning_for(file.path), summary_for(file.path))
+        points = []
+        for segment, item in enumerate(file_items):
+            vectors = {"disc": encoded.disc[row], "gen": encoded.gen[row]}
+            points.append(
+                item_point(file, digest, model_id, place_of(item, segment), text, vectors)
+            )
+            row += 1
+        store.upsert(
+            collection, [*points, file_record(file, digest, model_id, OK, points=len(points))]
+        )
+    return row
+
+
+def copy_examples(examples: Path, destination: Path) -> Path:
+    root = destination / "media"
+    shutil.copytree(examples, root)
+    return root.resolve()

@@ -1,0 +1,143 @@
+"""`ume index` and `ume status` as a user runs them: output, exit status, crashes, sharding."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from indexer.shard import shard_of
+from indexer.store import Match, open_store
+from indexer.writer import KILL_AFTER_ENV
+from tests.test_indexer import BROKEN, GOOD_FILES, ITEMS, KINDS, PDF, VIDEO, make_library
+
+REPO = Path(__file__).resolve().parents[1]
+SUMMARY_KEYS = ("indexed", "unchanged", "reused", "removed", "failed", "points")
+
+
+def index_args(root: Path, model: Path, *location: str) -> list[str]:
+    return [
+        "index", str(root), *location, "--model", str(model), "--mode", "both",
+        "--max-new-tokens", "4", "--segment-seconds", "1.5", "--pdf-dpi", "40",
+        "--batch-size", "2", "--no-progress",
+    ]  # fmt: skip
+
+
+def run_json(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, dict]:
+    code = main([*args, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def expected_segments(root: Path) -> Counter[str]:
+    """How many item points each good file of the library makes."""
+    counts = Counter({str(root / PDF): 3, str(root / VIDEO): 2})
+    counts.update(str(f) for f in root.rglob("*") if f.parent.name != "broken" and _is_image(f))
+    return counts
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix in {".jpg", ".png", ".webp", ".gif", ".bmp", ".tiff"} and not any(
+        part.startswith((".", "@")) or part == "System Volume Information" for part in path.parts
+    )
+
+
+def stored_segments(data_dir: Path | None = None, qdrant_url: str | None = None) -> Counter[str]:
+    with open_store(data_dir, qdrant_url) as store:
+        points = store.scroll("media", Match(fields={"record": "item"}))
+        return Counter(payload["path"] for _, payload, _ in points)
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    return make_library(tmp_path / "library")
+
+
+def test_json_summary_status_and_exit_codes(library, tiny_model_dir, tmp_path, capsys) -> None:
+    data = ["--data-dir", str(tmp_path / "index")]
+    code, summary = run_json(capsys, index_args(library, tiny_model_dir, *data))
+    assert code == 1  # some files failed
+    assert all(isinstance(summary[key], int) for key in SUMMARY_KEYS)
+    assert (summary["indexed"], summary["failed"], summary["points"]) == (GOOD_FILES, 5, ITEMS)
+    assert {f["path"] for f in summary["failures"]} == {str(library / name) for name in BROKEN}
+    assert set(summary["seconds"]) >= {"scan", "decode", "encode", "store"}
+
+    assert main(["status", *data, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["kinds"] == KINDS and status["points"] == ITEMS
+    assert status["info"]["model_id"] == str(tiny_model_dir.resolve())
+    reasons = {Path(f["path"]).name: f["reason"] for f in status["failures"]}
+    assert "password" in reasons["encrypted.pdf"] and "empty" in reasons["zero.png"]
+
+    shutil.rmtree(library / "broken")
+    code, summary = run_json(capsys, index_args(library, tiny_model_dir, *data))
+    assert code == 0
+    assert (summary["unchanged"], summary["removed"], summary["failed"]) == (GOOD_FILES, 5, 0)
+    assert main(["status", *data]) == 0
+    assert "0 files failed" in capsys.readouterr().out
+
+
+def test_a_collection_refuses_another_model(library, tiny_model_dir, tmp_path, capsys) -> None:
+    data = ["--data-dir", str(tmp_path / "index")]
+    assert main([*index_args(library, tiny_model_dir, *data)]) == 1
+    capsys.readouterr()
+    other = tmp_path / "other-model"
+    assert main(["build-tiny-model", str(other), "--seed", "1"]) == 0
+    capsys.readouterr()
+    assert main(index_args(library, other, *data)) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "was built with model" in error and "--reembed" in error
+
+
+def test_one_engine_at_a_time(library, tiny_model_dir, tmp_path, capsys) -> None:
+    both = ["--data-dir", str(tmp_path / "index"), "--qdrant-url", f"local:{tmp_path / 'q'}"]
+    assert main(index_args(library, tiny_model_dir, *both)) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_killed_run_resumes_with_every_item_once(library, tiny_model_dir, tmp_path) -> None:
+    data_dir = tmp_path / "index"
+    args = index_args(library, tiny_model_dir, "--data-dir", str(data_dir))
+    # Killed right after the second write of item points, before the records marking them done.
+    env = os.environ | {KILL_AFTER_ENV: "2"}
+    killed = subprocess.run(
+        [sys.executable, "-m", "app", *args], env=env, cwd=REPO, capture_output=True
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    with open_store(data_dir) as store:
+        pending = store.count("media", Match(fields={"record": "file", "status": "pending"}))
+        assert pending > 0 and store.count("media", Match(fields={"record": "item"})) > 0
+
+    assert main(args) == 1  # resumes; the broken files fail again
+    assert stored_segments(data_dir) == expected_segments(library)
+    with open_store(data_dir) as store:
+        assert store.count("media", Match(fields={"record": "file", "status": "pending"})) == 0
+        assert store.count("media", Match(fields={"record": "file"})) == GOOD_FILES + len(BROKEN)
+
+
+def test_two_worker_processes_share_one_server_collection(tiny_model_dir, tmp_path, capfd) -> None:
+    library = make_library(tmp_path / "library", broken=False)
+    owners = Counter(shard_of(path, 2) for path in expected_segments(library))
+    assert owners[0] and owners[1]  # both processes have files to index
+    server = ["--qdrant-url", f"local:{tmp_path / 'qdrant'}"]
+    args = [*index_args(library, tiny_model_dir, *server), "--workers", "2", "--json"]
+    assert main(args) == 0
+    summary = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
+    assert (summary["indexed"], summary["points"], summary["failed"]) == (GOOD_FILES, ITEMS, 0)
+    assert stored_segments(qdrant_url=server[1]) == expected_segments(library)
+
+    (library / PDF).unlink()  # rank 0 prunes it once both shards are done
+    assert main(args) == 0
+    summary = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
+    assert (summary["unchanged"], summary["removed"], summary["points"]) == (
+        GOOD_FILES - 1,
+        1,
+        ITEMS - 3,
+    )
