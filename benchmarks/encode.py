@@ -29,8 +29,13 @@ from model.inputs import PreparedInput, collate, image_input
 from model.tiny import build_processor, build_tokenizer
 
 QWEN2_VL_2B_TEXT = {
-    "vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
-    "num_attention_heads": 12, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+    "vocab_size": 151936,
+    "hidden_size": 1536,
+    "intermediate_size": 8960,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 32768,
     "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
 }
 QWEN2_VL_2B_VISION = {"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "num_heads": 16, "mlp_ratio": 4}
@@ -62,9 +67,13 @@ def random_2b_encoder(device: str, layers: int | None = None) -> Encoder:
     if layers:
         text["num_hidden_layers"], vision["depth"] = layers, layers
     config = Qwen2VLConfig(
-        text_config=text, vision_config=vision, tie_word_embeddings=True,
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        text_config=text,
+        vision_config=vision,
+        tie_word_embeddings=True,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
     )
     config._attn_implementation = "sdpa"
     with torch.device(device):
@@ -90,7 +99,9 @@ def synthetic_prompts(encoder: Encoder, count: int, image_size: int, text_tokens
         end = torch.tensor([encoder.processor.tokenizer.convert_tokens_to_ids("<|vision_end|>")])
         text = torch.randint(300, 150000, (text_tokens,), generator=generator)
         suffix_at = max(text_tokens - 60, 1)
-        input_ids = torch.cat([start, vision, end, text[:suffix_at], torch.tensor([ids.disc_emb]), text[suffix_at:]])
+        input_ids = torch.cat(
+            [start, vision, end, text[:suffix_at], torch.tensor([ids.disc_emb]), text[suffix_at:]]
+        )
         types = torch.zeros_like(input_ids)
         types[1 : 1 + len(vision)] = 1
         out.append(PreparedInput(input_ids, types, real.pixel_values, real.image_grid_thw, None, None))
@@ -98,7 +109,9 @@ def synthetic_prompts(encoder: Encoder, count: int, image_size: int, text_tokens
 
 
 def real_prompts(encoder: Encoder, count: int, image_size: int) -> list[PreparedInput]:
-    items = [image_input(random_image(i, image_size), text=f"photo number {i}" * (1 + i % 3)) for i in range(count)]
+    items = [
+        image_input(random_image(i, image_size), text=f"photo number {i}" * (1 + i % 3)) for i in range(count)
+    ]
     return [encoder.prepare(item, task_text(item, document_task(item))) for item in items]
 
 
@@ -122,8 +135,13 @@ def authors_style(encoder: Encoder, prepared: list[PreparedInput], new_tokens: i
         timings["disc"] += time.perf_counter() - began
         began = time.perf_counter()
         out = encoder.model.generate(
-            **batch, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-            output_hidden_states=True, return_dict_in_generate=True, pad_token_id=ids.pad,
+            **batch,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            output_hidden_states=True,
+            return_dict_in_generate=True,
+            pad_token_id=ids.pad,
         )
         _ = torch.nn.functional.normalize(out.hidden_states[-1][-1][:, -1].float(), dim=-1).cpu()
         sync(device)
@@ -137,14 +155,18 @@ def ours(encoder: Encoder, prepared: list[PreparedInput], new_tokens: int, batch
     for mode in ("disc", "gen"):
         sync(device)
         began = time.perf_counter()
-        result = encoder.encode_prepared(prepared, mode=mode, batch_size=batch_size, max_new_tokens=new_tokens)
+        result = encoder.encode_prepared(
+            prepared, mode=mode, batch_size=batch_size, max_new_tokens=new_tokens
+        )
         sync(device)
         timings[mode] = time.perf_counter() - began
     return timings, result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", choices=("tiny", "2b"), default="tiny")
     parser.add_argument("--items", type=int, default=32)
     parser.add_argument("--baseline-items", type=int, default=None, help="items for the slow baseline")
@@ -161,23 +183,40 @@ def main() -> None:
     # early stop so both sides generate exactly --new-tokens (the min_new_tokens of the baseline).
     encoder.model.generation_config.eos_token_id = None
     make = synthetic_prompts if args.preset == "2b" else None
-    prepared = (make(encoder, args.items, args.image_size, args.text_tokens) if make
-                else real_prompts(encoder, args.items, args.image_size))
-    encoder.token_ids = encoder.token_ids.__class__(encoder.token_ids.gen_emb, encoder.token_ids.disc_emb, -1, encoder.token_ids.pad)
+    prepared = (
+        make(encoder, args.items, args.image_size, args.text_tokens)
+        if make
+        else real_prompts(encoder, args.items, args.image_size)
+    )
+    encoder.token_ids = encoder.token_ids.__class__(
+        encoder.token_ids.gen_emb, encoder.token_ids.disc_emb, -1, encoder.token_ids.pad
+    )
     ours(encoder, prepared[: min(4, len(prepared))], 4, args.batch_size, args.device)  # warm-up
     base_items = prepared[: args.baseline_items or len(prepared)]
     base_t, base_completions = authors_style(encoder, base_items, args.new_tokens, args.device)
     our_t, result = ours(encoder, prepared, args.new_tokens, args.batch_size, args.device)
     tokenizer = encoder.processor.tokenizer
-    same = sum(tokenizer.decode(c, skip_special_tokens=True) == result.completion[i] for i, c in enumerate(base_completions))
-    report = {"preset": args.preset, "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
-              "items": len(prepared), "baseline_items": len(base_items), "new_tokens": args.new_tokens,
-              "prompt_tokens": float(np.mean([p.length for p in prepared])), "batch_size": args.batch_size,
-              "same_completions": f"{same}/{len(base_items)}"}
+    same = sum(
+        tokenizer.decode(c, skip_special_tokens=True) == result.completion[i]
+        for i, c in enumerate(base_completions)
+    )
+    report = {
+        "preset": args.preset,
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        "items": len(prepared),
+        "baseline_items": len(base_items),
+        "new_tokens": args.new_tokens,
+        "prompt_tokens": float(np.mean([p.length for p in prepared])),
+        "batch_size": args.batch_size,
+        "same_completions": f"{same}/{len(base_items)}",
+    }
     print(f"{'mode':6} {'authors-style items/s':>22} {'ours items/s':>14} {'ratio':>7}")
     for mode in ("disc", "gen"):
         base_rate, our_rate = len(base_items) / base_t[mode], len(prepared) / our_t[mode]
-        report[f"{mode}_baseline_items_per_s"], report[f"{mode}_ours_items_per_s"] = round(base_rate, 3), round(our_rate, 3)
+        report[f"{mode}_baseline_items_per_s"], report[f"{mode}_ours_items_per_s"] = (
+            round(base_rate, 3),
+            round(our_rate, 3),
+        )
         report[f"{mode}_ratio"] = round(our_rate / base_rate, 2)
         print(f"{mode:6} {base_rate:22.2f} {our_rate:14.2f} {our_rate / base_rate:6.1f}x")
     if args.device.startswith("cuda"):

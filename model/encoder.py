@@ -125,7 +125,8 @@ class Encoder:
             )
         except (OSError, ValueError) as error:
             raise ModelLoadError(_load_hint(name, error)) from error
-        return cls(model.to(device), processor, model_id=name, budget=budget)
+        model = model.to(device)  # type: ignore[arg-type]  # transformers' typing of .to is too narrow
+        return cls(model, processor, model_id=name, budget=budget)
 
     @property
     def device(self) -> torch.device:
@@ -191,6 +192,7 @@ class Encoder:
             return
         on_step = _row_callback(indices, on_tokens) if on_tokens else None
         out = generate_embeddings(self.model, batch, self.token_ids, sampling, mode == "both", on_step)
+        assert out.gen is not None
         result.gen[indices] = out.gen.cpu().numpy()
         if out.disc is not None:
             result.disc[indices] = out.disc.cpu().numpy()
@@ -234,7 +236,10 @@ def _row_callback(indices: list[int], on_tokens: TokenCallback):
 
 def _token_ids(tokenizer: Any) -> TokenIds:
     """Look the UME tokens up; a checkpoint without them is not a UME-R1 model."""
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (prompts.GEN_EMB_TOKEN, prompts.DISC_EMB_TOKEN, "<|im_end|>")}
+    ids = {
+        t: tokenizer.convert_tokens_to_ids(t)
+        for t in (prompts.GEN_EMB_TOKEN, prompts.DISC_EMB_TOKEN, "<|im_end|>")
+    }
     missing = [t for t, i in ids.items() if i is None or i == tokenizer.unk_token_id]
     if missing:
         raise ModelLoadError(

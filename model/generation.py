@@ -16,13 +16,15 @@ Both are L2-normalised float32.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from model.kv_cache import growing_cache
+from model.graph_decode import GraphStep, full_capacity_bias, grow_caches
+from model.kv_cache import ALIGN, growing_cache
 from model.lean_step import AttentionBias, lean_decode_step
 
 # Drop finished rows from the cache once this share of the batch is dead; compacting copies the
@@ -128,7 +130,9 @@ def disc_embeddings(model, batch: dict[str, torch.Tensor], ids: TokenIds) -> tor
     return normalise(hidden[rows, positions])
 
 
-def pick_next_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> torch.Tensor:
+def pick_next_tokens(
+    logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None
+) -> torch.Tensor:
     """(rows, vocab) logits -> (rows,) next token ids."""
     if not sampling.do_sample:
         return logits.argmax(dim=-1)
@@ -148,14 +152,18 @@ class _DecodeState:
     have consumed their last token are dead until the next compaction removes them.
     """
 
-    def __init__(self, first_tokens, attention_mask, next_positions, cache, reserve: int, hidden: torch.Tensor) -> None:
+    def __init__(
+        self, first_tokens, attention_mask, next_positions, cache, reserve: int, hidden: torch.Tensor
+    ) -> None:
         device = first_tokens.device
         self.rows = torch.arange(first_tokens.shape[0], device=device)
         self.tokens = first_tokens
         self.positions = next_positions  # (rows,) RoPE position of the next input
         self.lengths = torch.ones_like(first_tokens)  # tokens generated so far (the first is pending)
         self.alive = torch.ones_like(first_tokens, dtype=torch.bool)
-        self.captured = hidden.new_zeros(first_tokens.shape[0], hidden.shape[-1])  # state read at the last token
+        self.captured = hidden.new_zeros(
+            first_tokens.shape[0], hidden.shape[-1]
+        )  # state read at the last token
         self.caches = list(cache.layers)
         self.bias = AttentionBias(attention_mask, reserve, hidden.dtype)
 
@@ -171,6 +179,15 @@ class _DecodeState:
             setattr(self, name, getattr(self, name)[keep])
 
 
+def use_cuda_graphs(device: torch.device, sampling: Sampling, on_step: StepCallback | None) -> bool:
+    """Graphs pay off on CUDA for greedy decoding; UME_CUDA_GRAPHS=0 turns them off."""
+    enabled = os.environ.get("UME_CUDA_GRAPHS", "1") != "0"
+    return enabled and device.type == "cuda" and not sampling.do_sample and on_step is None
+
+
+# KV-cache headroom allocated at prefill; longer generations grow the cache geometrically.
+DECODE_RESERVE = 1024
+
 # How often (in steps) the loop looks at the host side: finished? compact? A dead row costs one
 # wasted row-step until then; looking every step would stall the device on every token.
 CHECK_EVERY = 8
@@ -184,14 +201,19 @@ def generate_embeddings(
     sampling: Sampling,
     want_disc: bool = True,
     on_step: StepCallback | None = None,
+    fixed_shape_steps: bool | None = None,
 ) -> BatchEmbeddings:
-    """Prefill (disc), then decode until each row has consumed `<gen_emb>` (gen)."""
+    """Prefill (disc), then decode until each row has consumed `<gen_emb>` (gen).
+
+    `fixed_shape_steps` picks the CUDA-graph-ready loop (default: on CUDA for greedy decoding);
+    off CUDA it runs the same fixed-shape steps eagerly, which is how the tests check it.
+    """
     size, device = batch["input_ids"].shape[0], batch["input_ids"].device
     generator = None
     if sampling.seed is not None:
         generator = torch.Generator(device=device)
         generator.manual_seed(sampling.seed)
-    reserve = min(sampling.max_new_tokens, 1024) + 1
+    reserve = min(sampling.max_new_tokens, DECODE_RESERVE) + 1
     prefill = run_prefill(model, batch, use_cache=True, reserve=reserve)
     hidden = prefill.last_hidden_state  # (batch, length, hidden)
     disc = None
@@ -207,29 +229,28 @@ def generate_embeddings(
     gen = torch.zeros(size, hidden.shape[-1], dtype=hidden.dtype, device=device)
     if on_step is not None:
         on_step(list(range(size)), first.tolist())
-    _decode_loop(model, state, generated, lengths, gen, ids, sampling, generator, on_step)
+    if fixed_shape_steps is None:
+        fixed_shape_steps = use_cuda_graphs(device, sampling, on_step)
+    if fixed_shape_steps:
+        _graph_decode_loop(model, state, generated, lengths, gen, ids, sampling, batch["input_ids"].shape[1])
+    else:
+        _decode_loop(model, state, generated, lengths, gen, ids, sampling, generator, on_step)
     completions = [row[:n].tolist() for row, n in zip(generated.cpu(), lengths.tolist(), strict=True)]
     return BatchEmbeddings(disc=disc, gen=normalise(gen), completions=completions)
 
 
 def _decode_loop(model, state, generated, lengths, gen, ids, sampling, generator, on_step) -> None:
-    text_model, cap = model.model.language_model, sampling.max_new_tokens
-    step = 0
+    """Eager lean steps: any device, greedy or sampled, with optional per-token reporting."""
+    text_model, step = model.model.language_model, 0
     while True:
         step += 1
-        # A row's pending token is its last when it is <gen_emb>, <|im_end|>, or the cap is reached.
-        closing = state.alive & ((state.tokens == ids.gen_emb) | (state.tokens == ids.eos) | (state.lengths >= cap))
-        step_hidden = lean_decode_step(text_model, state.tokens, state.positions, state.caches, state.bias.step())
-        state.captured = torch.where(closing.unsqueeze(-1), step_hidden, state.captured)
-        state.alive = state.alive & ~closing
+        closing = _closing(state, ids, sampling.max_new_tokens)
+        step_hidden = lean_decode_step(
+            text_model, state.tokens, state.positions, state.caches, state.bias.step()
+        )
         state.positions = state.positions + 1
         next_tokens = pick_next_tokens(model.lm_head(step_hidden), sampling, generator)
-        state.tokens = torch.where(state.alive, next_tokens, ids.pad)
-        # Dead rows write into the spare last column, so the write needs no host-side filter.
-        column = torch.where(state.alive, state.lengths, cap)
-        generated[state.rows, column] = state.tokens
-        state.lengths = state.lengths + state.alive.long()
-        lengths[state.rows] = torch.minimum(state.lengths, lengths.new_tensor(cap))
+        _advance(state, closing, step_hidden, next_tokens, generated, lengths, ids, sampling.max_new_tokens)
         if on_step is not None:
             _report(state, on_step)
         if step % CHECK_EVERY == 0 or on_step is not None:
@@ -240,6 +261,61 @@ def _decode_loop(model, state, generated, lengths, gen, ids, sampling, generator
                 state.compact(gen)
     dead = ~state.alive
     gen[state.rows[dead]] = state.captured[dead]
+
+
+def _graph_decode_loop(model, state, generated, lengths, gen, ids, sampling, prompt_length: int) -> None:
+    """Greedy steps replayed from a CUDA graph, re-captured when rows are dropped or the cache grows."""
+    cap, write_at = sampling.max_new_tokens, prompt_length
+    bias = full_capacity_bias(
+        state.bias.bias[:, 0, 0, :prompt_length] == 0,
+        state.caches[0]._key_buffer.shape[2],
+        state.captured.dtype,
+    )
+    capacity = bias.shape[-1]
+    if write_at + CHECK_EVERY + 1 > capacity:
+        bias = grow_caches(state.caches, bias, write_at + max(capacity // 2, ALIGN))
+    capture = state.tokens.device.type == "cuda"
+    step = GraphStep(model, state.caches, state.tokens, state.positions, bias, write_at, capture)
+    while True:
+        for _ in range(CHECK_EVERY):
+            closing = _closing(state, ids, cap)
+            step_hidden, next_tokens = step.run(state.tokens)
+            _advance(state, closing, step_hidden, next_tokens, generated, lengths, ids, cap)
+            write_at += 1
+        alive = int(state.alive.sum())
+        if alive == 0:
+            break
+        shrink = alive <= (1 - COMPACT_DEAD_FRACTION) * state.alive.shape[0]
+        grow = write_at + CHECK_EVERY + 1 > step.capacity
+        if not (shrink or grow):
+            continue
+        positions, bias = step.positions, step.bias
+        if shrink:
+            keep = state.alive.nonzero().squeeze(-1)
+            state.compact(gen)
+            positions, bias = positions[keep], bias[keep]
+        if grow:
+            bias = grow_caches(state.caches, bias, step.capacity + max(step.capacity // 2, ALIGN))
+        step = GraphStep(model, state.caches, state.tokens, positions, bias, write_at, capture)
+    dead = ~state.alive
+    gen[state.rows[dead]] = state.captured[dead]
+
+
+def _closing(state: _DecodeState, ids: TokenIds, cap: int) -> torch.Tensor:
+    """Rows whose pending token is their last: `<gen_emb>`, `<|im_end|>`, or the cap reached."""
+    terminal = (state.tokens == ids.gen_emb) | (state.tokens == ids.eos)
+    return state.alive & (terminal | (state.lengths >= cap))
+
+
+def _advance(state, closing, step_hidden, next_tokens, generated, lengths, ids, cap) -> None:
+    """Keep the states of rows that just closed; append the next token of rows still running."""
+    state.captured = torch.where(closing.unsqueeze(-1), step_hidden, state.captured)
+    state.alive = state.alive & ~closing
+    state.tokens = torch.where(state.alive, next_tokens, ids.pad)
+    # Dead rows write into the spare last column, so the write needs no host-side filter.
+    generated[state.rows, torch.where(state.alive, state.lengths, cap)] = state.tokens
+    state.lengths = state.lengths + state.alive.long()
+    lengths[state.rows] = state.lengths.clamp(max=cap)
 
 
 def _report(state: _DecodeState, on_step: StepCallback) -> None:
@@ -261,11 +337,19 @@ def teacher_forced_gen_embeddings(
     return normalise(hidden[torch.arange(hidden.shape[0]), gen_positions(full, completions, ids)])
 
 
-def append_completions(batch: dict[str, torch.Tensor], completions: list[list[int]], pad: int) -> dict[str, torch.Tensor]:
+def append_completions(
+    batch: dict[str, torch.Tensor], completions: list[list[int]], pad: int
+) -> dict[str, torch.Tensor]:
     """Prompt + completion per row, re-padded on the left so every sequence ends at the edge."""
     prompt_ids, mask = batch["input_ids"], batch["attention_mask"].bool()
-    rows = [torch.cat([prompt_ids[r][mask[r]], torch.tensor(c, dtype=torch.long)]) for r, c in enumerate(completions)]
-    types = [torch.cat([batch["mm_token_type_ids"][r][mask[r]], torch.zeros(len(c), dtype=torch.long)]) for r, c in enumerate(completions)]
+    rows = [
+        torch.cat([prompt_ids[r][mask[r]], torch.tensor(c, dtype=torch.long)])
+        for r, c in enumerate(completions)
+    ]
+    types = [
+        torch.cat([batch["mm_token_type_ids"][r][mask[r]], torch.zeros(len(c), dtype=torch.long)])
+        for r, c in enumerate(completions)
+    ]
     width = max(len(r) for r in rows)
     out = dict(batch)
     out["input_ids"] = torch.full((len(rows), width), pad, dtype=torch.long)

@@ -11,6 +11,8 @@ tests compare it with `generate` and with a teacher-forced forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -44,17 +46,22 @@ class AttentionBias:
         self.bias = self.bias[keep]
 
 
-def _layer(layer, hidden: torch.Tensor, cos, sin, cache: GrowingLayer, bias: torch.Tensor) -> torch.Tensor:
+KVWrite = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _layer(layer, hidden: torch.Tensor, cos, sin, write: KVWrite, bias: torch.Tensor) -> torch.Tensor:
     attention = layer.self_attn
     rows, heads, dim = hidden.shape[0], attention.num_heads, attention.head_dim
     groups = attention.num_key_value_groups
     x = layer.input_layernorm(hidden)  # (rows, 1, hidden)
-    query = F.linear(x, attention.q_proj.weight, attention.q_proj.bias).view(rows, 1, heads, dim).transpose(1, 2)
+    query = (
+        F.linear(x, attention.q_proj.weight, attention.q_proj.bias).view(rows, 1, heads, dim).transpose(1, 2)
+    )
     key = F.linear(x, attention.k_proj.weight, attention.k_proj.bias).view(rows, 1, -1, dim).transpose(1, 2)
     value = F.linear(x, attention.v_proj.weight, attention.v_proj.bias).view(rows, 1, -1, dim).transpose(1, 2)
     query = query * cos + rotate_half(query) * sin
     key = key * cos + rotate_half(key) * sin
-    keys, values = cache.update(key, value)  # (rows, kv_heads, length, dim)
+    keys, values = write(key, value)  # (rows, kv_heads, length, dim)
     # Query heads grouped under their key/value head: (rows, kv_heads, groups, dim).
     grouped = query.reshape(rows, heads // groups, groups, dim)
     out = F.scaled_dot_product_attention(grouped, keys, values, attn_mask=bias, scale=attention.scaling)
@@ -65,8 +72,17 @@ def _layer(layer, hidden: torch.Tensor, cos, sin, cache: GrowingLayer, bias: tor
     return hidden + F.linear(gated, mlp.down_proj.weight)
 
 
-def lean_decode_step(text_model, tokens: torch.Tensor, positions: torch.Tensor, caches: list, bias: torch.Tensor) -> torch.Tensor:
-    """Feed one token per row; returns the last-layer (final-norm) states, (rows, hidden).
+def lean_decode_step(
+    text_model, tokens: torch.Tensor, positions: torch.Tensor, caches: list[GrowingLayer], bias: torch.Tensor
+) -> torch.Tensor:
+    """Feed one token per row; returns the last-layer (final-norm) states, (rows, hidden)."""
+    return decode_layers(text_model, tokens, positions, [cache.update for cache in caches], bias)
+
+
+def decode_layers(
+    text_model, tokens: torch.Tensor, positions: torch.Tensor, writes: list[KVWrite], bias: torch.Tensor
+) -> torch.Tensor:
+    """The step itself, with each layer's key/value write supplied by the caller.
 
     Text tokens have equal temporal/height/width RoPE positions, so the multimodal rotary module
     gets the same position three times.
@@ -74,6 +90,6 @@ def lean_decode_step(text_model, tokens: torch.Tensor, positions: torch.Tensor, 
     hidden = text_model.embed_tokens(tokens).unsqueeze(1)  # (rows, 1, hidden)
     cos, sin = text_model.rotary_emb(hidden, positions.view(1, -1, 1).expand(3, -1, 1))
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (rows, 1, 1, head_dim)
-    for layer, cache in zip(text_model.layers, caches, strict=True):
-        hidden = _layer(layer, hidden, cos, sin, cache, bias)
+    for layer, write in zip(text_model.layers, writes, strict=True):
+        hidden = _layer(layer, hidden, cos, sin, write, bias)
     return text_model.norm(hidden)[:, 0]

@@ -159,7 +159,9 @@ def read_video_segments(
         try:
             batch = reader.get_batch(sample_indices(first, last, frames_per_segment)).asnumpy()
         except Exception as error:
-            raise MediaError(f"{path}: cannot decode frames near {start:.1f}s ({_first_line(error)})") from error
+            raise MediaError(
+                f"{path}: cannot decode frames near {start:.1f}s ({_first_line(error)})"
+            ) from error
         yield VideoSegment([Image.fromarray(f) for f in batch], start, end, index)
 
 

@@ -60,7 +60,7 @@ def build_tokenizer() -> Qwen2Tokenizer:
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=[],
-        unk_token=None,
+        unk_token=None,  # type: ignore[arg-type]  # byte-level: every input has a token
         bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
@@ -73,7 +73,10 @@ def build_tokenizer() -> Qwen2Tokenizer:
 
 def build_config(tokenizer: Qwen2Tokenizer) -> Qwen2VLConfig:
     """A Qwen2-VL config small enough to run in milliseconds on a CPU."""
-    ids = tokenizer.convert_tokens_to_ids
+
+    def ids(token: str) -> int:
+        return int(tokenizer.convert_tokens_to_ids(token))  # type: ignore[arg-type]
+
     text_config = {
         "vocab_size": len(tokenizer),
         "hidden_size": TEXT_HIDDEN,
@@ -112,7 +115,7 @@ def build_config(tokenizer: Qwen2Tokenizer) -> Qwen2VLConfig:
 def init_ume_token_rows(model: Qwen2VLForConditionalGeneration, tokenizer: Qwen2Tokenizer) -> None:
     """Copy `<|object_ref_end|>` into `<gen_emb>` and `<|object_ref_start|>` into `<disc_emb>`."""
     ids = tokenizer.convert_tokens_to_ids
-    table = model.get_input_embeddings().weight
+    table: torch.Tensor = model.get_input_embeddings().weight  # type: ignore[assignment]
     with torch.no_grad():
         table[ids(GEN_EMB_TOKEN)] = table[ids("<|object_ref_end|>")]
         table[ids(DISC_EMB_TOKEN)] = table[ids("<|object_ref_start|>")]

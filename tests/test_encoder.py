@@ -67,9 +67,9 @@ def test_query_and_document_task_texts(encoder: Encoder) -> None:
     assert task_text(query, "Find me an everyday image that matches the given caption: {text}") == (
         "Find me an everyday image that matches the given caption: a dog on a beach"
     )
-    assert task_text(EmbedInput(image=Image.new("RGB", (8, 8))), document_task(EmbedInput(image=Image.new("RGB", (8, 8))))) == (
-        "Represent the given image."
-    )
+    assert task_text(
+        EmbedInput(image=Image.new("RGB", (8, 8))), document_task(EmbedInput(image=Image.new("RGB", (8, 8))))
+    ) == ("Represent the given image.")
     assert task_text(EmbedInput(text="Why?", task="{text}"), "ignored {text}") == "Why?"
 
 
@@ -130,7 +130,9 @@ def test_greedy_completion_matches_hf_generate(encoder: Encoder) -> None:
     batch = collate([prepared], encoder.token_ids.pad)
     reference = encoder.model.generate(**batch, max_new_tokens=12, do_sample=False)
     ours = encoder.encode_document([item], mode="gen", max_new_tokens=12)
-    expected = encoder.processor.tokenizer.decode(reference[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    expected = encoder.processor.tokenizer.decode(
+        reference[0, batch["input_ids"].shape[1] :], skip_special_tokens=True
+    )
     assert ours.completion[0] == expected
 
 
@@ -182,7 +184,11 @@ def test_missing_and_corrupt_files_give_one_line_errors(tmp_path: Path) -> None:
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
-    for path, words in [(tmp_path / "absent.png", "no such file"), (broken, "not a readable image"), (empty, "empty")]:
+    for path, words in [
+        (tmp_path / "absent.png", "no such file"),
+        (broken, "not a readable image"),
+        (empty, "empty"),
+    ]:
         with pytest.raises(MediaError, match=words) as caught:
             inputs_from_path(path)
         assert "\n" not in str(caught.value)
@@ -195,7 +201,9 @@ def test_unknown_checkpoint_says_how_to_get_a_test_model(tmp_path: Path) -> None
 
 def test_sampling_is_reproducible_with_a_seed(encoder: Encoder) -> None:
     def sample(seed: int) -> list[str | None]:
-        return encoder.encode_document(["x"], mode="gen", do_sample=True, seed=seed, max_new_tokens=16).completion
+        return encoder.encode_document(
+            ["x"], mode="gen", do_sample=True, seed=seed, max_new_tokens=16
+        ).completion
 
     assert sample(1) == sample(1)
     assert sample(1) != sample(2)
@@ -205,7 +213,11 @@ def test_parse_completion_handles_missing_closing_tags() -> None:
     parsed = parse_completion("<think>a dog runs</think><answer><|begin_of_box|>dog<|end_of_box|><gen_emb>")
     assert (parsed.reasoning, parsed.summary, parsed.well_formed) == ("a dog runs", "dog", True)
     unfinished = parse_completion("<think>still thinking")
-    assert (unfinished.reasoning, unfinished.summary, unfinished.well_formed) == ("still thinking", None, False)
+    assert (unfinished.reasoning, unfinished.summary, unfinished.well_formed) == (
+        "still thinking",
+        None,
+        False,
+    )
 
 
 def test_cli_embed_prints_json_and_fails_after_embedding_readable_inputs(
@@ -217,7 +229,39 @@ def test_cli_embed_prints_json_and_fails_after_embedding_readable_inputs(
     status = ume([*args, "--mode", "both", "--max-new-tokens", "4", "--json"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert status == 1
-    assert [line.get("kind") for line in lines] == ["text", "document", "document", "document", "document", None]
+    assert [line.get("kind") for line in lines] == [
+        "text",
+        "document",
+        "document",
+        "document",
+        "document",
+        None,
+    ]
     assert [line.get("page") for line in lines[1:5]] == [1, 2, 3, 4]
     assert len(lines[0]["disc"]) == len(lines[0]["gen"]) == 128
     assert lines[-1]["input"] == str(broken) and "not a readable image" in lines[-1]["error"]
+
+
+@pytest.mark.parametrize("reserve", [1024, 8])
+def test_fixed_shape_steps_match_the_eager_loop(
+    taught: Encoder, examples_dir: Path, reserve: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CUDA-graph loop's fixed-shape steps (run eagerly here) agree with the eager loop,
+    through early-finishing rows (compaction) and, with a small reserve, cache growth."""
+    from model import generation
+
+    monkeypatch.setattr(generation, "DECODE_RESERVE", reserve)
+    items = mixed_inputs(examples_dir)
+    prepared = [taught.prepare(i, task_text(i, document_task(i))) for i in items]
+    batch = collate(prepared, taught.token_ids.pad)
+    sampling = generation.Sampling(max_new_tokens=90)
+    eager = generation.generate_embeddings(
+        taught.model, batch, taught.token_ids, sampling, fixed_shape_steps=False
+    )
+    fixed = generation.generate_embeddings(
+        taught.model, batch, taught.token_ids, sampling, fixed_shape_steps=True
+    )
+    assert fixed.completions == eager.completions
+    assert any(len(c) < 90 for c in eager.completions)  # some rows stopped at <gen_emb>
+    torch.testing.assert_close(fixed.gen, eager.gen, atol=2e-5, rtol=0)
+    torch.testing.assert_close(fixed.disc, eager.disc, atol=2e-5, rtol=0)

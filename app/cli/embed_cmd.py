@@ -18,8 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     embed.add_argument("inputs", nargs="+", metavar="INPUT", help="image/video/PDF files, or text")
     embed.add_argument("--model", default=DEFAULT_MODEL, help="hub name or local checkpoint dir")
     embed.add_argument("--mode", choices=("disc", "gen", "both"), default="disc")
-    embed.add_argument("--side", choices=("query", "document"), default="document",
-                       help="which task texts to use (query: searching; document: being searched)")
+    embed.add_argument(
+        "--side",
+        choices=("query", "document"),
+        default="document",
+        help="which task texts to use (query: searching; document: being searched)",
+    )
     embed.add_argument("--json", action="store_true", help="one JSON object per line")
     embed.add_argument("--batch-size", type=int, default=8)
     embed.add_argument("--max-new-tokens", type=int, default=8192)
@@ -74,7 +78,9 @@ def run_embed(args: argparse.Namespace) -> int:
         encoder = Encoder.from_pretrained(args.model, device=args.device)
         items = [item for _, item in pairs]
         encode = encoder.encode_query if args.side == "query" else encoder.encode_document
-        encoded = encode(items, mode=args.mode, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+        encoded = encode(
+            items, mode=args.mode, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens
+        )
         for row, (argument, item) in enumerate(pairs):
             _print_record(result_record(argument, item, encoded, row), args.json)
     for error in errors:

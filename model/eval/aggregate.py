@@ -98,9 +98,7 @@ def summarise(scores: Mapping[str, float]) -> Summary:
     )
 
 
-def compare_table(
-    ours: Mapping[str, float], published_model: str = "UME-R1-2B"
-) -> list[CompareRow]:
+def compare_table(ours: Mapping[str, float], published_model: str = "UME-R1-2B") -> list[CompareRow]:
     """Rows for All, each modality, each meta-task, then every dataset either side reports."""
     summary, published = summarise(ours), published_scores(published_model)
     rows = [_row("overall", OVERALL, summary.overall, published.headline.get(OVERALL))]

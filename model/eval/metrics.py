@@ -110,8 +110,7 @@ def _rank_padded(scores: np.ndarray, block_ids: Sequence[Sequence[int]]) -> list
 def _check_shapes(queries: np.ndarray, candidates: np.ndarray) -> None:
     if queries.ndim != 2 or candidates.ndim != 2 or queries.shape[1] != candidates.shape[1]:
         raise ValueError(
-            f"expected (Q, H) and (C, H) arrays with the same H, got "
-            f"{queries.shape} and {candidates.shape}"
+            f"expected (Q, H) and (C, H) arrays with the same H, got {queries.shape} and {candidates.shape}"
         )
 
 
@@ -126,21 +125,29 @@ def rank_task(task: Task, query_vecs: np.ndarray, cand_vecs: np.ndarray) -> list
     return rank_local_candidates(query_vecs, cand_vecs, lists)
 
 
-def score_rankings(task: Task, rankings: Sequence[np.ndarray]) -> float:
-    """The task's metric averaged over its queries, as a percentage (0-100).
+def query_scores(task: Task, rankings: Sequence[np.ndarray]) -> np.ndarray:
+    """The task's metric for each query (0-1), in `task.queries` order.
 
-    rankings[q] holds candidate-pool indices best-first, as `rank_task` returns them.
+    rankings[q] holds candidate-pool indices best-first, as `rank_task` returns them. Kept
+    per query so that combinations (e.g. the best of two rankings per query) can be scored.
     """
     if len(rankings) != len(task.queries):
         raise ValueError(f"{len(task.queries)} queries but {len(rankings)} rankings")
-    if not rankings:
-        return 0.0
     pairs = zip(rankings, task.queries, strict=True)
     if task.spec.metric == "ndcg@5":
         values = [ndcg_at_k(np.asarray(r)[:5].tolist(), q.relevance, k=5) for r, q in pairs]
     else:
         values = [hit_at_k(np.asarray(r)[:1].tolist(), q.relevant_ids, k=1) for r, q in pairs]
-    return 100.0 * float(np.mean(values))
+    return np.asarray(values, dtype=np.float64)
+
+
+def score_rankings(task: Task, rankings: Sequence[np.ndarray]) -> float:
+    """The task's metric averaged over its queries, as a percentage (0-100).
+
+    rankings[q] holds candidate-pool indices best-first, as `rank_task` returns them.
+    """
+    values = query_scores(task, rankings)
+    return 100.0 * float(values.mean()) if values.size else 0.0
 
 
 def score_task(task: Task, query_vecs: np.ndarray, cand_vecs: np.ndarray) -> float:

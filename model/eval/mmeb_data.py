@@ -286,9 +286,7 @@ def _list_length(value: object) -> int:
     return len(value) if isinstance(value, list) else 0
 
 
-def _read_paired_task(
-    records_path: Path, spec: TaskSpec, media_field: str, resolve: MediaResolver
-) -> Task:
+def _read_paired_task(records_path: Path, spec: TaskSpec, media_field: str, resolve: MediaResolver) -> Task:
     """Build a task from per-query records; the scope decides local lists vs one pool."""
     pool, queries, skipped = _CandidatePool(), [], Counter[str]()
     for where, record in iter_json_records(records_path):

@@ -1,0 +1,116 @@
+"""Greedy decode steps replayed from a CUDA graph.
+
+On a GPU a decode step of a 2B model is a few milliseconds of arithmetic but ~600 kernel
+launches; launched one by one from Python the launches, not the GPU, set the pace. Capturing the
+step once and replaying it removes that. A graph needs fixed shapes, so the step attends over the
+whole preallocated cache with an additive bias that keeps not-yet-written slots at -inf (exactly
+zero weight), and writes each new key/value at a position held in a device tensor.
+
+The graph is captured again when the batch shrinks (finished rows dropped) or the cache must grow.
+Used for greedy decoding on CUDA only; sampling and CPU runs take the eager lean step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from model.kv_cache import ALIGN, GrowingLayer
+from model.lean_step import decode_layers
+
+
+class GraphStep:
+    """One captured greedy step over fixed buffers: tokens in, (hidden, next tokens) out."""
+
+    def __init__(
+        self,
+        model,
+        caches: list[GrowingLayer],
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        bias: torch.Tensor,
+        write_at: int,
+        capture: bool = True,
+    ) -> None:
+        self.model, self.caches = model, caches
+        self.tokens = tokens.clone()  # (rows,) inputs, refreshed before each replay
+        self.positions = positions.clone()  # (rows,)
+        self.bias = bias  # (rows, 1, 1, capacity), -inf on padding and unwritten slots
+        self.write_at = torch.tensor([write_at], device=tokens.device)
+        self.hidden: torch.Tensor | None = None
+        self.next_tokens: torch.Tensor | None = None
+        # Without capture (CPU, tests) the same fixed-shape step runs eagerly.
+        self.graph = self._capture() if capture else None
+
+    @property
+    def capacity(self) -> int:
+        return int(self.bias.shape[-1])
+
+    def _writes(self):
+        def make(layer: GrowingLayer):
+            def write(key: torch.Tensor, value: torch.Tensor):
+                assert layer._key_buffer is not None and layer._value_buffer is not None
+                layer._key_buffer.index_copy_(2, self.write_at, key)
+                layer._value_buffer.index_copy_(2, self.write_at, value)
+                return layer._key_buffer, layer._value_buffer
+
+            return write
+
+        return [make(layer) for layer in self.caches]
+
+    def _body(self) -> None:
+        # Writing the slot, opening it in the bias and computing the step are idempotent for a
+        # given write position, so the warm-up runs below leave no trace.
+        self.bias.index_fill_(3, self.write_at, 0.0)
+        text_model = self.model.model.language_model
+        hidden = decode_layers(text_model, self.tokens, self.positions, self._writes(), self.bias)
+        self.hidden = hidden
+        self.next_tokens = self.model.lm_head(hidden).argmax(dim=-1)
+
+    def _capture(self) -> torch.cuda.CUDAGraph:
+        """Warm up on a side stream (as CUDA graphs require), then record one step."""
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self._body()
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._body()
+        return graph
+
+    def run(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Consume `tokens`; returns (last-layer states, greedy next tokens) and advances positions."""
+        self.tokens.copy_(tokens)
+        if self.graph is None:
+            self._body()
+        else:
+            self.graph.replay()
+        self.positions += 1
+        self.write_at += 1
+        assert self.hidden is not None and self.next_tokens is not None
+        return self.hidden, self.next_tokens
+
+
+def full_capacity_bias(attention_mask: torch.Tensor, capacity: int, dtype: torch.dtype) -> torch.Tensor:
+    """(rows, 1, 1, capacity) bias: 0 on the prompt, -inf on its left padding and on free slots."""
+    rows, length = attention_mask.shape
+    capacity = -(-capacity // ALIGN) * ALIGN
+    bias = torch.full((rows, 1, 1, capacity), float("-inf"), dtype=dtype, device=attention_mask.device)
+    bias[:, 0, 0, :length].masked_fill_(attention_mask.bool(), 0.0)
+    return bias
+
+
+def grow_caches(caches: list[GrowingLayer], bias: torch.Tensor, capacity: int) -> torch.Tensor:
+    """Enlarge every layer's buffers (and the bias) to at least `capacity` slots."""
+    capacity = -(-capacity // ALIGN) * ALIGN
+    for layer in caches:
+        assert layer._key_buffer is not None and layer._value_buffer is not None
+        for name in ("_key_buffer", "_value_buffer"):
+            old = getattr(layer, name)
+            new = old.new_zeros((*old.shape[:2], capacity, old.shape[-1]))
+            new[:, :, : old.shape[2]] = old
+            setattr(layer, name, new)
+    grown = torch.full((*bias.shape[:3], capacity), float("-inf"), dtype=bias.dtype, device=bias.device)
+    grown[..., : bias.shape[-1]] = bias
+    return grown
