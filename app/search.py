@@ -319,9 +319,7 @@ class SearchService:
             )
         return self.encoder
 
-    def _nearest(
-        self, vector: str, query: np.ndarray | None, limit: int, match: Match
-    ) -> list[Hit]:
+    def _nearest(self, vector: str, query: np.ndarray | None, limit: int, match: Match) -> list[Hit]:
         assert query is not None
         return self.store.search(self.collection, vector, query[0], limit, match)
 

@@ -78,9 +78,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
             ],
             api_visibility="private",
             queue=False,
-        ).then(None, [controls.mode_reasons], None, js=MARK_MODES).then(
-            None, None, None, js=RUN_DEEP_LINK
-        )
+        ).then(None, [controls.mode_reasons], None, js=MARK_MODES).then(None, None, None, js=RUN_DEEP_LINK)
     return demo
 
 
@@ -100,20 +98,16 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
     with gr.Row():
         mode = gr.Radio(MODE_CHOICES, value="fast", label="Mode", elem_id=MODE_ID, scale=3)
         kind = gr.Dropdown(KIND_CHOICES, value="all", label="Kind", scale=1)
-        folder = gr.Dropdown(
-            [ALL_FOLDERS], value="", label="Folder", allow_custom_value=True, scale=2
-        )
-        top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Results", scale=1)
+        folder = gr.Dropdown([ALL_FOLDERS], value="", label="Folder", allow_custom_value=True, scale=2)
+        top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Results", scale=2)
         shortlist = gr.Slider(
-            10, 500, value=ctx.shortlist, step=10, label="Shortlist N", visible=False, scale=1
+            10, 500, value=ctx.shortlist, step=10, label="Re-rank shortlist N", visible=False, scale=2
         )
     mode_help = gr.HTML(elem_id="ume-mode-help")
     mode_reasons = gr.Textbox("{}", visible="hidden")
     example = "Search by example: an image or a video clip (combines with the words)"
     with gr.Accordion(example, open=False), gr.Row():
-        image = gr.Image(
-            type="filepath", label="Example image", sources=["upload", "clipboard"], height=220
-        )
+        image = gr.Image(type="filepath", label="Example image", sources=["upload", "clipboard"], height=220)
         video = gr.Video(label="Example clip", sources=["upload"], height=220)
     query_reasoning = gr.Textbox(
         label="The model's reasoning about your query",
@@ -129,6 +123,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
             gallery = gr.Gallery(
                 show_label=False,
                 columns=4,
+                fit_columns=False,
                 height="auto",
                 object_fit="cover",
                 allow_preview=False,
@@ -172,9 +167,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
         concurrency_limit=API_CONCURRENCY,
     )
     gallery.select(handlers.select, [hits], pane.outputs, api_visibility="private", queue=False)
-    mode.change(
-        mode_visibility, [mode], [shortlist, query_reasoning], api_visibility="private", queue=False
-    )
+    mode.change(mode_visibility, [mode], [shortlist, query_reasoning], api_visibility="private", queue=False)
     return controls
 
 
@@ -183,9 +176,7 @@ def build_traces_tab(ctx: AppContext, tab: gr.Tab) -> gr.Dropdown:
     handlers = TracesHandlers(ctx)
     with gr.Row(equal_height=True):
         kind = gr.Dropdown(KIND_CHOICES, value="all", label="Kind", scale=1)
-        folder = gr.Dropdown(
-            [ALL_FOLDERS], value="", label="Folder", allow_custom_value=True, scale=2
-        )
+        folder = gr.Dropdown([ALL_FOLDERS], value="", label="Folder", allow_custom_value=True, scale=2)
         contains = gr.Textbox(label="Words in the reasoning, summary or path", scale=2)
         show = gr.Button("Show", variant="primary", scale=0, min_width=100)
     status = gr.HTML()

@@ -18,9 +18,7 @@ MODE_ID = "ume-mode"
 def theme() -> gr.themes.Base:
     system_fonts = ["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
     mono_fonts = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
-    return gr.themes.Soft(
-        primary_hue="indigo", neutral_hue="slate", font=system_fonts, font_mono=mono_fonts
-    )
+    return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate", font=system_fonts, font_mono=mono_fonts)
 
 
 CSS = """
@@ -46,6 +44,8 @@ CSS = """
 .ume-open { font-size: 0.85rem; margin-left: 0.3rem; }
 .ume-path { font-family: var(--font-mono); font-size: 0.78rem;
   color: var(--body-text-color-subdued); word-break: break-all; }
+#ume-results .caption-label { white-space: normal; overflow: visible; text-overflow: clip;
+  max-width: calc(100% - 12px); line-height: 1.25; font-variant-numeric: tabular-nums; }
 .ume-video { width: 100%; max-height: 420px; border-radius: 8px; background: #000; }
 .ume-note { font-size: 0.8rem; color: var(--body-text-color-subdued); }
 #ume-reasoning textarea, #ume-query-reasoning textarea, #ume-trace-reasoning textarea {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from model.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
+ROOTS_REFRESH_SECONDS = 10.0  # a hit outside the known roots re-reads them, at most this often
 TEST_MODEL_NOTICE = (
     "Results come from an untrained test model: the real UME-R1 weights could not be loaded, so "
     "rankings and reasoning are random. Load zhibinlan/UME-R1-2B for real results."
@@ -46,6 +48,7 @@ class AppContext:
     indexing: IndexingPolicy = field(default_factory=lambda: IndexingPolicy(under=None))
     index_settings: dict[str, Any] = field(default_factory=dict)  # extra IndexConfig fields
     blocks: Any = None  # the launched gr.Blocks, whose allowed_paths grow with new roots
+    _roots_read_at: float = field(default=0.0, init=False)
 
     def allow_root(self, root: str | Path) -> None:
         """Serve files under a newly indexed root, in our checks and in Gradio's."""
@@ -66,6 +69,13 @@ class AppContext:
             self.allow_root(root)
         return roots
 
+    def know_roots_of(self, paths: list[str]) -> None:
+        """Folders indexed by another process since the last look: re-read them, at most so often."""
+        unknown = any(self.files.root_of(path) is None for path in paths)
+        if unknown and time.monotonic() - self._roots_read_at > ROOTS_REFRESH_SECONDS:
+            self._roots_read_at = time.monotonic()
+            self.refresh_roots()
+
     def is_indexed(self, path: str) -> bool:
         """For `ServedFiles`: a store that cannot answer serves nothing."""
         if self.service is None:
@@ -84,9 +94,7 @@ class AppContext:
         problems = self.current_problems()
         lines = [f'<div class="ume-banner ume-problem">{html.escape(p)}</div>' for p in problems]
         if self.test_model:
-            lines.append(
-                f'<div class="ume-banner ume-test-model">{html.escape(TEST_MODEL_NOTICE)}</div>'
-            )
+            lines.append(f'<div class="ume-banner ume-test-model">{html.escape(TEST_MODEL_NOTICE)}</div>')
         return "".join(lines)
 
     def summary_line(self) -> str:

@@ -37,17 +37,23 @@ def load_demo_encoder(model: str, data_dir: Path, device: str | None) -> tuple[E
     try:
         return Encoder.from_pretrained(model, device=device), False
     except Exception as error:  # offline, no cache, no disk space: every reason ends the same way
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        reason = first_sentence(error.__cause__ or error)
         target = data_dir / TEST_MODEL_FOLDER
         print(
             f"ume demo: cannot load {model} ({reason}); using an untrained test model built in "
             f"{target}, so results will be random",
             file=sys.stderr,
         )
-    return Encoder.from_pretrained(test_model(data_dir / TEST_MODEL_FOLDER), device=device), True
+    return Encoder.from_pretrained(offline_test_model(data_dir / TEST_MODEL_FOLDER), device=device), True
 
 
-def test_model(folder: Path) -> Path:
+def first_sentence(error: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    sentence = text.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
+
+
+def offline_test_model(folder: Path) -> Path:
     """The tiny test checkpoint in `folder`, built once (it is deterministic)."""
     from model.tiny import build_tiny_model
 

@@ -65,9 +65,7 @@ def item_detail(ctx: AppContext, item: IndexedItem) -> Detail:
     except (FileAccessError, MediaError, OSError) as error:
         log.info("cannot show %s: %s", item.path, error)
         image = gr.update(value=None, visible=False)
-        video = gr.update(
-            value=f'<div class="ume-error">{html.escape(str(error))}</div>', visible=True
-        )
+        video = gr.update(value=f'<div class="ume-error">{html.escape(str(error))}</div>', visible=True)
     return Detail(
         header=header_html(ctx, item),
         image=image,
@@ -78,18 +76,19 @@ def item_detail(ctx: AppContext, item: IndexedItem) -> Detail:
 
 
 def _media(ctx: AppContext, item: IndexedItem) -> tuple[Any, Any]:
-    hidden_video = gr.update(value="", visible=False)
+    """(image update, video update): a clip plays in the video element, the rest is a picture."""
     if item.kind == "video":
-        return gr.update(value=None, visible=False), gr.update(
-            value=video_html(item, ctx.files), visible=True
-        )
+        player = video_html(item, ctx.files)
+        return gr.update(value=None, visible=False), gr.update(value=player, visible=True)
+    picture = _for_browser(_picture(ctx, item))
+    image = gr.update(value=picture, visible=True, label=_media_label(item))
+    return image, gr.update(value="", visible=False)
+
+
+def _picture(ctx: AppContext, item: IndexedItem) -> Image.Image:
     if item.kind == "document":
-        picture = page_image(item, ctx.files)
-    else:
-        picture = original_image(item, ctx.files)
-    return gr.update(
-        value=_for_browser(picture), visible=True, label=_media_label(item)
-    ), hidden_video
+        return page_image(item, ctx.files)
+    return original_image(item, ctx.files)
 
 
 def _for_browser(picture: Image.Image) -> Image.Image:

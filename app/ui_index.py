@@ -56,9 +56,7 @@ class IndexHandlers:
         settings = {"roots": [folder], "collection": self.ctx.collection, "model": model_id}
         return IndexConfig.model_validate({**settings, "mode": mode, **self.ctx.index_settings})
 
-    def run(
-        self, folder: str, mode: str, progress: gr.Progress = PROGRESS
-    ) -> tuple[str, list[list[str]]]:
+    def run(self, folder: str, mode: str, progress: gr.Progress = PROGRESS) -> tuple[str, list[list[str]]]:
         """Index one folder into the served collection; returns the summary and the failures."""
         path = self.folder_to_index(folder)
         service = self.ctx.service

@@ -30,9 +30,7 @@ def tile(item: IndexedItem, files: ServedFiles) -> Image.Image:
     """A small picture of the item: the image, the page, or a frame from the middle of the clip."""
     try:
         resolved = files.check(item.path)
-        return _cached_tile(
-            str(resolved), item.kind, item.page, item.start, item.end, _mtime(resolved)
-        )
+        return _cached_tile(str(resolved), item.kind, item.page, item.start, item.end, _mtime(resolved))
     except (FileAccessError, MediaError, OSError) as error:
         log.info("no tile for %s: %s", item.path, error)
         return placeholder("file unavailable")

@@ -71,6 +71,7 @@ class SearchHandlers:
         return self.ctx.service
 
     def gallery(self, hits: list[SearchHit]) -> Gallery:
+        self.ctx.know_roots_of([hit.path for hit in hits])
         return [(tile(hit, self.ctx.files), caption(hit)) for hit in hits]
 
     def fast(

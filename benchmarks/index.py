@@ -20,6 +20,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 from fpdf import FPDF
 from PIL import Image
 
@@ -48,13 +49,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--segment-seconds", type=float, default=2.0)
     parser.add_argument("--decode-workers", type=int, default=None)
     parser.add_argument("--device", default=None)
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=2,
-        help="alternate both measurements this often and keep the fastest "
-        "(shared machines are noisy)",
-    )
+    parser.add_argument("--repeats", type=int, default=2, help="timings kept: the fastest")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     return parser.parse_args()
 
 
@@ -104,9 +100,7 @@ def prepared_items(encoder: Encoder, root: Path, config: IndexConfig) -> list[Pr
     return [encoder.prepare(item, task_text(item, document_task(item))) for item in inputs]
 
 
-def pure_encoding_seconds(
-    encoder: Encoder, items: list[PreparedInput], config: IndexConfig
-) -> float:
+def pure_encoding_seconds(encoder: Encoder, items: list[PreparedInput], config: IndexConfig) -> float:
     started = time.perf_counter()
     for start in range(0, len(items), config.batch_size):
         encoder.encode_prepared(
@@ -135,6 +129,8 @@ def report(summary: RunSummary, pipeline_s: float, encode_s: float, items: int) 
 def main() -> None:
     args = parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="ume-bench-") as folder:
         work = Path(folder)
         make_folder(work / "media", args.images, args.videos, args.pdfs)
@@ -156,7 +152,8 @@ def main() -> None:
             encode_s = min(encode_s, pure_encoding_seconds(encoder, items, config))
         print(f"{args.images} images, {args.videos} videos, {args.pdfs} PDFs; mode {args.mode}, "
               f"max_new_tokens {args.max_new_tokens}, batch {args.batch_size}, "
-              f"{config.decode_workers} decode workers, {os.cpu_count()} CPUs")  # fmt: skip
+              f"{config.decode_workers} decode workers, {torch.get_num_threads()} torch threads, "
+              f"{os.cpu_count()} CPUs")  # fmt: skip
         report(summary, pipeline_s, encode_s, summary.embedded)
 
 

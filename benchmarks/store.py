@@ -91,9 +91,7 @@ def query_latencies(store: Store, queries: np.ndarray, match: Match | None) -> l
     return [1000 * timed(partial(store.search, COLLECTION, "disc", q, 10, match)) for q in queries]
 
 
-def measure(
-    label: str, opener: Callable[[], Store], args: argparse.Namespace, n: int
-) -> Measurement:
+def measure(label: str, opener: Callable[[], Store], args: argparse.Namespace, n: int) -> Measurement:
     info = CollectionInfo("random", args.dim, 1, ("disc", "gen"))
     queries = unit_rows(np.random.default_rng(args.seed + 1), args.queries, args.dim)
     with opener() as store:

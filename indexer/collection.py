@@ -83,9 +83,7 @@ def _mode_of(vectors: tuple[str, ...]) -> str:
     return next(mode for mode, names in MODE_VECTORS.items() if set(names) == set(vectors))
 
 
-def ensure_collection(
-    store: Store, collection: str, info: CollectionInfo, reembed: bool
-) -> list[Path]:
+def ensure_collection(store: Store, collection: str, info: CollectionInfo, reembed: bool) -> list[Path]:
     """Create the collection, or check it; with `reembed`, empty an existing one first.
 
     Returns the roots an emptied collection had held, so the caller can embed them again.
@@ -146,9 +144,7 @@ def describe(store: Store, collection: str) -> CollectionStatus:
         info=info,
         points=store.count(collection, Match(fields=items)),
         files=store.count(collection, Match(fields=files)),
-        kinds={
-            kind: store.count(collection, Match(fields={**items, "kind": kind})) for kind in KINDS
-        },
+        kinds={kind: store.count(collection, Match(fields={**items, "kind": kind})) for kind in KINDS},
         incomplete=store.count(collection, Match(fields={**files, "status": PENDING})),
         failures=[
             {"path": payload["path"], "reason": payload.get("reason") or "unknown"}

@@ -119,9 +119,7 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = IndexConfig()
     group = parser.add_argument_group("indexing")
     group.add_argument("roots", nargs="+", type=Path, metavar="PATH", help="folders or files")
-    group.add_argument(
-        "--model", default=defaults.model, help=f"model name or dir (env {MODEL_ENV})"
-    )
+    group.add_argument("--model", default=defaults.model, help=f"model name or dir (env {MODEL_ENV})")
     group.add_argument(
         "--mode",
         choices=("disc", "gen", "both"),

@@ -70,9 +70,7 @@ def load_inputs(file: ScannedFile, settings: LoadSettings) -> list[EmbedInput]:
     except LoadFailure:
         raise
     except Exception as error:  # a decoder's own bug on one odd file must not end the run
-        raise LoadFailure(
-            f"cannot decode file ({type(error).__name__}: {_first_line(error)})"
-        ) from error
+        raise LoadFailure(f"cannot decode file ({type(error).__name__}: {_first_line(error)})") from error
     if not inputs:
         raise LoadFailure("file holds nothing to embed (no frames or pages)")
     for segment, item in enumerate(inputs):

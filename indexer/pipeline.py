@@ -7,13 +7,18 @@
     writer thread     writes finished files to the store (see `indexer.writer`)
 
 The feeder -> main hand-over is a bounded queue of futures, so decoding runs at most
-`LOOKAHEAD_FILES` files ahead of the model and memory stays flat on any folder size. A file's
-items may span batches; it goes to the writer once its last item is encoded.
+`LOOKAHEAD_FILES` files ahead of the model and memory stays flat on any folder size. Batches
+are full `batch_size` ones, except that the model never idles while items are ready: when the
+next file is still decoding, what is pending is encoded as a smaller batch (so batch sizes
+adapt to how fast decoding keeps up). A file's items may span batches; it goes to the writer
+once its last item is encoded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +42,7 @@ from model.inputs import EmbedInput, PreparedInput
 
 log = logging.getLogger(__name__)
 
+DECODE_NICENESS = 10  # decode threads run at this niceness (Linux), below the model's thread
 LOOKAHEAD_FILES = 32  # loaded files waiting for the model, at most
 Owns = Callable[[Path], bool]  # does this process handle the file? (sharding)
 
@@ -129,13 +135,8 @@ class Pipeline:
         owns: Owns = lambda path: True,
         progress: bool = True,
     ) -> None:
-        self.encoder, self.store, self.config, self.state, self.owns = (
-            encoder,
-            store,
-            config,
-            state,
-            owns,
-        )
+        self.encoder, self.store, self.config = encoder, store, config
+        self.state, self.owns = state, owns
         self.settings = LoadSettings(config.segment_seconds, config.pdf_dpi, config.max_file_size)
         self.vector_names: list[str] = list(MODE_VECTORS[config.mode])
         self.clock = StageClock()
@@ -161,11 +162,13 @@ class Pipeline:
         writer.start()
         try:
             self._pass(self._candidates(roots), writer, allow_reuse=True)
+            writer.flush()
             retry, writer.needs_encoding = writer.needs_encoding, []
-            if retry:
+            if retry:  # files whose reuse source proved incomplete: embed them after all
                 self._pass(iter(retry), writer, allow_reuse=False)
             writer.finish()
         finally:
+            writer.close()  # after an error: still write the files already encoded
             self._stop.set()
             self._progress.close()
         self.summary.seconds = dict(self.clock.seconds)
@@ -194,11 +197,9 @@ class Pipeline:
     def _pass(self, files: Iterator[ScannedFile], writer: StoreWriter, allow_reuse: bool) -> None:
         loads: queue.Queue[Future[Loaded] | None] = queue.Queue(LOOKAHEAD_FILES)
         with ThreadPoolExecutor(
-            self.config.decode_workers, thread_name_prefix="ume-decode"
+            self.config.decode_workers, "ume-decode", initializer=_yield_to_model
         ) as pool:
-            feeder = threading.Thread(
-                target=self._feed, args=(files, pool, loads, allow_reuse), daemon=True
-            )
+            feeder = threading.Thread(target=self._feed, args=(files, pool, loads, allow_reuse), daemon=True)
             feeder.start()
             try:
                 self._encode_all(loads, writer)
@@ -249,9 +250,7 @@ class Pipeline:
         except LoadFailure as failure:
             return FailedFile(file, digest, settings, failure.reason)
         except OSError as error:
-            return FailedFile(
-                file, digest, settings, f"cannot read file ({error.strerror or error})"
-            )
+            return FailedFile(file, digest, settings, f"cannot read file ({error.strerror or error})")
 
     def _decoded(self, file: ScannedFile, digest: str, settings: str) -> LoadedFile:
         inputs = load_inputs(file, self.settings)
@@ -259,17 +258,19 @@ class Pipeline:
         return LoadedFile(file, digest, settings, [_place(item) for item in inputs], prepared)
 
     def _prepare(self, item: EmbedInput) -> PreparedInput:
+        encoder = self.encoder.get()  # a model that fails to load ends the run, not one file
         try:
-            return self.encoder.get().prepare(item, task_text(item, document_task(item)))
+            return encoder.prepare(item, task_text(item, document_task(item)))
         except Exception as error:  # the processor rejecting one odd image must not end the run
-            raise LoadFailure(
-                f"cannot prepare for the model ({type(error).__name__}: {error})"
-            ) from error
+            raise LoadFailure(f"cannot prepare for the model ({type(error).__name__}: {error})") from error
 
     def _encode_all(self, loads: queue.Queue[Future[Loaded] | None], writer: StoreWriter) -> None:
+        """Encode items in scan order, in full batches, or in a partial one rather than idle."""
         pending: Pending = []
-        while (future := loads.get()) is not None:
-            loaded = future.result()
+        while (future := self._next_loaded(loads)) is not None:
+            if pending and not future.done():  # the model would wait: give it what is ready
+                pending = self._encode_batch(pending, writer)
+            loaded = self._wait_for(future)
             if not isinstance(loaded, LoadedFile):
                 writer.submit(loaded)
                 continue
@@ -280,6 +281,16 @@ class Pipeline:
                 pending = self._encode_batch(pending, writer)
         while pending:
             pending = self._encode_batch(pending, writer)
+
+    def _next_loaded(self, loads: queue.Queue[Future[Loaded] | None]) -> Future[Loaded] | None:
+        with self.clock.measure("wait"):
+            return loads.get()
+
+    def _wait_for(self, future: Future[Loaded]) -> Loaded:
+        """The loaded file; the time spent here is the model idling for want of input."""
+        with self.clock.measure("wait"):
+            future.exception()  # blocks until the worker is done with it
+        return future.result()
 
     def _encode_batch(self, pending: Pending, writer: StoreWriter) -> Pending:
         batch, rest = pending[: self.config.batch_size], pending[self.config.batch_size :]
@@ -299,6 +310,13 @@ class Pipeline:
             if accumulator.remaining == 0:
                 writer.submit(accumulator.job())
         return rest
+
+
+def _yield_to_model() -> None:
+    """Lower this decode thread's CPU priority: on a busy machine the model, the bottleneck,
+    keeps its cores, and decoding (which runs ahead) fills the cycles the model leaves idle."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICENESS)
 
 
 def _place(item: EmbedInput) -> ItemPlace:

@@ -112,9 +112,7 @@ def copied_points(
     """Item points of another path with the same content, re-addressed to `file`."""
     copies = []
     for _, payload, vectors in sources:
-        place = ItemPlace(
-            payload["segment"], payload.get("page"), payload.get("start"), payload.get("end")
-        )
+        place = ItemPlace(payload["segment"], payload.get("page"), payload.get("start"), payload.get("end"))
         text = (payload.get("reasoning"), payload.get("summary"))
         copies.append(item_point(file, fingerprint, model_id, place, text, dict(vectors)))
     return copies
@@ -150,9 +148,7 @@ class IndexedState:
             and record.get("settings", "") == settings
         )
 
-    def reuse_source(
-        self, file: ScannedFile, fingerprint: str, settings: str
-    ) -> dict[str, Any] | None:
+    def reuse_source(self, file: ScannedFile, fingerprint: str, settings: str) -> dict[str, Any] | None:
         """The record of a stable file with this content, whose vectors `file` can take."""
         for path in self.by_fingerprint.get(fingerprint, []):
             record = self.records[path]

@@ -130,15 +130,11 @@ class _Run:
     def index(self, store: Store) -> RunSummary:
         name = self.config.collection
         existing = store.collection_info(name)
-        wanted = collection_info(
-            self.config.model, existing.dim if existing else 0, self.config.mode
-        )
+        wanted = collection_info(self.config.model, existing.dim if existing else 0, self.config.mode)
         self.info = check_compatible(store, name, wanted)
         self.state = IndexedState.load(store, name)
         roots = list(dict.fromkeys([*self.config.roots, *self.extra_roots]))
-        pipeline = Pipeline(
-            self.lazy_encoder, store, self.config, self.state, self.shard.owns, self.progress
-        )
+        pipeline = Pipeline(self.lazy_encoder, store, self.config, self.state, self.shard.owns, self.progress)
         summary = pipeline.run(roots)
         self.on_disk = pipeline.on_disk
         return summary

@@ -153,8 +153,7 @@ def launch_workers(config: IndexConfig, workers: int, as_json: bool, progress: b
         command += [] if progress else ["--no-progress"]
         port = free_port()
         children = [
-            subprocess.Popen(command, env=_worker_env(rank, workers, port))
-            for rank in range(workers)
+            subprocess.Popen(command, env=_worker_env(rank, workers, port)) for rank in range(workers)
         ]
         return _wait_all(children)
 
@@ -184,9 +183,7 @@ def _wait_all(children: list[subprocess.Popen[bytes]]) -> int:
 def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     from indexer.config import add_index_arguments, add_store_arguments
 
-    parser = argparse.ArgumentParser(
-        prog="python -m indexer.shard", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m indexer.shard", description=__doc__.splitlines()[0])
     parser.add_argument("--config-json", type=Path, help="read every option from this JSON file")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--no-progress", action="store_true")
@@ -218,9 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shard = ShardSpec.from_env()
         except ValueError as error:
             raise ConfigError(str(error)) from error
-        summary = index_folders(
-            config, progress=not args.no_progress and shard.is_leader, shard=shard
-        )
+        summary = index_folders(config, progress=not args.no_progress and shard.is_leader, shard=shard)
     except ValidationError as error:
         print(f"indexer: error: {validation_message(error)}", file=sys.stderr)
         return 2

@@ -163,9 +163,7 @@ class Store(Protocol):
         """Every matching point, vector-less records included, in id order, `batch` at a time."""
         ...
 
-    def retrieve(
-        self, name: str, ids: Sequence[str], with_vectors: bool = False
-    ) -> list[StoredPoint]:
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         """The points with these ids, in the order asked; missing ids are left out."""
         ...
 

@@ -180,9 +180,7 @@ class EdgeStore(ClosesOnExit):
             if offset is None:
                 return
 
-    def retrieve(
-        self, name: str, ids: Sequence[str], with_vectors: bool = False
-    ) -> list[StoredPoint]:
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         records = self._shard(name).retrieve(list(ids), True, with_vectors)
         by_id = {stored[0]: stored for stored in map(to_stored, records)}
         return [by_id[i] for i in ids if i in by_id]
@@ -205,7 +203,7 @@ class EdgeStore(ClosesOnExit):
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in shard.query(request)]
 
     def finalize(self, name: str) -> None:
-        """Build HNSW (blocks: minutes for 100k 1536-d points on two cores) and flush."""
+        """Build HNSW and flush. Blocks: ~25 s at 10k and ~30 min at 100k 2x1536-d points on 2 cores."""
         shard = self._shard(name)
         shard.optimize()
         shard.flush()
@@ -244,9 +242,7 @@ class EdgeStore(ClosesOnExit):
             return self._shards[name]
 
     def _config(self, info: CollectionInfo) -> EdgeConfig:
-        vectors = {
-            v: EdgeVectorParams(size=info.dim, distance=Distance.Cosine) for v in info.vectors
-        }
+        vectors = {v: EdgeVectorParams(size=info.dim, distance=Distance.Cosine) for v in info.vectors}
         optimizers = None
         if self._indexing_threshold_kb is not None:
             optimizers = EdgeOptimizersConfig(indexing_threshold=self._indexing_threshold_kb)
@@ -319,8 +315,7 @@ def to_edge_filter(match: Match | None) -> Filter | None:
         return None
     must = [to_condition(key, value) for key, value in match.fields.items()]
     must += [
-        FieldCondition(key, range=RangeFloat(gte=low, lte=high))
-        for key, (low, high) in match.ranges.items()
+        FieldCondition(key, range=RangeFloat(gte=low, lte=high)) for key, (low, high) in match.ranges.items()
     ]
     must_not = [to_condition(key, value) for key, value in match.not_fields.items()]
     if not must and not must_not:

@@ -95,8 +95,7 @@ class ServerStore(ClosesOnExit):
                 "create: choose another name"
             )
         vectors = {
-            v: models.VectorParams(size=info.dim, distance=models.Distance.COSINE)
-            for v in info.vectors
+            v: models.VectorParams(size=info.dim, distance=models.Distance.COSINE) for v in info.vectors
         }
         self._client.create_collection(name, vectors, metadata={INFO_KEY: info.to_json()})
         self._create_payload_indexes(name)
@@ -172,13 +171,9 @@ class ServerStore(ClosesOnExit):
                     return
 
     @translate_errors
-    def retrieve(
-        self, name: str, ids: Sequence[str], with_vectors: bool = False
-    ) -> list[StoredPoint]:
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         self._info(name)
-        records = self._client.retrieve(
-            name, list(ids), with_payload=True, with_vectors=with_vectors
-        )
+        records = self._client.retrieve(name, list(ids), with_payload=True, with_vectors=with_vectors)
         by_id = {stored[0]: stored for stored in map(to_stored, records)}
         return [by_id[i] for i in ids if i in by_id]
 
@@ -228,9 +223,7 @@ class ServerStore(ClosesOnExit):
             # local mode warns that payload indexes are a no-op there; a server builds them
             warnings.simplefilter("ignore", UserWarning)
             for field_name, kind in PAYLOAD_INDEXES.items():
-                self._client.create_payload_index(
-                    name, field_name, SERVER_INDEX_TYPES[kind], wait=True
-                )
+                self._client.create_payload_index(name, field_name, SERVER_INDEX_TYPES[kind], wait=True)
 
 
 def connect(location: str, api_key: str | None) -> QdrantClient:
@@ -243,9 +236,7 @@ def connect(location: str, api_key: str | None) -> QdrantClient:
         raise StoreError(
             f"--qdrant-url must be http(s)://HOST:PORT, local:PATH or :memory:, got {location!r}"
         )
-    client = QdrantClient(
-        url=location, api_key=api_key, timeout=TIMEOUT_S, check_compatibility=False
-    )
+    client = QdrantClient(url=location, api_key=api_key, timeout=TIMEOUT_S, check_compatibility=False)
     with server_errors(location):
         check_server_version(location, client.info().version)
     return client
@@ -270,9 +261,7 @@ def check_server_version(location: str, version: str) -> None:
         return  # a development build: trust it
     if major_minor < MIN_SERVER_VERSION:
         wanted = ".".join(map(str, MIN_SERVER_VERSION))
-        raise StoreError(
-            f"Qdrant server at {location} is version {version}; ume needs {wanted} or newer"
-        )
+        raise StoreError(f"Qdrant server at {location} is version {version}; ume needs {wanted} or newer")
 
 
 @contextmanager
@@ -287,8 +276,7 @@ def server_errors(location: str) -> Iterator[None]:
     except UnexpectedResponse as error:
         if error.status_code in (401, 403):
             raise StoreError(
-                f"Qdrant server at {location} refused access (HTTP {error.status_code}): "
-                "check the API key"
+                f"Qdrant server at {location} refused access (HTTP {error.status_code}): check the API key"
             ) from error
         detail = error.content.decode(errors="replace").strip().splitlines()[:1]
         raise StoreError(

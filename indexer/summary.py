@@ -2,7 +2,8 @@
 
 Stages overlap (decoding runs ahead of the model, writes trail it), so stage seconds are the
 time each stage was busy, summed over its threads; they add up to more than the wall time
-(`seconds["total"]`) when the overlap works.
+(`seconds["total"]`) when the overlap works. `seconds["wait"]` is how long the model sat
+idle for want of decoded input: near zero when decoding keeps up.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 STAGES = ("scan", "decode", "encode", "store")
+# Besides the stages: "wait" is the time the model sat idle waiting for decoded input, and
+# "total" the run's wall time.
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,7 @@ class RunSummary:
             stage: self.seconds.get(stage, 0.0) + other.seconds.get(stage, 0.0)
             for stage in self.seconds.keys() | other.seconds.keys()
         }
-        merged.seconds["total"] = max(
-            self.seconds.get("total", 0.0), other.seconds.get("total", 0.0)
-        )
+        merged.seconds["total"] = max(self.seconds.get("total", 0.0), other.seconds.get("total", 0.0))
         return merged
 
     def to_json(self) -> dict[str, Any]:
@@ -63,8 +64,7 @@ class RunSummary:
             f"indexed {self.indexed}, unchanged {self.unchanged}, reused {self.reused}, "
             f"removed {self.removed}, failed {self.failed} files; "
             f"{self.embedded} items embedded, {self.points} in the collection",
-            "seconds: "
-            + ", ".join(f"{stage} {value:.1f}" for stage, value in self.seconds.items()),
+            "seconds: " + ", ".join(f"{stage} {value:.1f}" for stage, value in self.seconds.items()),
         ]
         lines += [f"failed: {failure.path}: {failure.reason}" for failure in self.failures]
         return "\n".join(lines)

@@ -80,7 +80,11 @@ class _Group:
 
 
 class StoreWriter(threading.Thread):
-    """Consumes `WriteJob`s from `submit` until `finish`; re-raises its error on the caller."""
+    """Consumes `WriteJob`s from `submit` until `finish`; re-raises its error on the caller.
+
+    A write error stops writing (later jobs are drained unwritten, their files stay pending or
+    absent and the next run redoes them) and is raised by the next `submit`, `flush` or `finish`.
+    """
 
     def __init__(
         self,
@@ -103,49 +107,58 @@ class StoreWriter(threading.Thread):
         self.raise_error()
         self._queue.put(job)
 
+    def flush(self) -> None:
+        """Wait until everything submitted is written; surface the thread's error if it had one."""
+        self._queue.join()
+        self.raise_error()
+
     def finish(self) -> None:
         """Write what is queued, stop the thread, and surface its error if it had one."""
+        self.close()
+        self.raise_error()
+
+    def close(self) -> None:
+        """Write what is queued and stop the thread (safe to call twice, never raises)."""
         if self.is_alive():
             self._queue.put(None)
             self.join()
-        self.raise_error()
 
     def raise_error(self) -> None:
         if self.error is not None:
             raise self.error
 
     def run(self) -> None:
-        try:
-            while (jobs := self._next_group()) is not None:
-                with self.clock.measure("store"):
-                    self._write(_Group(jobs))
-        except BaseException as error:  # handed to the main thread by raise_error
-            self.error = error
-            while self._queue.get() is not None:  # unblock a producer waiting on a full queue
-                pass
+        stop = False
+        while not stop:
+            jobs, stop = self._next_group()
+            try:
+                if jobs and self.error is None:  # after an error, jobs are only drained
+                    with self.clock.measure("store"):
+                        self._write(_Group(jobs))
+            except BaseException as error:  # handed to the main thread by raise_error
+                self.error = error
+            finally:
+                for _ in range(len(jobs) + stop):
+                    self._queue.task_done()
 
-    def _next_group(self) -> list[WriteJob] | None:
-        first = self._queue.get()
-        if first is None:
-            return None
-        jobs = [first]
-        while len(jobs) < GROUP_FILES:
+    def _next_group(self) -> tuple[list[WriteJob], bool]:
+        """Up to GROUP_FILES queued jobs (waiting for the first), and whether to stop after."""
+        jobs: list[WriteJob] = []
+        job = self._queue.get()
+        while job is not None:
+            jobs.append(job)
+            if len(jobs) == GROUP_FILES:
+                return jobs, False
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
-                break
-            if job is None:
-                self._queue.put(None)  # seen again by the next _next_group call
-                break
-            jobs.append(job)
-        return jobs
+                return jobs, False
+        return jobs, True
 
     def _write(self, group: _Group) -> None:
         self._gather_items(group)
         paths = [str(job.file.path) for job in group.jobs]
-        self.store.upsert(
-            self.collection, [self._record(job, records.PENDING) for job in group.jobs]
-        )
+        self.store.upsert(self.collection, [self._record(job, records.PENDING) for job in group.jobs])
         records.delete_items(self.store, self.collection, paths)
         items = [point for points in group.items.values() for point in points]
         if items:
@@ -189,9 +202,7 @@ class StoreWriter(threading.Thread):
         ids = records.source_ids(job.source)
         sources = self.store.retrieve(self.collection, ids, with_vectors=True)
         if not ids or len(sources) != len(ids):
-            log.info(
-                "vectors of %s are incomplete; embedding %s", job.source["path"], job.file.path
-            )
+            log.info("vectors of %s are incomplete; embedding %s", job.source["path"], job.file.path)
             return None
         return records.copied_points(sources, job.file, job.fingerprint, self.model_id)
 

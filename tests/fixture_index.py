@@ -77,9 +77,7 @@ def fill_store(store: Store, encoder: Encoder, root: Path, collection: str = COL
     store.create_collection(collection, collection_info(model_id, encoder.hidden_size, "both"))
     files = [(file, inputs_from_path(file.path, SEGMENT_SECONDS)) for file in walk([root])]
     items = [item for _, file_items in files for item in file_items]
-    encoded = encoder.encode_document(
-        items, mode="both", max_new_tokens=MAX_NEW_TOKENS, batch_size=32
-    )
+    encoded = encoder.encode_document(items, mode="both", max_new_tokens=MAX_NEW_TOKENS, batch_size=32)
     assert encoded.disc is not None and encoded.gen is not None
     row = 0
     for file, file_items in files:
@@ -88,13 +86,9 @@ def fill_store(store: Store, encoder: Encoder, root: Path, collection: str = COL
         points = []
         for segment, item in enumerate(file_items):
             vectors = {"disc": encoded.disc[row], "gen": encoded.gen[row]}
-            points.append(
-                item_point(file, digest, model_id, place_of(item, segment), text, vectors)
-            )
+            points.append(item_point(file, digest, model_id, place_of(item, segment), text, vectors))
             row += 1
-        store.upsert(
-            collection, [*points, file_record(file, digest, model_id, OK, points=len(points))]
-        )
+        store.upsert(collection, [*points, file_record(file, digest, model_id, OK, points=len(points))])
     return row
 
 

@@ -47,9 +47,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def index(
-    tiny_model_dir: Path, examples_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> FixtureIndex:
+def index(tiny_model_dir: Path, examples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FixtureIndex:
     return shared_index(tiny_model_dir, examples_dir, tmp_path_factory)
 
 
@@ -81,6 +79,7 @@ def page_url(index: FixtureIndex) -> Iterator[str]:
         )
         demo = build_ui(ctx)
         launch(demo, ctx, prevent_thread_lock=True, quiet=True)
+        assert demo.local_url is not None
         try:
             yield demo.local_url
         finally:
@@ -108,9 +107,7 @@ def test_type_a_query_open_a_hit_and_read_its_reasoning(browser, page_url: str) 
     header.wait_for(timeout=WAIT_MS)
     path = header.locator(".ume-path").inner_text()
     reasoning = page.locator("#ume-reasoning textarea")
-    page.wait_for_function(
-        "() => document.querySelector('#ume-reasoning textarea').value.length > 0"
-    )
+    page.wait_for_function("() => document.querySelector('#ume-reasoning textarea').value.length > 0")
     assert reasoning.input_value() == reasoning_for(Path(path))  # tags shown as text, not eaten
     assert "<think>" in reasoning.input_value()
     assert "The model's reasoning" in page.content() and "why it matched" not in page.content()
@@ -161,15 +158,14 @@ def disc_only_url(index: FixtureIndex, tmp_path: Path) -> Iterator[str]:
         ctx = make_context(store, COLLECTION, encoder)
         demo = build_ui(ctx)
         launch(demo, ctx, prevent_thread_lock=True, quiet=True)
+        assert demo.local_url is not None
         try:
             yield demo.local_url
         finally:
             demo.close()
 
 
-def test_modes_the_index_cannot_serve_are_disabled_with_the_reason(
-    browser, disc_only_url: str
-) -> None:
+def test_modes_the_index_cannot_serve_are_disabled_with_the_reason(browser, disc_only_url: str) -> None:
     page = browser.new_page()
     page.goto(disc_only_url)
     reasoning = page.locator("#ume-mode input[value=reasoning]")
@@ -179,9 +175,7 @@ def test_modes_the_index_cannot_serve_are_disabled_with_the_reason(
     )
     assert reasoning.is_disabled() and not page.locator("#ume-mode input[value=fast]").is_disabled()
     title = (
-        page.locator("#ume-mode label", has=page.locator("input[value=reasoning]")).get_attribute(
-            "title"
-        )
+        page.locator("#ume-mode label", has=page.locator("input[value=reasoning]")).get_attribute("title")
         or ""
     )
     assert "gen" in title and "ume index --mode both" in title

@@ -156,9 +156,7 @@ def test_compare_table_prints_ours_beside_published_with_dashes_for_gaps() -> No
 
 
 def test_every_published_model_has_a_headline_row() -> None:
-    assert {"UME-R1-2B", "UME-R1-7B", "VLM2Vec-V2-2B", "GME-2B", "GME-7B"} <= set(
-        published_models()
-    )
+    assert {"UME-R1-2B", "UME-R1-7B", "VLM2Vec-V2-2B", "GME-2B", "GME-7B"} <= set(published_models())
     for model in published_models():
         assert set(published_scores(model).headline) == {"image", "video", "visdoc", "all"}
     assert published_scores("UME-R1-7B").meta_task["I-GD"] == 84.9

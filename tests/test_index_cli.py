@@ -107,9 +107,7 @@ def test_killed_run_resumes_with_every_item_once(library, tiny_model_dir, tmp_pa
     args = index_args(library, tiny_model_dir, "--data-dir", str(data_dir))
     # Killed right after the second write of item points, before the records marking them done.
     env = os.environ | {KILL_AFTER_ENV: "2"}
-    killed = subprocess.run(
-        [sys.executable, "-m", "app", *args], env=env, cwd=REPO, capture_output=True
-    )
+    killed = subprocess.run([sys.executable, "-m", "app", *args], env=env, cwd=REPO, capture_output=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     with open_store(data_dir) as store:
         pending = store.count("media", Match(fields={"record": "file", "status": "pending"}))

@@ -162,9 +162,7 @@ def config_for(root: Path, model: Path, location: dict[str, Any], **overrides: A
     return IndexConfig(**(values | location | overrides))
 
 
-def run_index(
-    root: Path, encoder: CountingEncoder, location: dict[str, Any], **overrides: Any
-) -> RunSummary:
+def run_index(root: Path, encoder: CountingEncoder, location: dict[str, Any], **overrides: Any) -> RunSummary:
     encoder.encoded_items = 0
     config = config_for(root, Path(encoder.model_id), location, **overrides)
     return index_folders(config, encoder=encoder, progress=False)
@@ -172,9 +170,7 @@ def run_index(
 
 def items(location: dict[str, Any], with_vectors: bool = False) -> list[StoredPoint]:
     with open_store(location.get("data_dir"), location.get("qdrant_url")) as store:
-        return list(
-            store.scroll("media", Match(fields={"record": "item"}), with_vectors=with_vectors)
-        )
+        return list(store.scroll("media", Match(fields={"record": "item"}), with_vectors=with_vectors))
 
 
 def by_path(points: list[StoredPoint]) -> dict[str, list[StoredPoint]]:
@@ -242,12 +238,8 @@ def test_moved_and_copied_files_reuse_vectors(library, encoder, tmp_path) -> Non
     after = by_path(items(location, with_vectors=True))
     assert str(library / PDF) not in after
     for old, new in ((library / PDF, moved), (library / VIDEO, library / "videos/copy.mp4")):
-        assert [p[1]["segment"] for p in after[str(new)]] == [
-            p[1]["segment"] for p in before[str(old)]
-        ]
-        for (_, _, old_vectors), (_, _, new_vectors) in zip(
-            before[str(old)], after[str(new)], strict=True
-        ):
+        assert [p[1]["segment"] for p in after[str(new)]] == [p[1]["segment"] for p in before[str(old)]]
+        for (_, _, old_vectors), (_, _, new_vectors) in zip(before[str(old)], after[str(new)], strict=True):
             assert np.allclose(old_vectors["disc"], new_vectors["disc"])
             assert np.allclose(old_vectors["gen"], new_vectors["gen"])
 

@@ -36,9 +36,7 @@ HIT_FIELDS = {"path", "kind", "page", "start", "end", "score", "summary", "reaso
 
 
 @pytest.fixture(scope="module")
-def index(
-    tiny_model_dir: Path, examples_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> FixtureIndex:
+def index(tiny_model_dir: Path, examples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FixtureIndex:
     return shared_index(tiny_model_dir, examples_dir, tmp_path_factory)
 
 
@@ -121,9 +119,7 @@ def test_rerank_orders_the_disc_shortlist_by_stored_gen_similarity(
 
 def test_generation_modes_stream_the_query_text_token_by_token(service: SearchService) -> None:
     seen: list[str] = []
-    service.search(
-        "a galaxy", mode="reasoning", top_k=2, max_new_tokens=MAX_NEW_TOKENS, on_text=seen.append
-    )
+    service.search("a galaxy", mode="reasoning", top_k=2, max_new_tokens=MAX_NEW_TOKENS, on_text=seen.append)
     assert len(seen) == MAX_NEW_TOKENS  # the random model never stops early
 
 
@@ -146,9 +142,7 @@ def test_queries_a_user_can_fix_get_a_one_line_reason(
     service: SearchService, index: FixtureIndex, arguments: dict, message: str
 ) -> None:
     arguments = {
-        key: index.root / (CAT if value == "IMAGE" else CLIP)
-        if value in ("IMAGE", "VIDEO")
-        else value
+        key: index.root / (CAT if value == "IMAGE" else CLIP) if value in ("IMAGE", "VIDEO") else value
         for key, value in arguments.items()
     }
     with pytest.raises(SearchError, match=message):

@@ -196,9 +196,9 @@ def test_filters_narrow_search_and_count(filled: Store) -> None:
         "report.pdf#2",
     ]
     assert search_ids(filled, Match(ranges={"mtime": (None, 150.0)})) == ["beach.jpg"]
-    assert search_ids(
-        filled, Match({"has_reasoning": True, "kind": ["image", "video_segment"]})
-    ) == ["beach.jpg"]
+    assert search_ids(filled, Match({"has_reasoning": True, "kind": ["image", "video_segment"]})) == [
+        "beach.jpg"
+    ]
     assert filled.count("media", Match({"kind": "pdf_page", "page": 2})) == 1
     assert filled.count("media", Match({"folders": []})) == 0
 
@@ -286,9 +286,7 @@ def test_edge_search_works_before_and_after_hnsw_is_built(tmp_path: Path) -> Non
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((400, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    points = [
-        Point(str(uuid.UUID(int=i + 1)), {"i": i}, {"disc": v}) for i, v in enumerate(vectors)
-    ]
+    points = [Point(str(uuid.UUID(int=i + 1)), {"i": i}, {"disc": v}) for i, v in enumerate(vectors)]
     queries = vectors[:5] + 0.1 * rng.standard_normal((5, 32)).astype(np.float32)
     info = CollectionInfo("tiny-ume", 32, 1, ("disc",))
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:

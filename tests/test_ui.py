@@ -22,7 +22,6 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from gradio_client.utils import Status
 
 from app.cli import UserError
 from app.cli.serve_cmd import indexing_policy, open_context, parse_auth
@@ -58,9 +57,7 @@ class RunningUI:
 
 
 @pytest.fixture(scope="module")
-def index(
-    tiny_model_dir: Path, examples_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> FixtureIndex:
+def index(tiny_model_dir: Path, examples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FixtureIndex:
     return shared_index(tiny_model_dir, examples_dir, tmp_path_factory)
 
 
@@ -81,10 +78,10 @@ def ui(index: FixtureIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         )
         demo = build_ui(ctx)
         launch(demo, ctx, prevent_thread_lock=True, quiet=True)
+        url = demo.local_url
+        assert url is not None
         try:
-            yield RunningUI(
-                ctx, demo.local_url, Client(demo.local_url, verbose=False), index.root, encoder
-            )
+            yield RunningUI(ctx, url, Client(url, verbose=False), index.root, encoder)
         finally:
             demo.close()
 
@@ -114,6 +111,28 @@ def test_reasoning_search_streams_before_the_results_arrive(ui: RunningUI) -> No
     assert reasoning == "(the model wrote no reasoning)"  # the random model writes blank lines
     assert len(gallery) == 3 and all("image" in tile["caption"] for tile in gallery)
     assert "3 results · reasoning mode" in status
+
+
+def test_query_reasoning_reaches_the_page_while_it_is_generated(
+    ui: RunningUI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model that writes "<think>a red bike</think>" in pieces: each piece shows up in turn."""
+    tokenizer = ui.encoder.processor.tokenizer
+    original = ui.encoder.encode_query
+
+    def writing(items, target_kind="image", on_tokens=None, **kwargs):
+        ids: list[int] = []
+        for piece in ("<think>", "a red", " bike", "</think>"):
+            ids += tokenizer(piece, add_special_tokens=False)["input_ids"]
+            on_tokens(0, list(ids))
+            time.sleep(0.25)
+        return original(items, target_kind=target_kind, **kwargs)
+
+    monkeypatch.setattr(ui.encoder, "encode_query", writing)
+    job = ui.client.submit("a bike", None, None, "reasoning", "all", "", 2, 20, api_name="/search_reasoning")
+    job.result(timeout=60)
+    shown = [update[0] for update in job.outputs()]
+    assert shown.index("<think>a red") < shown.index("<think>a red bike</think>")
 
 
 def test_search_api_returns_the_cli_json(ui: RunningUI) -> None:
@@ -163,12 +182,8 @@ def test_fast_search_is_not_held_up_by_a_running_generation(
         return original(items, target_kind=target_kind, **kwargs)
 
     monkeypatch.setattr(ui.encoder, "encode_query", slow_generation)
-    running = ui.client.submit(
-        "a", None, None, "reasoning", "all", "", 2, 20, api_name="/search_reasoning"
-    )
-    waiting = ui.client.submit(
-        "b", None, None, "reasoning", "all", "", 2, 20, api_name="/search_reasoning"
-    )
+    running = ui.client.submit("a", None, None, "reasoning", "all", "", 2, 20, api_name="/search_reasoning")
+    waiting = ui.client.submit("b", None, None, "reasoning", "all", "", 2, 20, api_name="/search_reasoning")
     try:
         time.sleep(0.5)
         started = time.monotonic()
@@ -209,31 +224,38 @@ def test_indexed_files_are_served(ui: RunningUI) -> None:
     cat = ui.root / CAT
     response = fetch(ui, cat)
     assert response.status_code == 200 and response.content == cat.read_bytes()
-    assert (
-        fetch(ui, ui.root / "photos" / "café & friends" / "espresso_cup_on_saucer.jpg").status_code
-        == 200
-    )
+    assert fetch(ui, ui.root / "photos" / "café & friends" / "espresso_cup_on_saucer.jpg").status_code == 200
 
 
-def test_path_traversal_and_unindexed_files_are_refused(ui: RunningUI, tmp_path: Path) -> None:
+@pytest.fixture
+def planted(ui: RunningUI, tmp_path: Path) -> Iterator[dict[str, Path]]:
+    """Files an attacker would like to read: in the root but not indexed, and outside it."""
     root = ui.root
-    (root / "photos" / ".secret.jpg").write_bytes(
-        (root / CAT).read_bytes()
-    )  # inside, never indexed
-    (root / "notes.txt").write_text("private")
     outside = tmp_path / "outside.jpg"
     shutil.copy(root / CAT, outside)
-    (root / "photos" / "link.jpg").symlink_to(outside)
-    sibling = Path(str(root) + "-evil")
-    sibling.mkdir(exist_ok=True)
-    shutil.copy(root / CAT, sibling / "x.jpg")
+    files = {
+        "hidden": root / "photos" / ".secret.jpg",
+        "notes": root / "notes.txt",
+        "link": root / "photos" / "link.jpg",
+        "sibling": Path(str(root) + "-evil") / "x.jpg",
+        "outside": outside,
+    }
+    shutil.copy(root / CAT, files["hidden"])
+    files["notes"].write_text("private")
+    files["link"].symlink_to(outside)
+    files["sibling"].parent.mkdir()
+    shutil.copy(root / CAT, files["sibling"])
+    yield files
+    for name in ("hidden", "notes", "link"):
+        files[name].unlink()
+    shutil.rmtree(files["sibling"].parent)
+
+
+def test_path_traversal_and_unindexed_files_are_refused(ui: RunningUI, planted: dict[str, Path]) -> None:
+    root, outside = ui.root, planted["outside"]
     attempts = [
         fetch(ui, "/etc/passwd"),
-        fetch(ui, outside),
-        fetch(ui, root / "photos" / ".secret.jpg"),
-        fetch(ui, root / "notes.txt"),
-        fetch(ui, root / "photos" / "link.jpg"),
-        fetch(ui, sibling / "x.jpg"),
+        *(fetch(ui, path) for path in planted.values()),
         fetch(ui, "", raw=quote(str(root)) + "/photos/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd"),
         fetch(ui, "", raw=quote(str(root)) + "/%2E%2E/" + quote(str(outside.relative_to("/")))),
         fetch(ui, "", raw=quote(str(root / CAT)) + "%00.png"),
@@ -248,6 +270,16 @@ def test_served_files_refuse_every_path_outside_the_indexed_files(tmp_path: Path
     good = root / "a" / "good.jpg"
     good.write_bytes(b"x")
     (root / "a" / "other.jpg").write_bytes(b"x")
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(b"x")
+    (root / "a" / "link.jpg").symlink_to(outside)
+    (tmp_path / "root2").mkdir()
+    (tmp_path / "root2" / "x.jpg").write_bytes(b"x")
+    everything = ServedFiles([root], is_indexed=lambda path: True)  # only the path rules apply
+    escapes = [root / "a" / "link.jpg", tmp_path / "root2" / "x.jpg", f"{root}/a/../a/good.jpg"]
+    for escape in escapes:
+        with pytest.raises(FileAccessError, match="refused"):
+            everything.check(str(escape))
     files = ServedFiles([root], is_indexed=lambda path: path == str(good))
     assert files.check(good) == good.resolve()
     assert files.url(good).startswith("gradio_api/file=") and "%20" not in files.url(good)
@@ -272,6 +304,13 @@ def test_a_root_indexed_later_is_served_after_allow_root(ui: RunningUI, tmp_path
     assert str(tmp_path) in ui.ctx.blocks.allowed_paths and tmp_path in ui.ctx.files.roots
 
 
+def test_folders_indexed_by_another_process_are_served_after_the_next_search(ui: RunningUI) -> None:
+    ctx = AppContext(COLLECTION, ui.ctx.service, ServedFiles())  # knows no roots yet
+    ctx.files = ServedFiles(is_indexed=ctx.is_indexed)
+    SearchHandlers(ctx).fast("a cat", None, None, "all", "", 3)
+    assert ctx.files.roots == [ui.root]
+
+
 def test_auth_protects_the_page_and_the_api(index: FixtureIndex, ui: RunningUI) -> None:
     first = ui.ctx.blocks
     demo = build_ui(ui.ctx)
@@ -280,9 +319,7 @@ def test_auth_protects_the_page_and_the_api(index: FixtureIndex, ui: RunningUI) 
         with pytest.raises(Exception):  # noqa: B017 - the client refuses to connect unauthenticated
             Client(demo.local_url, verbose=False)
         client = Client(demo.local_url, auth=("reader", "s3cret"), verbose=False)
-        hits = json.loads(
-            client.predict("cat", None, None, "fast", "all", "", 2, api_name="/search")
-        )
+        hits = json.loads(client.predict("cat", None, None, "fast", "all", "", 2, api_name="/search"))
         assert len(hits["hits"]) == 2
         assert httpx.get(f"{demo.local_url}gradio_api/file={ui.root / CAT}").status_code in (
             401,
@@ -310,9 +347,7 @@ def test_unavailable_store_or_model_is_one_clear_line(tmp_path: Path) -> None:
         SearchHandlers(ctx).api("cat", None, None, "fast", "all", "", 5)
 
 
-def test_serve_reports_a_locked_index_and_a_missing_model(
-    index: FixtureIndex, tmp_path: Path
-) -> None:
+def test_serve_reports_a_locked_index_and_a_missing_model(index: FixtureIndex, tmp_path: Path) -> None:
     args = type("Args", (), {"data_dir": tmp_path / "busy", "qdrant_url": None, "collection": COLLECTION,
                              "model": None, "device": None})()  # fmt: skip
     with open_store(data_dir=tmp_path / "busy"):
@@ -342,9 +377,7 @@ def test_deep_links_fill_the_controls_and_fall_back_safely() -> None:
     assert deep_link({"k": "100000"}, reasons)[4] == 100
 
 
-def test_indexing_from_the_browser_follows_the_serving_policy(
-    ui: RunningUI, tmp_path: Path
-) -> None:
+def test_indexing_from_the_browser_follows_the_serving_policy(ui: RunningUI, tmp_path: Path) -> None:
     assert indexing_policy("127.0.0.1", None).under is None
     remote = indexing_policy("0.0.0.0", None)
     assert remote.refusal and "--index-under" in remote.refusal
@@ -379,9 +412,7 @@ def test_demo_falls_back_to_the_test_model_offline(
     shutil.copy(EXAMPLES / CAT, media / "cat.jpg")
     ctx = prepare_demo("zhibinlan/UME-R1-2B", media=media, data_dir=tmp_path / "demo")
     try:
-        said = [
-            line for line in capsys.readouterr().err.splitlines() if "untrained test model" in line
-        ]
+        said = [line for line in capsys.readouterr().err.splitlines() if "untrained test model" in line]
         assert len(said) == 1 and "zhibinlan/UME-R1-2B" in said[0]
         assert ctx.test_model and TEST_MODEL_NOTICE in ctx.banner_html()
         assert (tmp_path / "demo" / "tiny-model" / "config.json").is_file()

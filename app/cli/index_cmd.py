@@ -63,9 +63,7 @@ def run_index(args: argparse.Namespace) -> int:
         raise UserError("--workers must be at least 1")
     if args.workers > 1:
         if config.qdrant_url is None:
-            raise UserError(
-                "--workers needs --qdrant-url: the embedded index opens in one process at a time"
-            )
+            raise UserError("--workers needs --qdrant-url: the embedded index opens in one process at a time")
         return launch_workers(config, args.workers, args.json, progress)
     try:
         summary = index_folders(config, progress=progress)
@@ -89,15 +87,12 @@ def format_status(status: CollectionStatus) -> str:
     info = status.info
     kinds = ", ".join(f"{count} {kind}" for kind, count in status.kinds.items())
     lines = [
-        f"collection {status.collection}: {status.points} items ({kinds}) "
-        f"from {status.files} files",
+        f"collection {status.collection}: {status.points} items ({kinds}) from {status.files} files",
         f"model {info.model_id} ({info.dim}-d {'+'.join(info.vectors)} vectors, "
         f"schema {info.schema_version})",
     ]
     if status.incomplete:
-        lines.append(
-            f"{status.incomplete} files left incomplete by an interrupted run: run ume index again"
-        )
+        lines.append(f"{status.incomplete} files left incomplete by an interrupted run: run ume index again")
     lines.append(f"{len(status.failures)} files failed" + (":" if status.failures else ""))
     lines += [f"  {failure['path']}: {failure['reason']}" for failure in status.failures]
     return "\n".join(lines)

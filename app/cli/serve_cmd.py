@@ -70,9 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
     demo.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens")
-    demo.add_argument(
-        "--media", type=Path, default=None, help="folder to index (default: examples/media)"
-    )
+    demo.add_argument("--media", type=Path, default=None, help="folder to index (default: examples/media)")
     demo.add_argument(
         "--data-dir",
         type=Path,
@@ -107,9 +105,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server")
-    group.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default: this machine only)"
-    )
+    group.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     group.add_argument("--port", type=int, default=DEFAULT_PORT)
     group.add_argument(
         "--auth",
@@ -180,9 +176,7 @@ def search_once(args: argparse.Namespace) -> SearchResult:
     with store_from_args(args) as store:
         SearchService(store, args.collection, None).check_mode(args.mode)
         model = model_for(store, args.collection, args.model)
-        service = SearchService(
-            store, args.collection, Encoder.from_pretrained(model, device=args.device)
-        )
+        service = SearchService(store, args.collection, Encoder.from_pretrained(model, device=args.device))
         echo = ReasoningEcho() if args.mode != "fast" and not args.json else None
         result = service.search(
             args.text,

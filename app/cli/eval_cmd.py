@@ -1,0 +1,243 @@
+"""`ume eval mmeb` (the paper's benchmark) and `ume eval collection` (your own data).
+
+`mmeb` measures a model on MMEB-V2 datasets laid out under a data root, in disc, gen or both
+modes, prints our numbers beside the published ones and writes JSON + Markdown reports; its
+embeddings are cached under the output folder so a rerun or an interrupted run only encodes
+what is missing. `collection` runs a file of queries with known answers against an indexed
+collection in each search mode, so you can choose a mode on your own data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from app.cli import UserError
+from app.cli.common import add_store_options, store_from_args
+from app.search import SEARCH_MODES, SearchError, SearchMode, SearchService
+from indexer.config import MODEL_ENV
+from indexer.store import Store
+from model.encoder import DEFAULT_MODEL, Encoder
+from model.eval.cache import EvalDataError
+from model.eval.collection import (
+    DEFAULT_KS,
+    CollectionQuery,
+    ModeResult,
+    QueryFailed,
+    QueryFileError,
+    SearchFn,
+    SearchOutcome,
+    collection_markdown,
+    evaluate_mode,
+    read_queries,
+)
+from model.eval.published import published_models
+from model.eval.runner import (
+    DEFAULT_PUBLISHED_MODEL,
+    DEFAULT_SHORTLIST,
+    MmebConfig,
+    run_mmeb,
+    select_tasks,
+)
+from model.eval.runner import __doc__ as RUNNER_DOC
+from model.media import MediaError
+
+DEFAULT_OUT = Path("ume-eval")
+MODES = ("disc", "gen", "both")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    evaluate = subparsers.add_parser("eval", help="measure retrieval quality (MMEB-V2 or your own data)")
+    benchmarks = evaluate.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    _register_mmeb(benchmarks)
+    _register_collection(benchmarks)
+
+
+def _register_mmeb(benchmarks: argparse._SubParsersAction) -> None:
+    mmeb = benchmarks.add_parser(
+        "mmeb",
+        help="MMEB-V2 datasets: disc vs gen vs fused, beside the published scores",
+        description="Evaluate a UME-R1 model on MMEB-V2 datasets under --data-root.",
+        epilog=_layout_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mmeb.add_argument("--data-root", type=Path, required=True, help="one folder per dataset (below)")
+    mmeb.add_argument("--tasks", default="all", help="dataset names, comma-separated, or all (default)")
+    mmeb.add_argument("--model", default=os.environ.get(MODEL_ENV, DEFAULT_MODEL), help="hub name or dir")
+    mmeb.add_argument("--qry-mode", choices=MODES, default="both", help="query embeddings (default both)")
+    mmeb.add_argument("--tgt-mode", choices=MODES, default="both", help="candidate embeddings (default both)")
+    mmeb.add_argument("--out", type=Path, default=DEFAULT_OUT, help="reports and the embedding cache")
+    mmeb.add_argument("--batch-size", type=int, default=8)
+    mmeb.add_argument(
+        "--max-new-tokens", type=int, default=8192, help="cap on generated tokens (8192: the paper's setting)"
+    )
+    mmeb.add_argument(
+        "--alphas", default="0.25,0.5,0.75", help="weights of disc in the fused variants (comma-separated)"
+    )
+    mmeb.add_argument("--shortlist", type=int, default=DEFAULT_SHORTLIST, help="rerank variant: disc top N")
+    mmeb.add_argument("--published", default=DEFAULT_PUBLISHED_MODEL, help="published row to compare with")
+    mmeb.add_argument("--revision", default=None, help="benchmark revision the data comes from (recorded)")
+    mmeb.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
+    mmeb.set_defaults(handler=run_mmeb_command)
+
+
+def _layout_help() -> str:
+    """The data layout and variant names, as the runner documents them."""
+    doc = RUNNER_DOC or ""
+    return doc[doc.index("Data layout") :].strip() if "Data layout" in doc else ""
+
+
+def _register_collection(benchmarks: argparse._SubParsersAction) -> None:
+    collection = benchmarks.add_parser(
+        "collection",
+        help="your own queries with known answers, in each search mode",
+        description="Search each query of a JSONL file in each mode and score the hits against "
+        'its expected items. One object per line: {"query": "words", "image": "optional path", '
+        '"expected": [{"path": "...", "page": 3, "start": 10, "end": 20}]} (page, start and end '
+        "optional; a span matches a video segment that overlaps it).",
+    )
+    add_store_options(collection)
+    collection.add_argument("--queries", type=Path, required=True, help="JSONL file of queries")
+    collection.add_argument(
+        "--model", default=None, help="model (default: the one the collection was built with)"
+    )
+    collection.add_argument("--modes", default="fast,reasoning,rerank", help="search modes to compare")
+    collection.add_argument(
+        "--k", default=",".join(map(str, DEFAULT_KS)), help="cut-offs for Hit@k and NDCG@k"
+    )
+    collection.add_argument("--kind", choices=("image", "video", "document"), help="only this kind")
+    collection.add_argument("--folder", help="only items under this folder")
+    collection.add_argument("--shortlist", type=int, default=DEFAULT_SHORTLIST, help="rerank: N")
+    collection.add_argument("--max-new-tokens", type=int, default=1024, help="cap on query reasoning")
+    collection.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the reports go")
+    collection.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
+    collection.set_defaults(handler=run_collection_command)
+
+
+def parse_floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"{flag} takes numbers separated by commas, e.g. 0.25,0.5") from None
+    if any(not 0.0 <= value <= 1.0 for value in values):
+        raise UserError(f"{flag} values must lie between 0 and 1")
+    return values
+
+
+def parse_ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise UserError("--k takes whole numbers separated by commas, e.g. 1,5,10") from None
+    if not ks or ks[0] < 1:
+        raise UserError("--k needs at least one cut-off, each 1 or more")
+    return ks
+
+
+def run_mmeb_command(args: argparse.Namespace) -> int:
+    if args.published not in published_models():
+        raise UserError(f"--published must be one of: {', '.join(published_models())}")
+    config = MmebConfig(
+        data_root=args.data_root,
+        out_dir=args.out,
+        tasks=args.tasks,
+        qry_mode=args.qry_mode,
+        tgt_mode=args.tgt_mode,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        alphas=parse_floats(args.alphas, "--alphas"),
+        shortlist=args.shortlist,
+        published_model=args.published,
+        revision=args.revision,
+    )
+    try:
+        select_tasks(config.data_root, config.tasks)  # fail on a bad layout before loading a model
+        encoder = Encoder.from_pretrained(args.model, device=args.device)
+        run = run_mmeb(config, encoder, say=lambda line: print(line, file=sys.stderr))
+    except EvalDataError as error:
+        raise UserError(str(error)) from error
+    print(run.markdown)
+    print(f"reports: {run.json_path} and {run.markdown_path}", file=sys.stderr)
+    return 0
+
+
+def run_collection_command(args: argparse.Namespace) -> int:
+    try:
+        queries = read_queries(args.queries)
+    except QueryFileError as error:
+        raise UserError(str(error)) from error
+    ks = parse_ks(args.k)
+    with store_from_args(args) as store:
+        results = collection_results(store, args, queries, ks)
+    markdown = collection_markdown(args.collection, results, ks)
+    payload = {
+        "collection": args.collection,
+        "queries_file": str(args.queries),
+        "ks": list(ks),
+        "modes": [asdict(result) for result in results],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"collection-{args.collection}.json"
+    markdown_path = json_path.with_suffix(".md")
+    json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    markdown_path.write_text(markdown, encoding="utf-8")
+    print(markdown)
+    print(f"reports: {json_path} and {markdown_path}", file=sys.stderr)
+    return 0
+
+
+def requested_modes(text: str) -> list[SearchMode]:
+    modes = [mode.strip() for mode in text.split(",") if mode.strip()]
+    unknown = [mode for mode in modes if mode not in SEARCH_MODES]
+    if unknown or not modes:
+        raise UserError(f"--modes takes some of {', '.join(SEARCH_MODES)}, comma-separated")
+    return list(dict.fromkeys(modes))  # type: ignore[arg-type]
+
+
+def collection_results(
+    store: Store, args: argparse.Namespace, queries: list[CollectionQuery], ks: tuple[int, ...]
+) -> list[ModeResult]:
+    """Every requested mode over every query; a mode the index cannot serve says why."""
+    modes = requested_modes(args.modes)
+    reasons = SearchService(store, args.collection, None).available_modes()
+    if all(reasons[mode] is not None for mode in modes):
+        raise UserError(str(reasons[modes[0]]))
+    info = store.collection_info(args.collection)
+    model = args.model or (info.model_id if info is not None else DEFAULT_MODEL)
+    service = SearchService(store, args.collection, Encoder.from_pretrained(model, device=args.device))
+    try:
+        service.ready_encoder()  # a model that does not match the index fails here, once
+    except SearchError as error:
+        raise UserError(str(error)) from error
+    search = searcher(service, args, depth=max(ks))
+    return [
+        evaluate_mode(queries, mode, search, ks) if reasons[mode] is None else ModeResult(mode, reasons[mode])
+        for mode in modes
+    ]
+
+
+def searcher(service: SearchService, args: argparse.Namespace, depth: int) -> SearchFn:
+    """The search callable the evaluation calls: one query, one mode, the top `depth` hits."""
+
+    def search(query: CollectionQuery, mode: str) -> SearchOutcome:
+        try:
+            result = service.search(
+                query.text,
+                query.image,
+                query.video,
+                mode,
+                args.kind,
+                args.folder,
+                top_k=depth,
+                shortlist=args.shortlist,
+                max_new_tokens=args.max_new_tokens,
+            )
+        except (SearchError, MediaError) as error:
+            raise QueryFailed(str(error)) from error
+        return SearchOutcome(result.hits, result.seconds)
+
+    return search
