@@ -3,8 +3,9 @@
 Vectors from two models live in unrelated spaces, so an index searched or extended with another
 model than the one that built it returns nonsense without any error. Every collection records
 `CollectionInfo` (model id, embedding size, schema version, vector names) when created, and
-both indexing and searching check it first. `--reembed` is the explicit way out: the collection
-is emptied and everything it held is embedded again with the new model.
+both indexing and searching check it first. `--reembed` is the explicit way out: a collection
+built differently is emptied and everything it held is embedded again with the new model (a
+matching collection is left as it is).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from indexer.config import Mode
 from indexer.records import FAILED, FILE_RECORD, ITEM_RECORD, PENDING
 from indexer.store import CollectionInfo, FieldValue, Match, Store, StoreError
 
 SCHEMA_VERSION = 1  # the payload layout of records.py; bump with a migration or a re-embed
-MODE_VECTORS: dict[str, tuple[str, ...]] = {
+DEFAULT_MODE: Mode = "both"
+MODE_VECTORS: dict[Mode, tuple[str, ...]] = {
     "disc": ("disc",),
     "gen": ("gen",),
     "both": ("disc", "gen"),
@@ -37,7 +40,7 @@ def resolved_model_id(name: str) -> str:
     return str(path.resolve()) if path.is_dir() else name
 
 
-def collection_info(model_id: str, dim: int, mode: str) -> CollectionInfo:
+def collection_info(model_id: str, dim: int, mode: Mode) -> CollectionInfo:
     return CollectionInfo(model_id, dim, SCHEMA_VERSION, MODE_VECTORS[mode])
 
 
@@ -71,7 +74,7 @@ def check_compatible(store: Store, collection: str, wanted: CollectionInfo) -> C
             f"{wanted.dim}-d ones: add --reembed to rebuild it"
         )
     if set(wanted.vectors) != set(info.vectors):
-        held, mode = "+".join(info.vectors), _mode_of(info.vectors)
+        held, mode = "+".join(info.vectors), mode_of(info.vectors)
         raise CollectionMismatch(
             f"collection {collection!r} holds {held} vectors: index it with --mode {mode}, "
             "or add --reembed to rebuild it with the new mode"
@@ -79,26 +82,29 @@ def check_compatible(store: Store, collection: str, wanted: CollectionInfo) -> C
     return info
 
 
-def _mode_of(vectors: tuple[str, ...]) -> str:
+def mode_of(vectors: tuple[str, ...]) -> Mode:
+    """The indexing mode that fills exactly these vectors."""
     return next(mode for mode, names in MODE_VECTORS.items() if set(names) == set(vectors))
 
 
 def ensure_collection(store: Store, collection: str, info: CollectionInfo, reembed: bool) -> list[Path]:
-    """Create the collection, or check it; with `reembed`, empty an existing one first.
+    """Create the collection, or check it; with `reembed`, empty one built differently first.
 
     Returns the roots an emptied collection had held, so the caller can embed them again.
     """
-    existing = store.collection_info(collection)
-    if existing is not None and not reembed:
+    if store.collection_info(collection) is None:
+        store.create_collection(collection, info)
+        return []
+    try:
         check_compatible(store, collection, info)
         return []
-    if existing is not None:
-        roots = indexed_roots(store, collection)
-        store.drop_collection(collection)
-        store.create_collection(collection, info)
-        return roots
+    except CollectionMismatch:
+        if not reembed:
+            raise
+    roots = indexed_roots(store, collection)
+    store.drop_collection(collection)
     store.create_collection(collection, info)
-    return []
+    return roots
 
 
 def indexed_roots(store: Store, collection: str) -> list[Path]:

@@ -55,7 +55,9 @@ class IndexConfig(BaseModel):
     roots: list[Path] = Field(default_factory=list)
     collection: str = DEFAULT_COLLECTION
     model: str = Field(default_factory=lambda: os.environ.get(MODEL_ENV, DEFAULT_MODEL))
-    mode: Mode = "both"  # "both" costs one generation, like "gen", and also yields disc
+    # None: the collection's own mode, or "both" for a new collection ("both" costs one
+    # generation, like "gen", and also yields disc).
+    mode: Mode | None = None
     segment_seconds: float = Field(default=10.0, gt=0)  # one video point per span of this length
     pdf_dpi: int = Field(default=DEFAULT_PDF_DPI, ge=36, le=600)
     batch_size: int = Field(default=8, ge=1)
@@ -123,14 +125,19 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--mode",
         choices=("disc", "gen", "both"),
-        default=defaults.mode,
-        help="disc: one forward pass (fast); gen/both: with generated reasoning",
+        default=None,
+        help="disc: one forward pass (fast); gen/both: with generated reasoning "
+        "(default: the collection's mode; both for a new one)",
     )
-    group.add_argument("--segment-seconds", type=float, default=defaults.segment_seconds)
-    group.add_argument("--pdf-dpi", type=int, default=defaults.pdf_dpi)
-    group.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    group.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    group.add_argument("--decode-workers", type=int, default=defaults.decode_workers)
+    numbers = (
+        ("--segment-seconds", float, defaults.segment_seconds, "seconds of video per point"),
+        ("--pdf-dpi", int, defaults.pdf_dpi, "resolution PDF pages are rendered at"),
+        ("--batch-size", int, defaults.batch_size, "items per model call"),
+        ("--max-new-tokens", int, defaults.max_new_tokens, "cap on generated reasoning tokens"),
+        ("--decode-workers", int, defaults.decode_workers, "threads decoding ahead of the model"),
+    )
+    for flag, kind, default, meaning in numbers:
+        group.add_argument(flag, type=kind, default=default, help=f"{meaning} (default {default:g})")
     group.add_argument("--max-file-size", default="2GiB", help="larger files fail (default 2GiB)")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
     group.add_argument(
@@ -142,7 +149,7 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--reembed",
         action="store_true",
-        help="empty a collection built by another model and embed again",
+        help="if the collection was built by another model or mode, empty it and embed all it held again",
     )
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from indexer.collection import MODE_VECTORS
@@ -76,21 +77,36 @@ class LazyEncoder:
             return self._encoder
 
 
-class Progress:
-    """A tqdm bar over files whose total arrives later, from a background count."""
+ProgressCallback = Callable[[int, int | None], None]  # (files done, total; None while counting)
 
-    def __init__(self, enabled: bool) -> None:
+
+class Progress:
+    """A tqdm bar over files whose total arrives later, from a background count.
+
+    `on_progress`, when given, hears every change too (a UI's own progress bar)."""
+
+    def __init__(self, enabled: bool, on_progress: ProgressCallback | None = None) -> None:
         self._bar = tqdm(desc="indexing", unit="file", disable=None if enabled else True)
+        self._on_progress = on_progress
+        self._done = 0
+        self._total: int | None = None
         self._lock = threading.Lock()
 
     def advance(self) -> None:
         with self._lock:
             self._bar.update(1)
+            self._done += 1
+            done, total = self._done, self._total
+        if self._on_progress is not None:
+            self._on_progress(done, total)
 
     def set_total(self, total: int) -> None:
         with self._lock:
-            self._bar.total = total
+            self._bar.total = self._total = total
             self._bar.refresh()
+            done = self._done
+        if self._on_progress is not None:
+            self._on_progress(done, total)
 
     def close(self) -> None:
         self._bar.close()
@@ -134,22 +150,26 @@ class Pipeline:
         state: IndexedState,
         owns: Owns = lambda path: True,
         progress: bool = True,
+        on_progress: ProgressCallback | None = None,
     ) -> None:
         self.encoder, self.store, self.config = encoder, store, config
         self.state, self.owns = state, owns
         self.settings = LoadSettings(config.segment_seconds, config.pdf_dpi, config.max_file_size)
+        if config.mode is None:
+            raise ValueError("settle config.mode before building a pipeline")
+        self.mode = config.mode
         self.vector_names: list[str] = list(MODE_VECTORS[config.mode])
         self.clock = StageClock()
         self.summary = RunSummary()
         self.on_disk: set[str] = set()  # every media path the scan found, owned or not
-        self._progress_enabled = progress
+        self._progress_enabled, self._on_progress = progress, on_progress
         self._progress = Progress(False)
         self._stop = threading.Event()
 
     def run(self, roots: Iterable[Path]) -> RunSummary:
         """Index what changed under `roots`; pruning and finalising are left to the caller."""
         roots = list(roots)
-        self._progress = Progress(self._progress_enabled)
+        self._progress = Progress(self._progress_enabled, self._on_progress)
         threading.Thread(target=self._count, args=(roots,), daemon=True).start()
         writer = StoreWriter(
             self.store,
@@ -197,7 +217,7 @@ class Pipeline:
     def _pass(self, files: Iterator[ScannedFile], writer: StoreWriter, allow_reuse: bool) -> None:
         loads: queue.Queue[Future[Loaded] | None] = queue.Queue(LOOKAHEAD_FILES)
         with ThreadPoolExecutor(
-            self.config.decode_workers, "ume-decode", initializer=_yield_to_model
+            self.config.decode_workers, "ume-decode", initializer=_init_decode_worker
         ) as pool:
             feeder = threading.Thread(target=self._feed, args=(files, pool, loads, allow_reuse), daemon=True)
             feeder.start()
@@ -245,24 +265,18 @@ class Pipeline:
             source = self.state.reuse_source(file, digest, settings) if allow_reuse else None
             if source is not None:
                 return ReusedFile(file, digest, settings, source)
+            encoder = self.encoder.get()  # loads the model on first need; a load error ends the run
             with self.clock.measure("decode"):
-                return self._decoded(file, digest, settings)
+                return self._decoded(encoder, file, digest, settings)
         except LoadFailure as failure:
             return FailedFile(file, digest, settings, failure.reason)
         except OSError as error:
             return FailedFile(file, digest, settings, f"cannot read file ({error.strerror or error})")
 
-    def _decoded(self, file: ScannedFile, digest: str, settings: str) -> LoadedFile:
+    def _decoded(self, encoder: Encoder, file: ScannedFile, digest: str, settings: str) -> LoadedFile:
         inputs = load_inputs(file, self.settings)
-        prepared = [self._prepare(item) for item in inputs]
+        prepared = [_prepare(encoder, item) for item in inputs]
         return LoadedFile(file, digest, settings, [_place(item) for item in inputs], prepared)
-
-    def _prepare(self, item: EmbedInput) -> PreparedInput:
-        encoder = self.encoder.get()  # a model that fails to load ends the run, not one file
-        try:
-            return encoder.prepare(item, task_text(item, document_task(item)))
-        except Exception as error:  # the processor rejecting one odd image must not end the run
-            raise LoadFailure(f"cannot prepare for the model ({type(error).__name__}: {error})") from error
 
     def _encode_all(self, loads: queue.Queue[Future[Loaded] | None], writer: StoreWriter) -> None:
         """Encode items in scan order, in full batches, or in a partial one rather than idle."""
@@ -297,7 +311,7 @@ class Pipeline:
         with self.clock.measure("encode"):
             encoded = self.encoder.get().encode_prepared(
                 [item for _, _, item in batch],
-                mode=self.config.mode,
+                mode=self.mode,
                 batch_size=self.config.batch_size,
                 max_new_tokens=self.config.max_new_tokens,
             )
@@ -312,11 +326,23 @@ class Pipeline:
         return rest
 
 
-def _yield_to_model() -> None:
-    """Lower this decode thread's CPU priority: on a busy machine the model, the bottleneck,
-    keeps its cores, and decoding (which runs ahead) fills the cycles the model leaves idle."""
+def _init_decode_worker() -> None:
+    """Keep decoding out of the model's way: the model is the bottleneck, decoding runs ahead.
+
+    One torch thread per decode worker (the processor's tensor ops would otherwise start a
+    thread team per worker, competing with the model's), and, on Linux, a lower CPU priority,
+    so on a busy machine decoding fills the cycles the model leaves idle instead of taking its.
+    """
+    torch.set_num_threads(1)  # per thread: the model's thread keeps its own setting
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICENESS)
+
+
+def _prepare(encoder: Encoder, item: EmbedInput) -> PreparedInput:
+    try:
+        return encoder.prepare(item, task_text(item, document_task(item)))
+    except Exception as error:  # the processor rejecting one odd image must not end the run
+        raise LoadFailure(f"cannot prepare for the model ({type(error).__name__}: {error})") from error
 
 
 def _place(item: EmbedInput) -> ItemPlace:

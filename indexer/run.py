@@ -21,15 +21,17 @@ import torch
 
 from indexer import records
 from indexer.collection import (
+    DEFAULT_MODE,
     CollectionMismatch,
     check_compatible,
     check_model,
     collection_info,
     ensure_collection,
+    mode_of,
     resolved_model_id,
 )
-from indexer.config import ConfigError, IndexConfig
-from indexer.pipeline import LazyEncoder, Pipeline
+from indexer.config import ConfigError, IndexConfig, Mode
+from indexer.pipeline import LazyEncoder, Pipeline, ProgressCallback
 from indexer.records import IndexedState
 from indexer.scan import absolute_root
 from indexer.shard import ShardSpec, open_store_waiting
@@ -45,16 +47,26 @@ def index_folders(
     encoder: Encoder | None = None,
     progress: bool = True,
     shard: ShardSpec | None = None,
+    store: Store | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> RunSummary:
-    """Index `config.roots` into `config.collection`; see the module docstring."""
+    """Index `config.roots` into `config.collection`; see the module docstring.
+
+    `encoder` and `store`, when given, are used as they are (an app that already holds them);
+    otherwise the run loads the model (only if something needs embedding) and opens the store
+    that `config` names. `progress` shows a terminal bar; `on_progress(done, total)` hears the
+    same counts (total is None until the background count finishes).
+    """
     started = time.perf_counter()
     shard = shard or ShardSpec()
     config = _resolved(config, shard)
     log.info("indexing with %s", config.model_dump_json())
-    run = _Run(config, encoder, shard, progress)
-    if shard.world == 1:
-        with open_store_waiting(config, wait_s=0) as store:
-            summary = run.alone(store)
+    run = _Run(config, encoder, shard, progress, on_progress)
+    if store is not None and shard.world == 1:
+        summary = run.alone(store)
+    elif shard.world == 1:
+        with open_store_waiting(config, wait_s=0) as opened:
+            summary = run.alone(opened)
     else:
         shard.start()
         try:
@@ -89,10 +101,12 @@ class _Run:
     encoder: Encoder | None
     shard: ShardSpec
     progress: bool
+    on_progress: ProgressCallback | None = None
     info: CollectionInfo | None = None  # what the collection holds, once known
     extra_roots: list[Path] = field(default_factory=list)  # old roots of a re-embedded collection
     state: IndexedState = field(default_factory=IndexedState)
     on_disk: set[str] = field(default_factory=set)
+    model_seconds: float = 0.0  # loading the model, when something needed it
 
     def __post_init__(self) -> None:
         self.lazy_encoder = LazyEncoder(self._load_encoder)
@@ -117,27 +131,50 @@ class _Run:
 
     def prepare(self, store: Store) -> None:
         """Check the collection, or create it (re-created empty with --reembed)."""
-        name, config = self.config.collection, self.config
-        existing = None if config.reembed else check_model(store, name, config.model)
+        name = self.config.collection
+        self._settle_mode(store.collection_info(name))
+        model, mode = self.config.model, self.mode
+        existing = None if self.config.reembed else check_model(store, name, model)
         if existing is not None:  # same model, so the same size: checked again when it loads
-            check_compatible(store, name, collection_info(config.model, existing.dim, config.mode))
+            check_compatible(store, name, collection_info(model, existing.dim, mode))
             return
-        dim = self.lazy_encoder.get().hidden_size
-        info = collection_info(config.model, dim, config.mode)
-        old_roots = ensure_collection(store, name, info, config.reembed)
+        info = collection_info(model, self.lazy_encoder.get().hidden_size, mode)
+        old_roots = ensure_collection(store, name, info, self.config.reembed)
         self.extra_roots = [root for root in old_roots if root.exists()]
 
     def index(self, store: Store) -> RunSummary:
         name = self.config.collection
         existing = store.collection_info(name)
-        wanted = collection_info(self.config.model, existing.dim if existing else 0, self.config.mode)
-        self.info = check_compatible(store, name, wanted)
+        self._settle_mode(existing)
+        dim = existing.dim if existing else 0
+        self.info = check_compatible(store, name, collection_info(self.config.model, dim, self.mode))
         self.state = IndexedState.load(store, name)
         roots = list(dict.fromkeys([*self.config.roots, *self.extra_roots]))
-        pipeline = Pipeline(self.lazy_encoder, store, self.config, self.state, self.shard.owns, self.progress)
+        pipeline = Pipeline(
+            self.lazy_encoder,
+            store,
+            self.config,
+            self.state,
+            self.shard.owns,
+            self.progress,
+            self.on_progress,
+        )
         summary = pipeline.run(roots)
         self.on_disk = pipeline.on_disk
+        if self.model_seconds:
+            summary.seconds["model"] = self.model_seconds
         return summary
+
+    @property
+    def mode(self) -> Mode:
+        assert self.config.mode is not None, "settled by _settle_mode"
+        return self.config.mode
+
+    def _settle_mode(self, existing: CollectionInfo | None) -> None:
+        """No --mode given: keep the collection's, or use the default for a new one."""
+        if self.config.mode is None:
+            mode = mode_of(existing.vectors) if existing else DEFAULT_MODE
+            self.config = self.config.model_copy(update={"mode": mode})
 
     def finish(self, store: Store, summary: RunSummary) -> RunSummary:
         """Prune files gone from disk, build the search index, count what the collection holds."""
@@ -152,7 +189,11 @@ class _Run:
         return summary
 
     def _load_encoder(self) -> Encoder:
-        encoder = self.encoder or self._from_pretrained()
+        encoder = self.encoder
+        if encoder is None:
+            started = time.perf_counter()
+            encoder = self._from_pretrained()
+            self.model_seconds = time.perf_counter() - started
         if self.info is not None and encoder.hidden_size != self.info.dim:
             raise CollectionMismatch(
                 f"{self.config.model} makes {encoder.hidden_size}-d vectors but collection "

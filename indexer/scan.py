@@ -137,11 +137,6 @@ def _is_utf8(path: str) -> bool:
     return True
 
 
-def count_media(roots: Iterable[Path]) -> int:
-    """How many files `walk` will yield (walked separately, to size a progress bar)."""
-    return sum(1 for _ in walk(roots))
-
-
 def fingerprint(path: Path, size: int | None = None) -> str:
     """A content hash from the size and the first, middle and last MiB of the file."""
     size = path.stat().st_size if size is None else size

@@ -222,8 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, StoreError, ModelLoadError) as error:
         print(f"indexer: error: {error}", file=sys.stderr)
         return 2
-    if shard.is_leader:
-        print_summary(summary, args.json)
+    if not shard.is_leader:
+        return 0  # rank 0 reports the whole run (and a non-zero exit makes torchrun stop the rest)
+    print_summary(summary, args.json)
     return 1 if summary.failed else 0
 
 

@@ -8,6 +8,8 @@ idle for want of decoded input: near zero when decoding keeps up.
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 STAGES = ("scan", "decode", "encode", "store")
-# Besides the stages: "wait" is the time the model sat idle waiting for decoded input, and
-# "total" the run's wall time.
+# Besides the stages: "model" is loading the model (only when something needed embedding),
+# "wait" the time the model sat idle for want of decoded input, "total" the run's wall time.
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,9 @@ class RunSummary:
         merged = RunSummary(**{name: getattr(self, name) + getattr(other, name) for name in counts})
         merged.points = max(self.points, other.points)
         merged.failures = self.failures + other.failures
+        stages = [*self.seconds, *(stage for stage in other.seconds if stage not in self.seconds)]
         merged.seconds = {
-            stage: self.seconds.get(stage, 0.0) + other.seconds.get(stage, 0.0)
-            for stage in self.seconds.keys() | other.seconds.keys()
+            stage: self.seconds.get(stage, 0.0) + other.seconds.get(stage, 0.0) for stage in stages
         }
         merged.seconds["total"] = max(self.seconds.get("total", 0.0), other.seconds.get("total", 0.0))
         return merged
@@ -100,9 +102,6 @@ def summary_from_json(data: dict[str, Any]) -> RunSummary:
 
 def print_summary(summary: RunSummary, as_json: bool) -> None:
     """The end of a run on stdout: one JSON object, or lines for a person."""
-    import json
-    import sys
-
     if as_json:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
     else:

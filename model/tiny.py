@@ -17,6 +17,7 @@ Design decisions:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -53,13 +54,37 @@ TEXT_HIDDEN = 128
 VISION_EMBED = 64
 
 
-def build_tokenizer() -> Qwen2Tokenizer:
-    """A byte-level Qwen2 tokenizer with the Qwen special tokens and the two UME tokens."""
+def word_merges(words: Sequence[str]) -> list[tuple[str, str]]:
+    """BPE merges that make each word (with and without a leading space) one token.
+
+    Short sequences are what make CPU training fast (a byte per token costs ~45% of the speed).
+    Merges grow each word left to right; shorter prefixes rank first so shared prefixes agree,
+    and the spaced forms rank before the bare ones so a bare word's merges never split a spaced
+    word. Any other text still falls back to bytes, so everything round-trips.
+    """
+    to_bytes = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    chains: set[tuple[int, int, str, str]] = set()
+    for word in words:
+        for bare, form in ((1, word), (0, " " + word)):
+            symbols = "".join(piece for piece, _ in to_bytes.pre_tokenize_str(form))
+            for end in range(2, len(symbols) + 1):
+                chains.add((bare, end, symbols[: end - 1], symbols[end - 1]))
+    return [(left, right) for _, _, left, right in sorted(chains)]
+
+
+def build_tokenizer(words: Sequence[str] = ()) -> Qwen2Tokenizer:
+    """A byte-level Qwen2 tokenizer with the Qwen special tokens and the two UME tokens.
+
+    `words` (optional) become single tokens through BPE merges; the default has none.
+    """
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {char: index for index, char in enumerate(alphabet)}
+    merges = word_merges(words)
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
-        merges=[],
+        merges=merges,  # type: ignore[arg-type]  # tuples: the form this tokenizer accepts
         unk_token=None,  # type: ignore[arg-type]  # byte-level: every input has a token
         bos_token=None,
         eos_token="<|im_end|>",
@@ -131,10 +156,13 @@ def build_processor(tokenizer: Qwen2Tokenizer) -> Qwen2VLProcessor:
     )
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
-    """Write a tiny random UME-R1 checkpoint to `out_dir` and return the directory."""
+def build_tiny_model(out_dir: Path, seed: int = 0, words: Sequence[str] = ()) -> Path:
+    """Write a tiny random UME-R1 checkpoint to `out_dir` and return the directory.
+
+    `words` become single tokens (see `word_merges`); without them the tokenizer is byte-level.
+    """
     torch.manual_seed(seed)
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(words)
     model = Qwen2VLForConditionalGeneration(build_config(tokenizer))
     init_ume_token_rows(model, tokenizer)
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")

@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from app.cli import main
 from indexer.shard import shard_of
@@ -53,6 +55,17 @@ def stored_segments(data_dir: Path | None = None, qdrant_url: str | None = None)
     with open_store(data_dir, qdrant_url) as store:
         points = store.scroll("media", Match(fields={"record": "item"}))
         return Counter(payload["path"] for _, payload, _ in points)
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The tiny model on one thread, here and in the processes these tests start: its batches
+    are too small to gain from more, and a busy machine makes a team of threads wait."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -18,11 +18,13 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+import torch
 from fpdf import FPDF
 from PIL import Image
 
 from indexer.collection import CollectionMismatch, describe
 from indexer.config import IndexConfig
+from indexer.records import item_id
 from indexer.run import index_folders
 from indexer.scan import fingerprint, is_skipped, walk
 from indexer.shard import ShardSpec, shard_of
@@ -138,9 +140,14 @@ class CountingEncoder(Encoder):
 
 
 @pytest.fixture(scope="module")
-def encoder(tiny_model_dir: Path) -> CountingEncoder:
+def encoder(tiny_model_dir: Path) -> Iterator[CountingEncoder]:
+    """The tiny model, on one thread: its batches are too small to gain from more, and a busy
+    machine makes a team of threads wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     loaded = Encoder.from_pretrained(tiny_model_dir, device="cpu")
-    return CountingEncoder(loaded.model, loaded.processor, loaded.model_id)
+    yield CountingEncoder(loaded.model, loaded.processor, loaded.model_id)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -202,6 +209,19 @@ def test_index_counts_kinds_and_records_failures(library, encoder, location) -> 
     assert {f["path"] for f in status.failures} == {str(library / name) for name in BROKEN}
 
 
+def test_an_open_store_and_a_progress_callback(library, encoder, tmp_path) -> None:
+    """How an app that holds the store and shows its own progress bar runs the indexer."""
+    calls: list[tuple[int, int | None]] = []
+    config = config_for(library, Path(encoder.model_id), {"data_dir": tmp_path / "index"})
+    with open_store(tmp_path / "index") as store:
+        summary = index_folders(
+            config, encoder, progress=False, store=store, on_progress=lambda *c: calls.append(c)
+        )
+        assert store.count("media", Match(fields={"record": "item"})) == summary.points == ITEMS
+    files = GOOD_FILES + len(BROKEN)
+    assert max(done for done, _ in calls) == files and (files, files) in calls
+
+
 def test_item_payloads_say_where_each_item_is(library, encoder, tmp_path) -> None:
     location = {"data_dir": tmp_path / "index"}
     run_index(library, encoder, location)
@@ -242,6 +262,17 @@ def test_moved_and_copied_files_reuse_vectors(library, encoder, tmp_path) -> Non
         for (_, _, old_vectors), (_, _, new_vectors) in zip(before[str(old)], after[str(new)], strict=True):
             assert np.allclose(old_vectors["disc"], new_vectors["disc"])
             assert np.allclose(old_vectors["gen"], new_vectors["gen"])
+
+
+def test_a_moved_file_whose_old_vectors_are_incomplete_is_embedded(library, encoder, tmp_path) -> None:
+    location = {"data_dir": tmp_path / "index"}
+    run_index(library, encoder, location)
+    with open_store(location["data_dir"]) as store:  # lose one segment of the video's vectors
+        store.delete("media", [item_id(str(library / VIDEO), 1)])
+    (library / VIDEO).rename(library / "videos/renamed.mp4")
+    summary = run_index(library, encoder, location)
+    assert (summary.reused, summary.indexed, summary.embedded) == (0, 1, 2)
+    assert len(by_path(items(location))[str(library / "videos/renamed.mp4")]) == 2
 
 
 def test_changed_file_is_reembedded_without_stale_segments(library, encoder, tmp_path) -> None:
@@ -305,13 +336,18 @@ def test_a_different_model_is_refused_unless_reembedding(library, encoder, tmp_p
     summary = run_index(library, other_encoder, location, reembed=True)
     assert summary.points == 2 * ITEMS  # the collection's old root was embedded again too
     assert {p[1]["model_id"] for p in items(location)} == {str(other_model.resolve())}
+    again = run_index(library, other_encoder, location, reembed=True)  # already matches: kept
+    assert (again.embedded, again.points) == (0, 2 * ITEMS)
 
 
-def test_a_different_mode_is_refused(library, encoder, tmp_path) -> None:
+def test_a_different_mode_is_refused_and_no_mode_keeps_the_collections(library, encoder, tmp_path) -> None:
     location = {"data_dir": tmp_path / "index"}
     run_index(library, encoder, location, mode="disc")
     with pytest.raises(CollectionMismatch, match="--mode disc"):
         run_index(library, encoder, location, mode="both")
+    (library / "photos/new.png").write_bytes((library / GOOD_IMAGES[1]).read_bytes() + b"\0")
+    assert run_index(library, encoder, location, mode=None).indexed == 1
+    assert {tuple(vectors) for _, _, vectors in items(location, with_vectors=True)} == {("disc",)}
 
 
 def test_absurdly_large_files_fail_with_a_reason(library, encoder, tmp_path) -> None:

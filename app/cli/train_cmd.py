@@ -1,0 +1,70 @@
+"""`ume train sft`: cold-start SFT of a Qwen2-VL checkpoint into a UME-R1 model.
+
+Settings come from `--config FILE` (TOML or JSON, see `model.train.config.SFTConfig`); every
+scalar setting also has a flag (`--lr 1e-4`, `--output-dir runs/x`), and flags win over the
+file. `--data FILE` adds a training file (released format unless `--data-format plain`).
+Run several processes with torchrun: they split each batch and share in-batch negatives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from app.cli import UserError
+from model.train.config import ConfigError, DataSource, SFTConfig, load_config
+
+# Settings that are lists of sources, not single values: set through --data instead.
+NOT_FLAGS = {"data"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="train a UME-R1 model")
+    stages = train.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    sft = stages.add_parser("sft", help="stage 1: cold-start SFT (contrastive + reasoning LM loss)")
+    sft.add_argument("--config", type=Path, default=None, help="TOML or JSON settings file")
+    sft.add_argument("--data", type=Path, action="append", default=None, help="training file (repeatable)")
+    sft.add_argument("--data-format", choices=("released", "plain"), default="released")
+    sft.add_argument("--data-root", type=Path, default=None, help="media paths are relative to this")
+    for name, field in SFTConfig.model_fields.items():
+        if name not in NOT_FLAGS:
+            flag = "--" + name.replace("_", "-")
+            sft.add_argument(flag, dest=f"set_{name}", default=None, metavar="VALUE", help=field.description)
+    sft.set_defaults(handler=run_sft)
+
+
+def config_from_args(args: argparse.Namespace) -> SFTConfig:
+    """The file's settings with the flags applied on top."""
+    overrides: dict[str, Any] = {
+        key.removeprefix("set_"): value for key, value in vars(args).items() if key.startswith("set_")
+    }
+    try:
+        config = load_config(args.config)
+        if args.data:
+            sources = [DataSource(path=p, format=args.data_format, root=args.data_root) for p in args.data]
+            overrides["data"] = [source.model_dump() for source in sources]
+        config = config.with_overrides(overrides)
+    except ConfigError as error:
+        raise UserError(str(error)) from error
+    if not config.data:
+        raise UserError("no training data: add --data FILE or a [[data]] table to the config")
+    return config
+
+
+def run_sft(args: argparse.Namespace) -> int:
+    from model.train.sft import SFTRun
+
+    config = config_from_args(args)
+    logging.getLogger("model.train").setLevel(logging.INFO)
+    try:
+        run = SFTRun(config)
+        final = run.run()
+    except ConfigError as error:
+        raise UserError(str(error)) from error
+    if run.skipped.total:
+        print(f"skipped {run.skipped.total} records: {run.skipped.summary()}")
+    if final is not None:
+        print(f"trained to step {run.step}; checkpoint: {final}")
+    return 0

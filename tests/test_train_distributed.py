@@ -1,0 +1,95 @@
+"""In-batch negatives across processes and GradCache chunks give the whole batch's gradients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from model.inputs import VisionBudget
+from model.train.batch import load_pairs_media, pair_batches
+from model.train.data import Pair, Skipped, load_pairs
+from model.train.distributed import average_gradients
+from model.train.gradcache import Chunk, backward_step
+from model.train.sft import Loaded, load_for_training
+from model.train.tiny_world import write_tiny_world
+
+PAIRS = 4
+TEMPERATURE = 0.02
+
+
+def make_pairs(root: Path) -> list[Pair]:
+    return load_pairs(root / "train.jsonl", "released", None, Skipped())
+
+
+def chunks_of(loaded: Loaded, pairs: list[Pair], size: int) -> list[Chunk]:
+    media = load_pairs_media(pairs, Skipped())
+    parts = [media[start : start + size] for start in range(0, len(media), size)]
+    return [pair_batches(loaded.processor, loaded.ids, part, VisionBudget(), 4096) for part in parts]
+
+
+def gradients(model_dir: Path, pairs: list[Pair], chunk: int) -> tuple[float, dict[str, torch.Tensor]]:
+    """Total loss and parameter gradients of one step on `pairs` in this process."""
+    torch.manual_seed(0)
+    loaded = load_for_training(str(model_dir), torch.device("cpu"))
+    terms = backward_step(loaded.model, chunks_of(loaded, pairs, chunk), TEMPERATURE)
+    average_gradients(loaded.model.parameters())
+    grads = {n: p.grad.clone() for n, p in loaded.model.named_parameters() if p.grad is not None}
+    return float(terms.total), grads
+
+
+def _worker(rank: int, model_dir: Path, data_root: Path, rendezvous: Path, out: Path) -> None:
+    torch.set_num_threads(1)  # two processes on a small CPU: threads would only contend
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
+    try:
+        pairs = make_pairs(data_root)
+        half = PAIRS // 2
+        loss, grads = gradients(model_dir, pairs[rank * half : (rank + 1) * half], chunk=half)
+        total = torch.tensor([loss])
+        dist.all_reduce(total)
+        torch.save({"loss": float(total) / 2, "grads": grads}, out / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def assert_same_gradients(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert got.keys() == want.keys()
+    for name, grad in want.items():
+        torch.testing.assert_close(got[name], grad, rtol=1e-3, atol=1e-5, msg=name)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run several times faster on one thread than on contended ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def data_root(tmp_path: Path) -> Path:
+    write_tiny_world(tmp_path / "data", train_shapes=PAIRS, videos=0, pages=0, held_out=1)
+    return tmp_path / "data"
+
+
+def test_two_processes_match_one_process_on_the_whole_batch(
+    tiny_model_dir: Path, data_root: Path, tmp_path: Path
+) -> None:
+    mp.spawn(_worker, args=(tiny_model_dir, data_root, tmp_path / "rendezvous", tmp_path), nprocs=2)
+    whole_loss, whole = gradients(tiny_model_dir, make_pairs(data_root), chunk=PAIRS)
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        assert result["loss"] == pytest.approx(whole_loss, rel=1e-4)
+        assert_same_gradients(result["grads"], whole)
+
+
+def test_gradcache_chunks_match_the_whole_batch(tiny_model_dir: Path, data_root: Path) -> None:
+    pairs = make_pairs(data_root)
+    whole_loss, whole = gradients(tiny_model_dir, pairs, chunk=PAIRS)
+    cached_loss, cached = gradients(tiny_model_dir, pairs, chunk=1)
+    assert cached_loss == pytest.approx(whole_loss, rel=1e-5)
+    assert_same_gradients(cached, whole)

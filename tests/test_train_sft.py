@@ -1,0 +1,156 @@
+"""`ume train sft` end to end on the tiny model: data readers, checkpoints, exact resume, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+from app.cli import main as ume
+from model.encoder import Encoder
+from model.train.config import DataSource, SFTConfig
+from model.train.data import Skipped, batch_order, load_pairs
+from model.train.sft import SFTRun
+from model.train.tiny_world import write_tiny_world
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run several times faster on one thread than on contended ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-world")
+    write_tiny_world(root, train_shapes=6, videos=2, pages=2, held_out=1)
+    return root / "train.jsonl"
+
+
+def config(model_dir: Path, data: Path, out: Path, **overrides: Any) -> SFTConfig:
+    values: dict[str, Any] = {
+        "model": str(model_dir),
+        "data": [DataSource(path=data)],
+        "output_dir": out,
+        "steps": 4,
+        "batch_size": 2,
+        "lr": 1e-3,
+        "gradient_checkpointing": False,
+        "save_every": 2,
+        "image_max_pixels": 112 * 112,
+    }
+    return SFTConfig.model_validate(values | overrides)
+
+
+def test_released_records_read_with_tags_stripped_and_bad_ones_counted(tmp_path: Path) -> None:
+    Image.new("RGB", (56, 56), "red").save(tmp_path / "red.png")
+    human = "<image><video>\nFind a red thing\n<disc_emb>\nRepresent ..."
+    good_side = {"conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": "<think>x"}]}
+    records = [
+        {"dataset_name": "a", "qry": good_side, "pos": good_side | {"image": "red.png"}},
+        {"dataset_name": "a", "qry": good_side, "pos": good_side | {"image": "missing.png"}},
+        {"dataset_name": "a", "qry": {"conversations": []}, "pos": good_side},
+    ]
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\nnot json\n")
+    skipped = Skipped()
+    pairs = load_pairs(path, "released", None, skipped)
+    assert len(pairs) == 1
+    assert pairs[0].query.task == "Find a red thing" and pairs[0].query.image is None
+    assert pairs[0].target.image == tmp_path / "red.png"
+    assert pairs[0].target.completion.endswith("<gen_emb>")
+    assert skipped.reasons == {
+        "missing media file": 1,
+        "conversations need a human and a gpt turn": 1,
+        "unparsable JSON line": 1,
+    }
+
+
+def test_plain_records_get_inference_task_texts(tmp_path: Path) -> None:
+    Image.new("RGB", (56, 56), "blue").save(tmp_path / "blue.png")
+    record = {"query": "a blue square", "target_image": "blue.png", "target_reasoning": "blue"}
+    path = tmp_path / "plain.jsonl"
+    path.write_text(json.dumps(record) + "\n" + json.dumps({"query": "no target"}) + "\n")
+    skipped = Skipped()
+    (pair,) = load_pairs(path, "plain", None, skipped)
+    assert pair.query.task == "Find me an everyday image that matches the given caption: a blue square"
+    assert pair.target.task == "Represent the given image."
+    assert pair.target.completion == "<think>blue</think><answer><gen_emb>"
+    assert skipped.reasons == {"target side is empty": 1}
+
+
+def test_batches_hold_one_dataset_each(world: Path) -> None:
+    pairs = load_pairs(world, "released", None, Skipped())
+    for batch in batch_order(pairs, batch_size=2, seed=0, epoch=0):
+        assert len({pairs[i].dataset for i in batch}) == 1
+
+
+def test_short_run_saves_a_checkpoint_the_encoder_loads(
+    tiny_model_dir: Path, world: Path, tmp_path: Path
+) -> None:
+    run = SFTRun(config(tiny_model_dir, world, tmp_path / "run", steps=2))
+    final = run.run(progress=False)
+    assert final == tmp_path / "run" / "checkpoint-2"
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {"gen_nce", "disc_nce", "lm_query", "lm_target"} <= lines[-1].keys()
+    encoder = Encoder.from_pretrained(final, device="cpu")
+    encoded = encoder.encode_document(["a cat"], mode="both", max_new_tokens=4)
+    assert encoded.disc is not None and encoded.disc.shape == (1, encoder.hidden_size)
+
+
+def test_resume_continues_at_the_same_step_with_the_same_data(
+    tiny_model_dir: Path, world: Path, tmp_path: Path
+) -> None:
+    straight = SFTRun(config(tiny_model_dir, world, tmp_path / "straight"))
+    straight.run(progress=False)
+    interrupted = SFTRun(config(tiny_model_dir, world, tmp_path / "resumed"))
+    interrupted.run(stop_after=2, progress=False)
+    resumed = SFTRun(config(tiny_model_dir, world, tmp_path / "resumed"))
+    assert resumed.step == 2
+    assert resumed.position == interrupted.position
+    resumed.run(progress=False)
+    assert resumed.position == straight.position
+    for (name, want), got in zip(
+        straight.loaded.model.state_dict().items(), resumed.loaded.model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(got, want, msg=name)
+
+
+def test_cli_flags_override_the_config_file(
+    tiny_model_dir: Path, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "sft.toml"
+    settings.write_text(
+        f'model = "{tiny_model_dir}"\nsteps = 50\nbatch_size = 2\ngradient_checkpointing = false\n'
+        f'[[data]]\npath = "{world}"\n'
+    )
+    status = ume(
+        ["train", "sft", "--config", str(settings), "--steps", "1", "--output-dir", str(tmp_path / "o")]
+    )
+    assert status == 0
+    assert (tmp_path / "o" / "checkpoint-1" / "config.json").is_file()
+    assert "checkpoint-1" in capsys.readouterr().out
+
+
+def test_cli_reports_a_bad_setting_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = ume(["train", "sft", "--data", str(tmp_path / "x.jsonl"), "--steps", "zero"])
+    assert status == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_word_tokenizer_makes_known_words_single_tokens_and_round_trips() -> None:
+    from model.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer(["red", "circle"])
+    text = "a red circle, not a redder circlet <gen_emb>"
+    ids = tokenizer(text)["input_ids"]
+    assert tokenizer.decode(ids) == text
+    assert len(tokenizer(" red circle")["input_ids"]) == 2
+    assert len(build_tokenizer()) < len(tokenizer)
