@@ -7,6 +7,7 @@ that results come from an untrained model, so nobody mistakes random rankings fo
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,24 @@ def demo_data_dir(data_dir: Path | None) -> Path:
     return Path(data_dir).expanduser() if data_dir else default_data_dir() / "demo"
 
 
-def load_demo_encoder(model: str, data_dir: Path, device: str | None) -> tuple[Encoder, bool]:
-    """(encoder, is_test_model): the named model, else the offline test model."""
+def hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
+    """Whether the model hub answers at all; offline, the download would only retry and wait."""
     try:
+        with socket.create_connection((host, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def load_demo_encoder(model: str, data_dir: Path, device: str | None) -> tuple[Encoder, bool]:
+    """(encoder, is_test_model): the named model (cached, else downloaded), else the test model."""
+    try:
+        return Encoder.from_pretrained(model, device=device, local_files_only=True), False
+    except Exception:
+        pass  # not cached: try the hub below when it can be reached
+    try:
+        if not Path(model).exists() and not hub_reachable():
+            raise ConnectionError("offline: the model hub cannot be reached and no copy is cached")
         return Encoder.from_pretrained(model, device=device), False
     except Exception as error:  # offline, no cache, no disk space: every reason ends the same way
         reason = first_sentence(error.__cause__ or error)

@@ -109,8 +109,12 @@ class Encoder:
         dtype: torch.dtype | str | None = None,
         attn_implementation: str = "sdpa",
         budget: VisionBudget | None = None,
+        local_files_only: bool = False,
     ) -> Encoder:
-        """Load a UME-R1 checkpoint (hub name or local directory) with its processor."""
+        """Load a UME-R1 checkpoint (hub name or local directory) with its processor.
+
+        `local_files_only` never touches the network: a hub name must already be cached.
+        """
         from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
 
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -119,9 +123,9 @@ class Encoder:
         dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
         name = str(name_or_path)
         try:
-            processor = AutoProcessor.from_pretrained(name)
+            processor = AutoProcessor.from_pretrained(name, local_files_only=local_files_only)
             model = Qwen2VLForConditionalGeneration.from_pretrained(
-                name, dtype=dtype, attn_implementation=attn_implementation
+                name, dtype=dtype, attn_implementation=attn_implementation, local_files_only=local_files_only
             )
         except (OSError, ValueError) as error:
             raise ModelLoadError(_load_hint(name, error)) from error

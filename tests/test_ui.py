@@ -420,3 +420,17 @@ def test_demo_falls_back_to_the_test_model_offline(
     finally:
         assert ctx.service is not None
         ctx.service.store.close()
+
+
+def test_demo_gives_up_on_an_unreachable_hub_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline without HF_HUB_OFFLINE set, the demo must not sit through the hub's retries."""
+    from app import ui_demo
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(ui_demo, "hub_reachable", lambda *args, **kwargs: False)
+    encoder, is_test_model = ui_demo.load_demo_encoder("zhibinlan/UME-R1-2B", tmp_path, device="cpu")
+    assert is_test_model and encoder.hidden_size == 128
+    said = capsys.readouterr().err
+    assert "offline: the model hub cannot be reached" in said
