@@ -15,6 +15,7 @@ that and prints items/s side by side with the ratio.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -182,15 +183,11 @@ def main() -> None:
     # Generation never stops on its own in a random model unless it hits <|im_end|>; forbid an
     # early stop so both sides generate exactly --new-tokens (the min_new_tokens of the baseline).
     encoder.model.generation_config.eos_token_id = None
-    make = synthetic_prompts if args.preset == "2b" else None
-    prepared = (
-        make(encoder, args.items, args.image_size, args.text_tokens)
-        if make
-        else real_prompts(encoder, args.items, args.image_size)
-    )
-    encoder.token_ids = encoder.token_ids.__class__(
-        encoder.token_ids.gen_emb, encoder.token_ids.disc_emb, -1, encoder.token_ids.pad
-    )
+    encoder.token_ids = dataclasses.replace(encoder.token_ids, eos=-1)
+    if args.preset == "2b":
+        prepared = synthetic_prompts(encoder, args.items, args.image_size, args.text_tokens)
+    else:
+        prepared = real_prompts(encoder, args.items, args.image_size)
     ours(encoder, prepared[: min(4, len(prepared))], 4, args.batch_size, args.device)  # warm-up
     base_items = prepared[: args.baseline_items or len(prepared)]
     base_t, base_completions = authors_style(encoder, base_items, args.new_tokens, args.device)

@@ -85,17 +85,26 @@ def rope_positions(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return position_ids
 
 
-def run_prefill(model, batch: dict[str, torch.Tensor], use_cache: bool, reserve: int = 0):
+def run_prefill(
+    model,
+    batch: dict[str, torch.Tensor],
+    use_cache: bool,
+    reserve: int = 0,
+    position_ids: torch.Tensor | None = None,
+):
     """One forward over the prompts through the base model (no LM head over every position).
 
     With `use_cache`, the KV cache keeps `reserve` tokens of headroom for the decode.
+    `position_ids` are computed from the batch unless the caller already has them.
     """
     layers = model.config.text_config.num_hidden_layers
     cache = growing_cache(layers, reserve) if use_cache else None
+    if position_ids is None:
+        position_ids = rope_positions(model, batch)
     return model.model(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
-        position_ids=rope_positions(model, batch),
+        position_ids=position_ids,
         pixel_values=batch.get("pixel_values"),
         image_grid_thw=batch.get("image_grid_thw"),
         pixel_values_videos=batch.get("pixel_values_videos"),
@@ -214,14 +223,16 @@ def generate_embeddings(
         generator = torch.Generator(device=device)
         generator.manual_seed(sampling.seed)
     reserve = min(sampling.max_new_tokens, DECODE_RESERVE) + 1
-    prefill = run_prefill(model, batch, use_cache=True, reserve=reserve)
+    # (3, batch, length); computed once: a per-row Python loop in transformers, costly at batch 512.
+    positions = rope_positions(model, batch)
+    prefill = run_prefill(model, batch, use_cache=True, reserve=reserve, position_ids=positions)
     hidden = prefill.last_hidden_state  # (batch, length, hidden)
     disc = None
     if want_disc:
-        positions = last_token_positions(batch["input_ids"], ids.disc_emb)
-        disc = normalise(hidden[torch.arange(size, device=device), positions])
+        at = last_token_positions(batch["input_ids"], ids.disc_emb)
+        disc = normalise(hidden[torch.arange(size, device=device), at])
     first = pick_next_tokens(model.lm_head(hidden[:, -1]), sampling, generator)
-    next_positions = rope_positions(model, batch)[0, :, -1] + 1
+    next_positions = positions[0, :, -1] + 1
     state = _DecodeState(first, batch["attention_mask"], next_positions, prefill.cache, reserve, hidden)
     generated = torch.full((size, sampling.max_new_tokens + 1), ids.pad, dtype=torch.long, device=device)
     generated[:, 0] = first
@@ -232,7 +243,7 @@ def generate_embeddings(
     if fixed_shape_steps is None:
         fixed_shape_steps = use_cuda_graphs(device, sampling, on_step)
     if fixed_shape_steps:
-        _graph_decode_loop(model, state, generated, lengths, gen, ids, sampling, batch["input_ids"].shape[1])
+        _graph_decode_loop(model, state, generated, lengths, gen, ids, sampling, batch["attention_mask"])
     else:
         _decode_loop(model, state, generated, lengths, gen, ids, sampling, generator, on_step)
     completions = [row[:n].tolist() for row, n in zip(generated.cpu(), lengths.tolist(), strict=True)]
@@ -263,14 +274,10 @@ def _decode_loop(model, state, generated, lengths, gen, ids, sampling, generator
     gen[state.rows[dead]] = state.captured[dead]
 
 
-def _graph_decode_loop(model, state, generated, lengths, gen, ids, sampling, prompt_length: int) -> None:
+def _graph_decode_loop(model, state, generated, lengths, gen, ids, sampling, attention_mask) -> None:
     """Greedy steps replayed from a CUDA graph, re-captured when rows are dropped or the cache grows."""
-    cap, write_at = sampling.max_new_tokens, prompt_length
-    bias = full_capacity_bias(
-        state.bias.bias[:, 0, 0, :prompt_length] == 0,
-        state.caches[0]._key_buffer.shape[2],
-        state.captured.dtype,
-    )
+    cap, write_at = sampling.max_new_tokens, attention_mask.shape[1]
+    bias = full_capacity_bias(attention_mask, state.caches[0]._key_buffer.shape[2], state.captured.dtype)
     capacity = bias.shape[-1]
     if write_at + CHECK_EVERY + 1 > capacity:
         bias = grow_caches(state.caches, bias, write_at + max(capacity // 2, ALIGN))
