@@ -1,12 +1,18 @@
-"""Cold-start SFT on the tiny world, from the tiny random model, with held-out retrieval numbers.
+"""Cold-start SFT (and GRPO with --rl) on the tiny world, with held-out retrieval numbers.
 
-    python benchmarks/tiny_world.py --out /tmp/tiny-world
+    python benchmarks/tiny_world.py --out /tmp/tiny-world [--rl] [--sft-checkpoint DIR]
 
 Writes the tiny world (model/train/tiny_world.py) and a tiny random UME-R1 model with a
 word-level vocabulary under DIR, measures the held-out 200 pairs (200-way caption -> image
 retrieval, Hit@1 for disc and gen, share of generations in the trained format), trains with
 benchmarks/tiny_world_sft.toml through `ume train sft`'s own code, and measures again. The last
 line printed is one JSON object: disc_hit1, gen_hit1, format_rate (fractions) and minutes.
+
+With --rl, GRPO (benchmarks/tiny_world_rl.toml, `ume train rl`'s code) continues from the SFT
+checkpoint on the world's RL split, and the JSON line gains reward_first / reward_last (mean
+embedding reward rank x gap over the first / last fifth of RL steps), rl_format_rate (share of
+rollouts in the format over the last fifth), gen_hit1_before_rl / gen_hit1_after_rl and
+rl_minutes. --sft-checkpoint DIR skips SFT and starts RL from DIR (its numbers are re-measured).
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ from model.encoder import Encoder
 from model.eval.metrics import hit_at_k, rank_candidates
 from model.tiny import build_tiny_model
 from model.train.batch import load_side
-from model.train.config import load_config
+from model.train.config import RLConfig, SFTConfig, load_config
 from model.train.data import Pair, Skipped, load_pairs
+from model.train.rl import RLRun
 from model.train.sft import SFTRun
-from model.train.tiny_world import tiny_world_words, write_tiny_world
+from model.train.tiny_world import tiny_world_words, write_rl_split, write_tiny_world
 
 CONFIG = Path(__file__).with_name("tiny_world_sft.toml")
+RL_CONFIG = Path(__file__).with_name("tiny_world_rl.toml")
 MAX_NEW_TOKENS = 48  # a well-formed tiny-world completion is ~25 tokens
 EVAL_BATCH = 50
 
@@ -66,36 +74,71 @@ def evaluate(model_dir: Path, pairs: list[Pair]) -> dict[str, float]:
     }
 
 
+def train(stage: type[SFTRun] | type[RLRun], start: Path, data: Path, out: Path, steps: int | None) -> Path:
+    """Run one stage with its benchmark config from `start` on `data`; the final checkpoint."""
+    kind, path = (SFTConfig, CONFIG) if stage is SFTRun else (RLConfig, RL_CONFIG)
+    overrides = {
+        "model": str(start),
+        "data": [{"path": data, "format": "released"}],
+        "output_dir": out,
+        "steps": steps,
+        "resume": False,
+    }
+    config = load_config(path, kind).with_overrides(overrides)
+    torch.set_num_threads(config.cpu_threads or torch.get_num_threads())
+    final = stage(config).run()  # type: ignore[arg-type]  # the config kind matches the stage
+    assert final is not None
+    return final
+
+
+def fifth_means(metrics_file: Path) -> dict[str, float]:
+    """Mean embedding reward over the first and last fifth of the RL steps, and the late format rate."""
+    rows = [json.loads(line) for line in metrics_file.read_text().splitlines()]
+    fifth = max(1, len(rows) // 5)
+    first, last = rows[:fifth], rows[-fifth:]
+    return {
+        "reward_first": round(float(np.mean([r["embedding_reward"] for r in first])), 4),
+        "reward_last": round(float(np.mean([r["embedding_reward"] for r in last])), 4),
+        "rl_format_rate": round(float(np.mean([r["format"] for r in last])), 4),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="working directory (data, model, run)")
-    parser.add_argument("--steps", type=int, default=None, help="override the config's step count")
+    parser.add_argument("--steps", type=int, default=None, help="override the SFT config's step count")
+    parser.add_argument("--rl", action="store_true", help="add the GRPO stage after SFT")
+    parser.add_argument("--rl-steps", type=int, default=None, help="override the RL config's step count")
+    parser.add_argument("--sft-checkpoint", type=Path, default=None, help="skip SFT, start RL from here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("model.train").setLevel(logging.INFO)
     started = time.monotonic()
     train_file, heldout_file = write_tiny_world(args.out / "data")
-    model_dir = build_tiny_model(args.out / "model", words=tiny_world_words())
-    skipped = Skipped()
-    heldout = load_pairs(heldout_file, "released", None, skipped)
-    config = load_config(CONFIG).with_overrides(
-        {
-            "model": str(model_dir),
-            "data": [{"path": train_file, "format": "released"}],
-            "output_dir": args.out / "run",
-            "steps": args.steps,
-            "resume": False,
+    heldout = load_pairs(heldout_file, "released", None, Skipped())
+    if args.sft_checkpoint is None:
+        model_dir = build_tiny_model(args.out / "model", words=tiny_world_words())
+        print(f"before: {json.dumps(evaluate(model_dir, heldout))}", flush=True)
+        sft = train(SFTRun, model_dir, train_file, args.out / "run", args.steps)
+    else:
+        sft = args.sft_checkpoint
+    after = evaluate(sft, heldout)
+    print(f"after:  {json.dumps(after)} (checkpoint {sft})", flush=True)
+    result: dict[str, float] = after | {"minutes": round((time.monotonic() - started) / 60, 2)}
+    if args.rl:
+        rl_started = time.monotonic()
+        rl_file = write_rl_split(args.out / "data")
+        final = train(RLRun, sft, rl_file, args.out / "rl", args.rl_steps)
+        after_rl = evaluate(final, heldout)
+        print(f"after RL: {json.dumps(after_rl)} (checkpoint {final})", flush=True)
+        result |= fifth_means(args.out / "rl" / "metrics.jsonl") | {
+            "gen_hit1_before_rl": after["gen_hit1"],
+            "gen_hit1_after_rl": after_rl["gen_hit1"],
+            "disc_hit1_after_rl": after_rl["disc_hit1"],
+            "format_rate_after_rl": after_rl["format_rate"],
+            "rl_minutes": round((time.monotonic() - rl_started) / 60, 2),
         }
-    )
-    torch.set_num_threads(config.cpu_threads or torch.get_num_threads())
-    before = evaluate(model_dir, heldout)
-    print(f"before: {json.dumps(before)}", flush=True)
-    run = SFTRun(config)
-    final = run.run()
-    assert final is not None
-    after = evaluate(final, heldout)
-    print(f"after:  {json.dumps(after)} (checkpoint {final})", flush=True)
-    print(json.dumps(after | {"minutes": round((time.monotonic() - started) / 60, 2)}))
+    print(json.dumps(result))
     return 0
 
 

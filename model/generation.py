@@ -53,6 +53,9 @@ class Sampling:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+    # Token ids never to emit. RL rollouts ban the vision placeholders: a sampled
+    # `<|image_pad|>` would be taken for an image slot when the rollout is scored.
+    banned_tokens: tuple[int, ...] = ()
 
 
 @dataclass
@@ -143,6 +146,9 @@ def pick_next_tokens(
     logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None
 ) -> torch.Tensor:
     """(rows, vocab) logits -> (rows,) next token ids."""
+    if sampling.banned_tokens:
+        logits = logits.clone()
+        logits[:, list(sampling.banned_tokens)] = float("-inf")
     if not sampling.do_sample:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits.float() / max(sampling.temperature, 1e-5), dim=-1)
@@ -191,7 +197,8 @@ class _DecodeState:
 def use_cuda_graphs(device: torch.device, sampling: Sampling, on_step: StepCallback | None) -> bool:
     """Graphs pay off on CUDA for greedy decoding; UME_CUDA_GRAPHS=0 turns them off."""
     enabled = os.environ.get("UME_CUDA_GRAPHS", "1") != "0"
-    return enabled and device.type == "cuda" and not sampling.do_sample and on_step is None
+    plain_greedy = not sampling.do_sample and not sampling.banned_tokens
+    return enabled and device.type == "cuda" and plain_greedy and on_step is None
 
 
 # KV-cache headroom allocated at prefill; longer generations grow the cache geometrically.

@@ -51,7 +51,13 @@ QWEN_SPECIAL_TOKENS = (
 )
 
 TEXT_HIDDEN = 128
+TEXT_LAYERS = 2
 VISION_EMBED = 64
+# M-RoPE gives height and width the lowest rotary frequencies. At Qwen's theta (1e6) and this
+# head size they turn less than a thousandth of a radian across a small image grid, so the
+# tiny model could not tell a top-left shape from a bottom-right one; a small theta keeps the
+# grid's rows and columns apart (text positions stay distinct over a few hundred tokens).
+ROPE_THETA = 20.0
 
 
 def word_merges(words: Sequence[str]) -> list[tuple[str, str]]:
@@ -106,12 +112,12 @@ def build_config(tokenizer: Qwen2Tokenizer) -> Qwen2VLConfig:
         "vocab_size": len(tokenizer),
         "hidden_size": TEXT_HIDDEN,
         "intermediate_size": 4 * TEXT_HIDDEN,
-        "num_hidden_layers": 2,
+        "num_hidden_layers": TEXT_LAYERS,
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
         "max_position_embeddings": 32768,
         # mrope sections sum to head_dim / 2 (head_dim = 128 / 4 = 32).
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]},
+        "rope_parameters": {"rope_type": "default", "rope_theta": ROPE_THETA, "mrope_section": [4, 6, 6]},
         "bos_token_id": ids("<|endoftext|>"),
         "eos_token_id": ids("<|im_end|>"),
         "pad_token_id": ids("<|endoftext|>"),

@@ -11,8 +11,8 @@ import torch
 from model.inputs import VisionBudget
 from model.train.batch import IGNORE, load_pairs_media, pair_batches
 from model.train.data import Skipped, load_pairs
+from model.train.loading import load_for_training
 from model.train.losses import LossTerms, info_nce
-from model.train.sft import load_for_training
 from model.train.tiny_world import write_tiny_world
 
 

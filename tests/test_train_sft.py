@@ -154,3 +154,40 @@ def test_word_tokenizer_makes_known_words_single_tokens_and_round_trips() -> Non
     assert tokenizer.decode(ids) == text
     assert len(tokenizer(" red circle")["input_ids"]) == 2
     assert len(build_tokenizer()) < len(tokenizer)
+
+
+def test_lora_trains_adapters_and_saves_merged_plain_weights(
+    tiny_model_dir: Path, world: Path, tmp_path: Path
+) -> None:
+    """Under LoRA the LLM's own weights stay put, and the checkpoint is the merged model."""
+    run = SFTRun(config(tiny_model_dir, world, tmp_path / "lora", steps=2, lora_rank=4, lr=1e-2))
+    query_weight = "model.language_model.layers.0.self_attn.q_proj.base_layer.weight"
+    base_query = dict(run.loaded.model.named_parameters())[query_weight].clone()
+    final = run.run(progress=False)
+    assert final is not None
+    trained = dict(run.loaded.model.named_parameters())
+    torch.testing.assert_close(
+        trained["model.language_model.layers.0.self_attn.q_proj.base_layer.weight"], base_query
+    )
+    assert all("lora_" in name or ".merger." in name for name, p in trained.items() if p.requires_grad)
+    encoder = Encoder.from_pretrained(final, device="cpu")
+    saved = encoder.encode_document(["a red circle"], mode="disc").disc
+    live = Encoder(run.loaded.model.eval(), run.loaded.processor, "live").encode_document(
+        ["a red circle"], mode="disc"
+    )
+    assert saved is not None and live.disc is not None
+    torch.testing.assert_close(torch.from_numpy(saved), torch.from_numpy(live.disc), rtol=1e-4, atol=1e-5)
+
+
+def test_lora_resume_continues_exactly(tiny_model_dir: Path, world: Path, tmp_path: Path) -> None:
+    settings = {"lora_rank": 4, "lr": 1e-2}
+    straight = SFTRun(config(tiny_model_dir, world, tmp_path / "straight", **settings))
+    straight.run(progress=False)
+    interrupted = SFTRun(config(tiny_model_dir, world, tmp_path / "resumed", **settings))
+    interrupted.run(stop_after=2, progress=False)
+    resumed = SFTRun(config(tiny_model_dir, world, tmp_path / "resumed", **settings))
+    assert resumed.step == 2
+    resumed.run(progress=False)
+    want = dict(straight.loaded.model.named_parameters())
+    for name, got in resumed.loaded.model.named_parameters():
+        torch.testing.assert_close(got, want[name], msg=name)

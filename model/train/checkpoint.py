@@ -28,14 +28,20 @@ class TrainerState:
     position: DataPosition
     optimizer: dict[str, Any]
     scheduler: dict[str, Any]
+    trainable: dict[str, Any] | None = None  # LoRA runs: every trainable tensor, unmerged
 
 
-def save_checkpoint(out_dir: Path, model: Any, processor: Any, state: TrainerState) -> Path:
-    """Write `checkpoint-{step}`; the state file goes last, marking the directory complete."""
+def save_checkpoint(
+    out_dir: Path, model: Any, processor: Any, state: TrainerState, weights: dict[str, Any] | None = None
+) -> Path:
+    """Write `checkpoint-{step}`; the state file goes last, marking the directory complete.
+
+    `weights` replaces the model's own state dict (a full state gathered from shards).
+    """
     path = out_dir / f"checkpoint-{state.step}"
     partial = out_dir / f".partial-checkpoint-{state.step}"
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
+    model.save_pretrained(partial, state_dict=weights)
     processor.save_pretrained(partial)
     torch.save(
         {
@@ -44,6 +50,7 @@ def save_checkpoint(out_dir: Path, model: Any, processor: Any, state: TrainerSta
             "index": state.position.index,
             "optimizer": state.optimizer,
             "scheduler": state.scheduler,
+            "trainable": state.trainable,
         },
         partial / STATE_FILE,
     )
@@ -69,4 +76,5 @@ def load_state(path: Path) -> TrainerState:
         position=DataPosition(raw["epoch"], raw["index"]),
         optimizer=raw["optimizer"],
         scheduler=raw["scheduler"],
+        trainable=raw.get("trainable"),
     )

@@ -1,8 +1,8 @@
-"""The SFT run's settings: one pydantic model, read from a TOML/JSON file, overridden by flags.
+"""Training settings: one pydantic model per stage, read from a TOML/JSON file, overridden by flags.
 
-Defaults are the paper's 2B recipe (UME-R1 §4) where it has one; the tiny-world benchmark file
-overrides them for a CPU-sized run. Every field carries its meaning in `description`, which is
-also the `--help` text of its command-line flag.
+Defaults are the paper's 2B recipe (UME-R1 §4 for SFT, §5 for RL) where it has one; the
+tiny-world benchmark files override them for a CPU-sized run. Every field carries its meaning
+in `description`, which is also the `--help` text of its command-line flag.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ConfigT = TypeVar("ConfigT", bound="TrainConfig")
 
 
 class ConfigError(Exception):
@@ -33,8 +35,8 @@ class DataSource(BaseModel):
     )
 
 
-class SFTConfig(BaseModel):
-    """Cold-start SFT settings (UME-R1 §4)."""
+class TrainConfig(BaseModel):
+    """Settings both training stages share."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -42,18 +44,10 @@ class SFTConfig(BaseModel):
     data: list[DataSource] = Field(default_factory=list, description="training files")
     output_dir: Path = Field(default=Path("runs/sft"), description="checkpoints and logs go here")
     steps: int = Field(default=5000, ge=1, description="optimiser steps")
-    batch_size: int = Field(default=256, ge=1, description="pairs per step per process (in-batch negatives)")
-    chunk_size: int = Field(
-        default=0, ge=0, description="pairs per forward with GradCache; 0 = whole batch in one forward"
-    )
     lr: float = Field(default=5e-5, gt=0, description="peak AdamW learning rate")
     warmup_ratio: float = Field(default=0.03, ge=0, le=1, description="share of steps with linear warmup")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(default=1.0, gt=0, description="clip the global gradient norm to this")
-    temperature: float = Field(default=0.02, gt=0, description="InfoNCE temperature (logits = cos / t)")
-    max_completion_tokens: int = Field(
-        default=12288, ge=8, description="truncate a target completion to this many tokens"
-    )
     image_max_pixels: int = Field(
         default=1536 * 1536, description="largest image size given to the processor"
     )
@@ -63,6 +57,10 @@ class SFTConfig(BaseModel):
     freeze_vision: bool = Field(
         default=True, description="keep the vision tower frozen (merger still trains)"
     )
+    lora_rank: int = Field(
+        default=0, ge=0, description="0: train every LLM weight; > 0: LoRA adapters of this rank instead"
+    )
+    lora_alpha: int = Field(default=16, gt=0, description="LoRA scaling numerator (scale = alpha / rank)")
     bf16: Literal["auto", "on", "off"] = Field(
         default="auto", description="bf16 autocast: auto = where supported"
     )
@@ -76,25 +74,66 @@ class SFTConfig(BaseModel):
     tensorboard: bool = Field(default=False, description="also log to TensorBoard (if it is installed)")
     resume: bool = Field(default=True, description="continue from the newest checkpoint in output_dir")
 
-    def with_overrides(self, overrides: dict[str, Any]) -> SFTConfig:
+    def with_overrides(self, overrides: dict[str, Any]) -> Self:
         """A copy with `overrides` applied and validated (flags win over the file)."""
         merged = self.model_dump() | {k: v for k, v in overrides.items() if v is not None}
-        return validated(merged)
+        return validated(type(self), merged)
 
 
-def validated(values: dict[str, Any]) -> SFTConfig:
+class SFTConfig(TrainConfig):
+    """Cold-start SFT settings (UME-R1 §4)."""
+
+    batch_size: int = Field(default=256, ge=1, description="pairs per step per process (in-batch negatives)")
+    chunk_size: int = Field(
+        default=0, ge=0, description="pairs per forward with GradCache; 0 = whole batch in one forward"
+    )
+    temperature: float = Field(default=0.02, gt=0, description="InfoNCE temperature (logits = cos / t)")
+    max_completion_tokens: int = Field(
+        default=12288, ge=8, description="truncate a target completion to this many tokens"
+    )
+    sharding: Literal["ddp", "fsdp"] = Field(
+        default="ddp",
+        description="ddp: a full model per process; fsdp: weights, gradients and optimiser state "
+        "sharded across processes (for 7B)",
+    )
+
+
+class RLConfig(TrainConfig):
+    """GRPO settings (UME-R1 §5); `model` is the SFT checkpoint to start from."""
+
+    model: str = Field(default="zhibinlan/UME-R1-2B", description="SFT checkpoint (hub name or local dir)")
+    output_dir: Path = Field(default=Path("runs/rl"), description="checkpoints and logs go here")
+    steps: int = Field(default=344, ge=1, description="optimiser steps (the paper: one epoch of 11K pairs)")
+    lr: float = Field(default=1e-6, gt=0, description="peak AdamW learning rate")
+    pairs_per_step: int = Field(default=32, ge=1, description="pairs per optimiser step, all processes")
+    micro_batch: int = Field(
+        default=16, ge=1, description="pairs per reward pool (rollouts ranked against each other)"
+    )
+    group_size: int = Field(default=8, ge=2, description="G: rollouts per query and per target")
+    sampling_temperature: float = Field(default=1.0, gt=0, description="rollout sampling temperature")
+    max_new_tokens: int = Field(
+        default=2048, ge=1, description="rollout length cap; also the loss's constant normaliser"
+    )
+    eps_low: float = Field(default=0.2, ge=0, description="PPO clip below: ratio >= 1 - eps_low")
+    eps_high: float = Field(default=0.28, ge=0, description="PPO clip above: ratio <= 1 + eps_high")
+    beta: float = Field(default=0.04, ge=0, description="KL weight to the frozen start model (0: none)")
+    rollout_rows: int = Field(default=64, ge=1, description="rollouts per decode call (bounds memory)")
+    score_rows: int = Field(default=8, ge=1, description="rollouts per forward+backward (bounds memory)")
+
+
+def validated(kind: type[ConfigT], values: dict[str, Any]) -> ConfigT:
     try:
-        return SFTConfig.model_validate(values)
+        return kind.model_validate(values)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ConfigError(f"config field {where}: {first['msg']}") from error
 
 
-def load_config(path: Path | None) -> SFTConfig:
+def load_config(path: Path | None, kind: type[ConfigT]) -> ConfigT:
     """Read a TOML or JSON config; relative data paths are taken from the file's folder."""
     if path is None:
-        return SFTConfig()
+        return kind()
     try:
         text = path.read_text()
     except OSError as error:
@@ -107,4 +146,4 @@ def load_config(path: Path | None) -> SFTConfig:
         for key in ("path", "root"):
             if key in source and not Path(source[key]).is_absolute():
                 source[key] = str(path.parent / source[key])
-    return validated(values)
+    return validated(kind, values)

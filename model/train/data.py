@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,9 +189,16 @@ def plain_pair(record: Any, root: Path) -> Pair:
     )
 
 
+PairReader = Callable[[Any, Path], Pair]
+
+
 def load_pairs(path: Path, fmt: str, root: Path | None, skipped: Skipped) -> list[Pair]:
-    """Every usable pair of one file; the rest are counted in `skipped`."""
-    reader = released_pair if fmt == "released" else plain_pair
+    """Every usable SFT pair of one file; the rest are counted in `skipped`."""
+    return read_pairs(path, released_pair if fmt == "released" else plain_pair, root, skipped)
+
+
+def read_pairs(path: Path, reader: PairReader, root: Path | None, skipped: Skipped) -> list[Pair]:
+    """Every record of `path` that `reader` turns into a pair; media relative to `root`."""
     root = root or path.parent
     pairs = []
     for record in read_records(path):

@@ -93,3 +93,14 @@ def min_over_processes(value: int) -> int:
     smallest = torch.tensor([value], dtype=torch.long)
     dist.all_reduce(smallest, op=dist.ReduceOp.MIN)
     return int(smallest.item())
+
+
+def mean_over_processes(values: dict[str, float]) -> dict[str, float]:
+    """Each number averaged over processes (for logging what the whole batch did)."""
+    _, size = world()
+    if size == 1:
+        return values
+    keys = sorted(values)
+    totals = torch.tensor([values[key] for key in keys], dtype=torch.float64)
+    dist.all_reduce(totals)
+    return {key: float(total) / size for key, total in zip(keys, totals.tolist(), strict=True)}

@@ -53,6 +53,12 @@ DIRECTIONS = {"left to right": (1, 0), "right to left": (-1, 0), "top to bottom"
 IMAGE_SIZE = 112  # 16 vision tokens after the 2×2 merge
 VIDEO_SIZE = 56
 VIDEO_FRAMES = 4
+# Each shape fills one 28-pixel cell, the area of one vision token (2x2 patches of 14 pixels),
+# and sits on that grid. A tiny vision tower trained from scratch has no translation invariance
+# to speak of: with shapes at any pixel offset it was still guessing half the shapes after 20
+# CPU minutes. Renders still differ: which cells of the quadrant, and the shape's size.
+CELL = 28
+SHAPE_SIZE = (22, 28)  # side of a shape in pixels (jittered, centred in its cell)
 HELD_OUT = 200
 
 
@@ -91,16 +97,16 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, 
 
 
 def render_scene(scene: Scene, rng: random.Random) -> Image.Image:
-    """The scene with a little jitter in size and place, so no two renders are identical."""
+    """The scene in random cells of its quadrant, at a random size, so renders differ."""
     image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    half = IMAGE_SIZE // 2
+    cells_per_quadrant = IMAGE_SIZE // 2 // CELL
     column, row = QUADRANTS[scene.quadrant]
-    for index in range(scene.count):
-        size = rng.randint(16, 22) if scene.count == 1 else rng.randint(13, 18)
-        slot_width = half // scene.count
-        left = column * half + index * slot_width + rng.randint(2, max(2, slot_width - size - 2))
-        top = row * half + rng.randint(4, half - size - 4)
+    cells = [(x, y) for x in range(cells_per_quadrant) for y in range(cells_per_quadrant)]
+    for x, y in rng.sample(cells, scene.count):
+        size = rng.randint(*SHAPE_SIZE)
+        left = (column * cells_per_quadrant + x) * CELL + (CELL - size) // 2
+        top = (row * cells_per_quadrant + y) * CELL + (CELL - size) // 2
         draw_shape(draw, scene.shape, (left, top, left + size, top + size), COLOURS[scene.colour])
     return image
 
@@ -201,14 +207,14 @@ def shape_records(root: Path, scenes: list[Scene], prefix: str, rng: random.Rand
     return records
 
 
-def video_records(root: Path, count: int, rng: random.Random) -> list[dict[str, Any]]:
+def video_records(root: Path, count: int, rng: random.Random, prefix: str = "") -> list[dict[str, Any]]:
     records = []
     for index in range(count):
         colour, shape = rng.choice(list(COLOURS)), rng.choice(SHAPES)
         direction = rng.choice(list(DIRECTIONS))
         names = []
         for number, frame in enumerate(render_video(colour, shape, direction, rng)):
-            names.append(f"videos/{index:04d}/frame-{number}.png")
+            names.append(f"videos/{prefix}{index:04d}/frame-{number}.png")
             (root / names[-1]).parent.mkdir(parents=True, exist_ok=True)
             frame.save(root / names[-1])
         records.append(video_record(colour, shape, direction, names))
@@ -253,3 +259,28 @@ def tiny_world_words() -> list[str]:
     texts += [scene.caption for scene in ALL_SCENES] + list(DIRECTIONS)
     texts += ["i see", "which page says and", "the question asks for the words i read page with"]
     return sorted({word for text in texts for word in re.findall(r"[A-Za-z]+", text)})
+
+
+def flat_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A released-SFT-style record in the released RL layout (flat, no completions)."""
+    flat: dict[str, Any] = {"dataset_name": record["dataset_name"]}
+    for side, prefix in (("qry", "qry"), ("pos", "pos")):
+        value = record[side]
+        human = value["conversations"][0]["value"]
+        flat[f"{prefix}_text"] = human.split("\n", 1)[1].split("\n<disc_emb>", 1)[0]
+        flat[f"{prefix}_image"] = value.get("image")
+        flat[f"{prefix}_video"] = value.get("video")
+    return flat
+
+
+def write_rl_split(root: Path, shapes: int = 1000, videos: int = 8, seed: int = 1) -> Path:
+    """`rl.jsonl` under `root`: fresh renders of shape scenes and videos, in the RL format."""
+    rng = random.Random(seed)
+    for folder in ("images", "videos"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    scenes = [rng.choice(ALL_SCENES) for _ in range(shapes)]
+    records = shape_records(root, scenes, "rl", rng)
+    records += video_records(root, videos, rng, prefix="rl-")
+    path = root / "rl.jsonl"
+    write_jsonl(path, [flat_record(record) for record in records])
+    return path
