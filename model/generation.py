@@ -104,7 +104,9 @@ def run_prefill(
     cache = growing_cache(layers, reserve) if use_cache else None
     if position_ids is None:
         position_ids = rope_positions(model, batch)
-    return model.model(
+    # A sharded model (model.train.sharding) exposes its backbone through an FSDP-aware method.
+    backbone = getattr(model, "backbone", model.model)
+    return backbone(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
         position_ids=position_ids,

@@ -99,12 +99,14 @@ def test_gradcache_chunks_match_the_whole_batch(tiny_model_dir: Path, data_root:
     assert_same_gradients(cached, whole)
 
 
-def sft_config(model_dir: Path, data_root: Path, out: Path, batch_size: int, sharding: str) -> SFTConfig:
+def sft_config(
+    model_dir: Path, data_root: Path, out: Path, batch_size: int, sharding: str, steps: int = 2
+) -> SFTConfig:
     return SFTConfig(
         model=str(model_dir),
         data=[DataSource(path=data_root / "train.jsonl")],
         output_dir=out,
-        steps=2,
+        steps=steps,
         batch_size=batch_size,
         lr=1e-3,
         gradient_checkpointing=False,
@@ -116,31 +118,49 @@ def sft_config(model_dir: Path, data_root: Path, out: Path, batch_size: int, sha
 
 
 def _sharded_worker(rank: int, model_dir: Path, data_root: Path, rendezvous: Path, out: Path) -> None:
+    """One sharded step's full gradients, then a short sharded run that saves a checkpoint."""
+    from model.train.sharding import shard_model
+
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
     try:
-        SFTRun(sft_config(model_dir, data_root, out, PAIRS // 2, "fsdp"), device="cpu").run(progress=False)
+        torch.manual_seed(0)
+        loaded = load_for_training(str(model_dir), torch.device("cpu"))
+        shard_model(loaded.model)
+        half = PAIRS // 2
+        pairs = make_pairs(data_root)[rank * half : (rank + 1) * half]
+        terms = backward_step(loaded.model, chunks_of(loaded, pairs, half), TEMPERATURE)
+        grads = {n: p.grad.full_tensor() for n, p in loaded.model.named_parameters() if p.grad is not None}
+        torch.save({"loss": float(terms.total), "grads": grads}, out / f"sharded{rank}.pt")
+        SFTRun(sft_config(model_dir, data_root, out / "run", half, "fsdp"), device="cpu").run(progress=False)
+        resumed = SFTRun(sft_config(model_dir, data_root, out / "run", half, "fsdp", steps=3), device="cpu")
+        torch.save({"resumed_at": resumed.step}, out / f"resumed{rank}.pt")
+        resumed.run(progress=False)
     finally:
         dist.destroy_process_group()
 
 
-def test_fsdp_training_matches_one_process_and_saves_a_full_checkpoint(
+def test_fsdp_gives_the_gradients_of_one_process_and_saves_a_full_checkpoint(
     tiny_model_dir: Path, data_root: Path, tmp_path: Path
 ) -> None:
-    """Two sharded processes train to the weights one process reaches on the whole batches."""
+    """Sharded over two processes: the whole batch's gradients, and an ordinary checkpoint."""
     from safetensors.torch import load_file
 
-    sharded_out, whole_out = tmp_path / "fsdp", tmp_path / "whole"
-    mp.spawn(
-        _sharded_worker, args=(tiny_model_dir, data_root, tmp_path / "rendezvous", sharded_out), nprocs=2
-    )
-    SFTRun(sft_config(tiny_model_dir, data_root, whole_out, PAIRS, "ddp"), device="cpu").run(progress=False)
-    sharded = load_file(sharded_out / "checkpoint-2" / "model.safetensors")
-    whole = load_file(whole_out / "checkpoint-2" / "model.safetensors")
-    assert sharded.keys() == whole.keys()
-    for name, weight in whole.items():
-        torch.testing.assert_close(sharded[name], weight, rtol=1e-3, atol=1e-5, msg=name)
-    config = json.loads((sharded_out / "checkpoint-2" / "config.json").read_text())
+    rendezvous = tmp_path / "rendezvous"
+    mp.spawn(_sharded_worker, args=(tiny_model_dir, data_root, rendezvous, tmp_path), nprocs=2)
+    whole_loss, whole = gradients(tiny_model_dir, make_pairs(data_root), chunk=PAIRS)
+    results = [torch.load(tmp_path / f"sharded{rank}.pt") for rank in (0, 1)]
+    assert (results[0]["loss"] + results[1]["loss"]) / 2 == pytest.approx(whole_loss, rel=1e-4)
+    for result in results:
+        assert_same_gradients(result["grads"], whole)
+    assert [torch.load(tmp_path / f"resumed{rank}.pt")["resumed_at"] for rank in (0, 1)] == [2, 2]
+    assert (tmp_path / "run" / "checkpoint-3" / "model.safetensors").is_file()  # sharded state restored
+    checkpoint = tmp_path / "run" / "checkpoint-2"
+    unsharded = load_file(tiny_model_dir / "model.safetensors")
+    saved = load_file(checkpoint / "model.safetensors")
+    assert saved.keys() == unsharded.keys()  # full weights under their ordinary names
+    assert any(not torch.equal(saved[name], unsharded[name]) for name in saved)  # and trained
+    config = json.loads((checkpoint / "config.json").read_text())
     assert config["architectures"] == ["Qwen2VLForConditionalGeneration"]
-    encoder = Encoder.from_pretrained(sharded_out / "checkpoint-2", device="cpu")
+    encoder = Encoder.from_pretrained(checkpoint, device="cpu")
     assert encoder.encode_document(["a cat"], mode="disc").disc is not None

@@ -191,3 +191,19 @@ def test_lora_resume_continues_exactly(tiny_model_dir: Path, world: Path, tmp_pa
     want = dict(straight.loaded.model.named_parameters())
     for name, got in resumed.loaded.model.named_parameters():
         torch.testing.assert_close(got, want[name], msg=name)
+
+
+def test_a_fresh_run_starts_its_log_afresh_and_a_resumed_one_appends(
+    tiny_model_dir: Path, world: Path, tmp_path: Path
+) -> None:
+    def logged_steps() -> list[int]:
+        lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line)["step"] for line in lines]
+
+    SFTRun(config(tiny_model_dir, world, tmp_path / "run", steps=2, log_every=1)).run(progress=False)
+    assert logged_steps() == [1, 2]
+    SFTRun(config(tiny_model_dir, world, tmp_path / "run", steps=3, log_every=1)).run(progress=False)
+    assert logged_steps() == [1, 2, 3]  # resumed at step 2: appended
+    fresh = config(tiny_model_dir, world, tmp_path / "run", steps=1, log_every=1, resume=False)
+    SFTRun(fresh).run(progress=False)
+    assert logged_steps() == [1]  # not the earlier run's steps

@@ -83,11 +83,17 @@ def use_bf16(config: TrainConfig, device: torch.device) -> bool:
 
 
 class MetricsLog:
-    """Per-step loss terms to `metrics.jsonl` (and TensorBoard when installed and asked for)."""
+    """Per-step loss terms to `metrics.jsonl` (and TensorBoard when installed and asked for).
 
-    def __init__(self, out_dir: Path, tensorboard: bool) -> None:
+    A resumed run appends; a run that starts at step 0 starts the file afresh, so the log never
+    mixes the steps of an earlier run into this one's.
+    """
+
+    def __init__(self, out_dir: Path, tensorboard: bool, resumed: bool) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.path = out_dir / "metrics.jsonl"
+        if not resumed:
+            self.path.unlink(missing_ok=True)
         self.writer = None
         if tensorboard:
             try:

@@ -16,6 +16,7 @@ Design decisions:
 
 from __future__ import annotations
 
+from types import MethodType
 from typing import Any
 
 import torch
@@ -25,24 +26,40 @@ from torch.distributed.checkpoint.state_dict import (
     get_optimizer_state_dict,
     set_optimizer_state_dict,
 )
-from torch.distributed.fsdp import fully_shard
+from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
 FULL_ON_CPU = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
+def _backbone(self: Any, **inputs: Any) -> Any:
+    return self.model(**inputs)
+
+
 def shard_model(model: Any) -> None:
-    """Shard a Qwen2-VL model in place: layers and vision blocks first, then the root."""
+    """Shard a Qwen2-VL model in place: layers and vision blocks first, then the root.
+
+    The trainers run the backbone (`model.model`) and the LM head separately, never the root's
+    own `forward`, so the root gets a `backbone` method that FSDP treats as a forward: it
+    gathers the root's weights (embeddings tied to the LM head, merger, norms) before it runs.
+    The root keeps them gathered until backward, so the LM head can be applied after it.
+    """
     for layer in model.model.language_model.layers:
         fully_shard(layer)
     for block in model.model.visual.blocks:
         fully_shard(block)
     fully_shard(model)
+    model.backbone = MethodType(_backbone, model)
+    register_fsdp_forward_method(model, "backbone")
 
 
 def full_states(model: Any, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
     """Full model and optimiser state dicts on the CPU (a collective: every process calls it)."""
     model_state = get_model_state_dict(model, options=FULL_ON_CPU)
     optimizer_state = get_optimizer_state_dict(model, optimizer, options=FULL_ON_CPU)
+    # Gathered copies no longer share storage, so the saver cannot see which weights are tied:
+    # leave the tied copies (the LM head of a tied model) out, as an unsharded save does.
+    for tied in model.get_expanded_tied_weights_keys():
+        model_state.pop(tied, None)
     return model_state, optimizer_state
 
 

@@ -68,7 +68,8 @@ class Trainer(ABC):
             image_max_pixels=config.image_max_pixels, video_max_pixels=config.video_max_pixels
         )
         self.bf16 = use_bf16(config, self.device)
-        self.metrics = MetricsLog(config.output_dir, config.tensorboard) if self.rank == 0 else None
+        resumed = state is not None
+        self.metrics = MetricsLog(config.output_dir, config.tensorboard, resumed) if self.rank == 0 else None
 
     # --- what a stage supplies -------------------------------------------------------------
 
