@@ -104,3 +104,9 @@ def mean_over_processes(values: dict[str, float]) -> dict[str, float]:
     totals = torch.tensor([values[key] for key in keys], dtype=torch.float64)
     dist.all_reduce(totals)
     return {key: float(total) / size for key, total in zip(keys, totals.tolist(), strict=True)}
+
+
+def barrier() -> None:
+    """Wait for every process (no-op when alone)."""
+    if world()[1] > 1:
+        dist.barrier()

@@ -21,7 +21,7 @@ from model.inputs import VisionBudget
 from model.train.checkpoint import TrainerState, latest_checkpoint, load_state, save_checkpoint
 from model.train.config import ConfigError, TrainConfig
 from model.train.data import DataPosition, Pair, Skipped, batch_stream
-from model.train.distributed import average_gradients, init_from_env, world
+from model.train.distributed import average_gradients, barrier, init_from_env, world
 from model.train.loading import Loaded, MetricsLog, cosine_with_warmup, load_for_training, use_bf16
 from model.train.lora import (
     add_lora,
@@ -128,14 +128,18 @@ class Trainer(ABC):
             weights, optimizer = full_states(model, self.optimizer)
         else:
             optimizer = self.optimizer.state_dict()
-        if self.rank != 0:
-            return None
-        trainable = trainable_state(model) if self.adapters is not None else None
-        state = TrainerState(self.step, self.position, optimizer, self.scheduler.state_dict(), trainable)
-        with merged_adapters(self.adapters):
-            if self.adapters is not None:
-                weights = plain_state_dict(model)
-            return save_checkpoint(self.config.output_dir, model, self.loaded.processor, state, weights)
+        path = None
+        if self.rank == 0:
+            trainable = trainable_state(model) if self.adapters is not None else None
+            state = TrainerState(self.step, self.position, optimizer, self.scheduler.state_dict(), trainable)
+            with merged_adapters(self.adapters):
+                if self.adapters is not None:
+                    weights = plain_state_dict(model)
+                path = save_checkpoint(self.config.output_dir, model, self.loaded.processor, state, weights)
+        # Nobody moves on before the checkpoint is complete: a process that restarted at once
+        # would otherwise resume from an older step than rank 0 and the collectives would hang.
+        barrier()
+        return path
 
     def run(self, stop_after: int | None = None, progress: bool = True) -> Path | None:
         """Train to `config.steps` (or `stop_after` more steps); returns the last checkpoint."""
