@@ -99,7 +99,7 @@ class Encoder:
         self.processor = processor
         self.model_id = model_id
         self.budget = budget or VisionBudget()
-        self.token_ids = _token_ids(processor.tokenizer)
+        self.token_ids = lookup_token_ids(processor.tokenizer)
 
     @classmethod
     def from_pretrained(
@@ -238,7 +238,7 @@ def _row_callback(indices: list[int], on_tokens: TokenCallback):
     return on_step
 
 
-def _token_ids(tokenizer: Any) -> TokenIds:
+def lookup_token_ids(tokenizer: Any) -> TokenIds:
     """Look the UME tokens up; a checkpoint without them is not a UME-R1 model."""
     ids = {
         t: tokenizer.convert_tokens_to_ids(t)

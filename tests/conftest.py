@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,14 @@ def taught_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     model.save_pretrained(out)
     encoder.processor.save_pretrained(out)
     return out
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """Tiny models train several times faster on one thread than on contended ones."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -65,13 +65,7 @@ def assert_same_gradients(got: dict[str, torch.Tensor], want: dict[str, torch.Te
         torch.testing.assert_close(got[name], grad, rtol=1e-3, atol=1e-5, msg=name)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run several times faster on one thread than on contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()

@@ -25,7 +25,7 @@ from model.train.grpo import (
 )
 from model.train.loading import load_for_training
 from model.train.rl import LossSettings, micro_step_backward, side_rewards
-from model.train.rollout import Rollouts, score_completions
+from model.train.rollout import Rollouts, completion_batch, completion_logprobs
 
 # 2 pairs × G = 2 query rollouts (rows) against the 4 target rollouts (columns), pair-major.
 SIMILARITIES = torch.tensor(
@@ -160,14 +160,10 @@ def _worker(rank: int, model_dir: Path, rendezvous: Path, out: Path) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_two_processes_give_the_loss_and_gradients_of_one(tiny_model_dir: Path, tmp_path: Path) -> None:
     mp.spawn(_worker, args=(tiny_model_dir, tmp_path / "rendezvous", tmp_path), nprocs=2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        whole_loss, whole = loss_and_gradients(tiny_model_dir, range(4))
-    finally:
-        torch.set_num_threads(threads)
+    whole_loss, whole = loss_and_gradients(tiny_model_dir, range(4))
     assert whole_loss != 0
     for rank in (0, 1):
         result = torch.load(tmp_path / f"rank{rank}.pt")
@@ -189,7 +185,8 @@ def test_video_rollouts_are_scored_with_their_video(tiny_model_dir: Path) -> Non
         item = EmbedInput(video_frames=frames, kind="video")
         prompt = prepare(loaded.processor, item, DOCUMENT_TASKS["video"], VisionBudget())
         with torch.no_grad():
-            return score_completions(loaded.model, [prompt], completion, loaded.ids).logprobs
+            batch = completion_batch([prompt], completion, loaded.ids, torch.device("cpu"))
+            return completion_logprobs(loaded.model, batch)
 
     red, red_again, blue = logprobs("red"), logprobs("red"), logprobs("blue")
     torch.testing.assert_close(red, red_again)

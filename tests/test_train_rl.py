@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from PIL import Image
 
 from app.cli import main as ume
@@ -17,16 +16,12 @@ from model.train.data import Skipped
 from model.train.rl import RLRun
 from model.train.rl_data import load_rl_pairs
 from model.train.tiny_world import write_rl_split
+from tests.train_helpers import assert_resume_is_exact
 
 LOGGED = {"reward", "format", "rank", "gap", "embedding_reward", "kl", "clip_fraction", "loss"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -94,18 +89,7 @@ def test_short_run_logs_the_reward_terms_and_saves_a_checkpoint_the_encoder_load
 def test_resume_continues_at_the_same_step_with_the_same_data(
     tiny_model_dir: Path, rl_data: Path, tmp_path: Path
 ) -> None:
-    straight = RLRun(config(tiny_model_dir, rl_data, tmp_path / "straight"))
-    straight.run(progress=False)
-    interrupted = RLRun(config(tiny_model_dir, rl_data, tmp_path / "resumed"))
-    interrupted.run(stop_after=2, progress=False)
-    resumed = RLRun(config(tiny_model_dir, rl_data, tmp_path / "resumed"))
-    assert resumed.step == 2 and resumed.position == interrupted.position
-    resumed.run(progress=False)
-    assert resumed.position == straight.position
-    for (name, want), got in zip(
-        straight.loaded.model.state_dict().items(), resumed.loaded.model.state_dict().values(), strict=True
-    ):
-        torch.testing.assert_close(got, want, msg=name)
+    assert_resume_is_exact(lambda out: RLRun(config(tiny_model_dir, rl_data, out)), tmp_path)
 
 
 def test_cli_runs_rl_and_reports_bad_settings_in_one_line(

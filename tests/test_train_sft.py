@@ -16,15 +16,9 @@ from model.train.config import DataSource, SFTConfig
 from model.train.data import Skipped, batch_order, load_pairs
 from model.train.sft import SFTRun
 from model.train.tiny_world import write_tiny_world
+from tests.train_helpers import assert_resume_is_exact
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run several times faster on one thread than on contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -108,19 +102,7 @@ def test_short_run_saves_a_checkpoint_the_encoder_loads(
 def test_resume_continues_at_the_same_step_with_the_same_data(
     tiny_model_dir: Path, world: Path, tmp_path: Path
 ) -> None:
-    straight = SFTRun(config(tiny_model_dir, world, tmp_path / "straight"))
-    straight.run(progress=False)
-    interrupted = SFTRun(config(tiny_model_dir, world, tmp_path / "resumed"))
-    interrupted.run(stop_after=2, progress=False)
-    resumed = SFTRun(config(tiny_model_dir, world, tmp_path / "resumed"))
-    assert resumed.step == 2
-    assert resumed.position == interrupted.position
-    resumed.run(progress=False)
-    assert resumed.position == straight.position
-    for (name, want), got in zip(
-        straight.loaded.model.state_dict().items(), resumed.loaded.model.state_dict().values(), strict=True
-    ):
-        torch.testing.assert_close(got, want, msg=name)
+    assert_resume_is_exact(lambda out: SFTRun(config(tiny_model_dir, world, out)), tmp_path)
 
 
 def test_cli_flags_override_the_config_file(
@@ -181,16 +163,7 @@ def test_lora_trains_adapters_and_saves_merged_plain_weights(
 
 def test_lora_resume_continues_exactly(tiny_model_dir: Path, world: Path, tmp_path: Path) -> None:
     settings = {"lora_rank": 4, "lr": 1e-2}
-    straight = SFTRun(config(tiny_model_dir, world, tmp_path / "straight", **settings))
-    straight.run(progress=False)
-    interrupted = SFTRun(config(tiny_model_dir, world, tmp_path / "resumed", **settings))
-    interrupted.run(stop_after=2, progress=False)
-    resumed = SFTRun(config(tiny_model_dir, world, tmp_path / "resumed", **settings))
-    assert resumed.step == 2
-    resumed.run(progress=False)
-    want = dict(straight.loaded.model.named_parameters())
-    for name, got in resumed.loaded.model.named_parameters():
-        torch.testing.assert_close(got, want[name], msg=name)
+    assert_resume_is_exact(lambda out: SFTRun(config(tiny_model_dir, world, out, **settings)), tmp_path)
 
 
 def test_a_fresh_run_starts_its_log_afresh_and_a_resumed_one_appends(

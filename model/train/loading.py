@@ -37,6 +37,7 @@ def load_for_training(name: str, device: torch.device) -> Loaded:
     """Model (float32, train mode) and processor; adds the UME tokens to a base checkpoint."""
     from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
 
+    from model.encoder import lookup_token_ids
     from model.tiny import init_ume_token_rows
 
     try:
@@ -51,15 +52,8 @@ def load_for_training(name: str, device: torch.device) -> Loaded:
         if len(tokenizer) > rows:
             model.resize_token_embeddings(len(tokenizer))
         init_ume_token_rows(model, tokenizer)
-    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    ids = TokenIds(
-        gen_emb=tokenizer.convert_tokens_to_ids(GEN_EMB_TOKEN),
-        disc_emb=tokenizer.convert_tokens_to_ids(DISC_EMB_TOKEN),
-        eos=eos,
-        pad=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
-    )
     model = model.to(device)  # type: ignore[arg-type]  # transformers' typing of .to is too narrow
-    return Loaded(model.train(), processor, ids)
+    return Loaded(model.train(), processor, lookup_token_ids(tokenizer))
 
 
 def cosine_with_warmup(steps: int, warmup_ratio: float) -> Callable[[int], float]:

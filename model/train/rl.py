@@ -20,9 +20,9 @@ Design decisions:
 
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -50,10 +50,8 @@ from model.train.grpo import (
 from model.train.loading import load_for_training
 from model.train.lora import merged_adapters
 from model.train.rl_data import load_rl_pairs
-from model.train.rollout import Rollouts, sample_rollouts, score_completions
+from model.train.rollout import Rollouts, completion_batch, completion_logprobs, sample_rollouts
 from model.train.trainer import Trainer, read_sources
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,16 +62,6 @@ class LossSettings:
     eps_high: float = 0.28
     beta: float = 0.04
     score_rows: int = 8
-
-
-@dataclass
-class SideStats:
-    """Sums over one side's rollouts, for logging."""
-
-    values: dict[str, float] = field(default_factory=dict)
-
-    def add(self, name: str, value: float) -> None:
-        self.values[name] = self.values.get(name, 0.0) + value
 
 
 def side_rewards(own: Rollouts, other_pool: torch.Tensor, group: int, offset: int) -> dict[str, torch.Tensor]:
@@ -91,29 +79,30 @@ def side_loss_backward(
     settings: LossSettings,
     scale: float,
     ids: Any,
-) -> SideStats:
+) -> defaultdict[str, float]:
     """Backpropagate `scale` × the side's mean sequence loss, chunk by chunk; returns sums."""
-    stats, rows = SideStats(), len(rollouts.completions)
+    stats: defaultdict[str, float] = defaultdict(float)
+    rows = len(rollouts.completions)
     for start in range(0, rows, settings.score_rows):
         part = slice(start, start + settings.score_rows)
-        prompts, completions = rollouts.prompts[part], rollouts.completions[part]
-        scored = score_completions(model, prompts, completions, ids)
-        old = scored.logprobs.detach()
-        advantage = advantages[part].to(old.device)
+        device = next(model.parameters()).device
+        batch = completion_batch(rollouts.prompts[part], rollouts.completions[part], ids, device)
+        logprobs = completion_logprobs(model, batch)
+        advantage = advantages[part].to(device)
         token_loss, clipped = clipped_token_objective(
-            scored.logprobs, old, advantage, settings.eps_low, settings.eps_high
+            logprobs, logprobs.detach(), advantage, settings.eps_low, settings.eps_high
         )
-        if reference is not None and settings.beta > 0:
+        if reference is not None:  # there is one exactly when beta > 0
             with torch.no_grad():
-                reference_logprobs = score_completions(reference, prompts, completions, ids).logprobs
-            kl = k3_kl(scored.logprobs, reference_logprobs)
+                reference_logprobs = completion_logprobs(reference, batch)
+            kl = k3_kl(logprobs, reference_logprobs)
             token_loss = token_loss + settings.beta * kl
-            stats.add("kl", float((kl.detach() * scored.mask).sum()))
-        losses = sequence_losses(token_loss, scored.mask, settings.normaliser)
+            stats["kl"] += float((kl.detach() * batch.mask).sum())
+        losses = sequence_losses(token_loss, batch.mask, settings.normaliser)
         (losses.sum() * scale).backward()
-        stats.add("loss", float(losses.detach().sum()) * scale)
-        stats.add("clipped", float((clipped.float() * scored.mask).sum()))
-        stats.add("tokens", float(scored.mask.sum()))
+        stats["loss"] += float(losses.detach().sum()) * scale
+        stats["clipped"] += float((clipped.float() * batch.mask).sum())
+        stats["tokens"] += float(batch.mask.sum())
     return stats
 
 
@@ -140,10 +129,10 @@ def micro_step_backward(
         side_scale = 0.5 * scale / len(own.completions)
         stats = side_loss_backward(model, reference, own, advantages, settings, side_scale, ids)
         metrics |= {f"{name}_{key}": float(value.mean()) for key, value in rewards.items()}
-        tokens = max(stats.values["tokens"], 1.0)
-        metrics[f"{name}_loss"] = stats.values["loss"]
-        metrics[f"{name}_kl"] = stats.values.get("kl", 0.0) / tokens
-        metrics[f"{name}_clip_fraction"] = stats.values["clipped"] / tokens
+        tokens = max(stats["tokens"], 1.0)
+        metrics[f"{name}_loss"] = stats["loss"]
+        metrics[f"{name}_kl"] = stats["kl"] / tokens
+        metrics[f"{name}_clip_fraction"] = stats["clipped"] / tokens
         metrics[f"{name}_length"] = tokens / len(own.completions)
     return metrics
 
@@ -268,13 +257,11 @@ class RLRun(Trainer):
 
     def train_step(self, pairs: list[Pair]) -> dict[str, float] | None:
         """One optimiser step over `pairs` (all processes' pairs of this step)."""
-        size, micro_batch = self.size, self.config.micro_batch
+        micro_batch = self.config.micro_batch
         groups = [pairs[start : start + micro_batch] for start in range(0, len(pairs), micro_batch)]
         parts = []
         for micro, group in enumerate(groups):
-            share = len(group) // size
-            local = group[self.rank * share : (self.rank + 1) * share]
-            values = self.micro_step(local, micro, 1.0 / len(groups))
+            values = self.micro_step(self.local_share(group), micro, 1.0 / len(groups))
             if values is not None:
                 parts.append(values)
         if not parts:

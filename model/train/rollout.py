@@ -5,9 +5,10 @@ returns each rollout's gen embedding: the state at the step that consumed `<gen_
 numbers a teacher-forced forward over prompt + completion gives at that token (tested in
 tests/test_encoder.py), so no extra forward is spent on the reward.
 
-Scoring runs prompt + completion through the backbone with every vision tensor of the batch
-(images and videos alike: a video rollout is always scored with its video) and reads the
-log-probability of each completion token. Completions are right-aligned by
+Scoring builds prompt + completion once (`completion_batch`) and runs it through the backbone
+of each model that scores it (`completion_logprobs`: policy, then reference) with every vision
+tensor of the batch (images and videos alike: a video rollout is always scored with its video),
+reading the log-probability of each completion token. Completions are right-aligned by
 `append_completions`, so the last `width` columns of every row hold its completion tokens
 (left-masked for shorter ones).
 """
@@ -60,32 +61,33 @@ def sample_rollouts(
 
 
 @dataclass
-class ScoredTokens:
-    logprobs: torch.Tensor  # (rows, width) log-probability of each completion token
+class CompletionBatch:
+    """Prompt + completion per rollout, built once and scored under several models."""
+
+    inputs: dict[str, torch.Tensor]  # left-padded, completions right-aligned, on the device
     mask: torch.Tensor  # (rows, width) 1.0 on completion tokens, 0.0 on left padding
+    width: int  # the longest completion
 
 
-def completion_mask(completions: list[list[int]], width: int) -> torch.Tensor:
-    """(rows, width) right-aligned mask of each completion's tokens."""
+def completion_batch(
+    prompts: list[PreparedInput], completions: list[list[int]], ids: TokenIds, device: torch.device
+) -> CompletionBatch:
+    full = append_completions(collate(prompts, ids.pad), completions, ids.pad)
+    width = max(len(c) for c in completions)
     lengths = torch.tensor([len(c) for c in completions])
-    return (torch.arange(width)[None, :] >= width - lengths[:, None]).float()
+    mask = (torch.arange(width)[None, :] >= width - lengths[:, None]).float()
+    return CompletionBatch({k: v.to(device) for k, v in full.items()}, mask.to(device), width)
 
 
-def score_completions(
-    model: Any, prompts: list[PreparedInput], completions: list[list[int]], ids: TokenIds
-) -> ScoredTokens:
-    """Log-probabilities of the completion tokens under `model` (differentiable unless no_grad).
+def completion_logprobs(model: Any, batch: CompletionBatch) -> torch.Tensor:
+    """(rows, width) log-probability of each completion token (differentiable unless no_grad).
 
     Only the positions that predict completion tokens go through the LM head: the vocabulary
     projection of the prompt is never paid for.
     """
-    device = next(model.parameters()).device
-    full = append_completions(collate(prompts, ids.pad), completions, ids.pad)
-    full = {k: v.to(device) for k, v in full.items()}
-    width = max(len(c) for c in completions)
-    hidden = run_prefill(model, full, use_cache=False).last_hidden_state
+    width = batch.width
+    hidden = run_prefill(model, batch.inputs, use_cache=False).last_hidden_state
     logits = model.lm_head(hidden[:, -width - 1 : -1]).float()  # (rows, width, vocab)
-    targets = full["input_ids"][:, -width:]
+    targets = batch.inputs["input_ids"][:, -width:]
     chosen = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    logprobs = chosen - logits.logsumexp(dim=-1)
-    return ScoredTokens(logprobs, completion_mask(completions, width).to(device))
+    return chosen - logits.logsumexp(dim=-1)

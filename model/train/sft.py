@@ -59,7 +59,3 @@ class SFTRun(Trainer):
             return None  # InfoNCE needs at least one negative
         terms = backward_step(self.loaded.model, chunks, self.config.temperature, self.bf16)
         return terms.as_floats() | self.optimiser_step()
-
-    def local_share(self, batch: list[Pair]) -> list[Pair]:
-        per_process = len(batch) // self.size
-        return batch[self.rank * per_process : (self.rank + 1) * per_process]

@@ -111,6 +111,11 @@ class Trainer(ABC):
             self.optimizer.load_state_dict(state.optimizer)
         self.scheduler.load_state_dict(state.scheduler)
 
+    def local_share(self, batch: list[Pair]) -> list[Pair]:
+        """This process's equal slice of a batch that spans every process."""
+        per_process = len(batch) // self.size
+        return batch[self.rank * per_process : (self.rank + 1) * per_process]
+
     def optimiser_step(self) -> dict[str, float]:
         """Average gradients (unless FSDP did), clip, step; the logged gradient norm and lr."""
         if not self.sharded:
