@@ -30,7 +30,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from PIL import Image
 
-from indexer.collection import indexed_roots, resolved_model_id
+from indexer.collection import indexed_roots, outdated_files, outdated_notice, resolved_model_id
 from indexer.store import CollectionInfo, Hit, Match, Store, StoredPoint, StoreError
 from model.completion import strip_trailers
 from model.encoder import Encoded, Encoder
@@ -300,6 +300,10 @@ class SearchService:
     def indexed_roots(self) -> list[Path]:
         """Every folder the collection was indexed from (the only places files are served from)."""
         return indexed_roots(self.store, self.collection)
+
+    def outdated_notice(self) -> str | None:
+        """A warning when some indexed files were embedded under an older recipe, else None."""
+        return outdated_notice(outdated_files(self.store, self.collection))
 
     def ready_encoder(self) -> Encoder:
         """The loaded encoder, once it is known to match the collection's model."""

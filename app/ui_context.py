@@ -145,6 +145,7 @@ def readiness_problems(service: SearchService) -> list[str]:
         return []
     try:
         service.ready_encoder()
+        notice = service.outdated_notice()
     except (SearchError, StoreError) as error:
         return [str(error)]
-    return []
+    return [notice] if notice else []

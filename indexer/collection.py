@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from indexer.config import Mode
-from indexer.records import FAILED, FILE_RECORD, ITEM_RECORD, PENDING
+from indexer.records import FAILED, FILE_RECORD, ITEM_RECORD, OK, PENDING
 from indexer.store import CollectionInfo, FieldValue, Match, Store, StoreError
+from model.inputs import INDEXING_BUDGET, RECIPE_VERSION, VisionBudget, embedding_recipe
 
 SCHEMA_VERSION = 1  # the payload layout of records.py; bump with a migration or a re-embed
 DEFAULT_MODE: Mode = "both"
@@ -117,6 +118,51 @@ def indexed_roots(store: Store, collection: str) -> list[Path]:
     return [Path(root) for root in sorted(roots)]
 
 
+def stale_files(store: Store, collection: str, budget: VisionBudget = INDEXING_BUDGET) -> int:
+    """Files whose vectors were made under another embedding recipe than this code's.
+
+    Their vectors are not comparable with queries embedded now; the next `ume index` over their
+    folders embeds them again (`indexer.records.made_with`).
+    """
+    stale = 0
+    for kind in KINDS:
+        current = Match(
+            fields={"record": FILE_RECORD, "status": OK, "kind": kind},
+            not_fields={"recipe": embedding_recipe(kind, budget)},
+        )
+        stale += store.count(collection, current)
+    return stale
+
+
+def outdated_files(store: Store, collection: str) -> int:
+    """Files embedded under an older recipe version (prompt, extraction rules, query blank):
+    their vectors do not compare exactly with queries embedded now."""
+    outdated = Match(
+        fields={"record": FILE_RECORD, "status": OK}, not_fields={"recipe_version": RECIPE_VERSION}
+    )
+    return store.count(collection, outdated)
+
+
+def stale_notice(count: int) -> str | None:
+    """One line telling what to do about stale files, or None when there are none."""
+    if not count:
+        return None
+    return (
+        f"{count} files were embedded with an older recipe or other pixel limits than ume uses now: "
+        "run `ume index` over their folders to embed them again"
+    )
+
+
+def outdated_notice(count: int) -> str | None:
+    """One line for searches over files of an older recipe version, or None when there are none."""
+    if not count:
+        return None
+    return (
+        f"{count} indexed files were embedded with an older recipe and do not compare exactly with "
+        "this query: run `ume index` over their folders to embed them again"
+    )
+
+
 @dataclass
 class CollectionStatus:
     """What `ume status` shows: the model, item counts per kind, and files that failed."""
@@ -127,6 +173,7 @@ class CollectionStatus:
     files: int  # file records (indexed, failed or incomplete)
     kinds: dict[str, int]  # item points per kind
     incomplete: int  # files a killed run left half-written; the next run redoes them
+    stale: int  # files embedded under an older recipe; the next run re-embeds them
     failures: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
 
     def to_json(self) -> dict[str, Any]:
@@ -152,6 +199,7 @@ def describe(store: Store, collection: str) -> CollectionStatus:
         files=store.count(collection, Match(fields=files)),
         kinds={kind: store.count(collection, Match(fields={**items, "kind": kind})) for kind in KINDS},
         incomplete=store.count(collection, Match(fields={**files, "status": PENDING})),
+        stale=stale_files(store, collection),
         failures=[
             {"path": payload["path"], "reason": payload.get("reason") or "unknown"}
             for _, payload, _ in store.scroll(collection, failed)

@@ -15,9 +15,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from indexer.scan import ScannedFile
-from model.inputs import EmbedInput, image_input, pdf_inputs, video_inputs
+from model.inputs import (
+    INDEXING_BUDGET,
+    RECIPE_VERSION,
+    EmbedInput,
+    VisionBudget,
+    embedding_recipe,
+    image_input,
+    pdf_inputs,
+    video_inputs,
+)
 from model.media import MediaError
 
 GIB = 1024**3
@@ -32,21 +42,34 @@ class LoadFailure(Exception):
         self.reason = reason
 
 
+class FileSettings(NamedTuple):
+    """What shaped a file's vectors, as stored in its file record; a change re-embeds the file."""
+
+    cut: str  # how the file is cut into items (video segment length, PDF resolution)
+    recipe: str  # how each item is embedded (`model.inputs.embedding_recipe`)
+    version: int  # the recipe's version (prompt and extraction rules): what queries must match
+
+
+UNKNOWN_SETTINGS = FileSettings("", "", 0)  # a record written without settings (e.g. a failed scan)
+
+
 @dataclass(frozen=True)
 class LoadSettings:
-    """How files are cut into items; a change of these re-embeds the affected files."""
+    """How files are cut into items and prepared for the model."""
 
     segment_seconds: float
     pdf_dpi: int
     max_file_size: int
+    budget: VisionBudget = INDEXING_BUDGET
 
-    def for_kind(self, kind: str) -> str:
-        """The settings that shaped a file of this kind, as stored in its file record."""
+    def for_kind(self, kind: str) -> FileSettings:
+        """The settings that shape a file of this kind."""
+        cut = ""
         if kind == "video":
-            return f"segment_seconds={self.segment_seconds:g}"
-        if kind == "document":
-            return f"pdf_dpi={self.pdf_dpi}"
-        return ""
+            cut = f"segment_seconds={self.segment_seconds:g}"
+        elif kind == "document":
+            cut = f"pdf_dpi={self.pdf_dpi}"
+        return FileSettings(cut, embedding_recipe(kind, self.budget), RECIPE_VERSION)
 
 
 def check_size(file: ScannedFile, settings: LoadSettings) -> None:

@@ -32,14 +32,14 @@ from tqdm import tqdm
 
 from indexer.collection import MODE_VECTORS
 from indexer.config import IndexConfig
-from indexer.load import LoadFailure, LoadSettings, check_size, load_inputs
+from indexer.load import FileSettings, LoadFailure, LoadSettings, check_size, load_inputs
 from indexer.records import IndexedState, ItemPlace
 from indexer.scan import ScannedFile, fingerprint, walk
 from indexer.store import Store
 from indexer.summary import RunSummary, StageClock
 from indexer.writer import EncodedFile, FailedFile, ReusedFile, StoreWriter, WriteJob
 from model.encoder import Encoder, document_task, task_text
-from model.inputs import EmbedInput, PreparedInput
+from model.inputs import INDEXING_BUDGET, EmbedInput, PreparedInput, VisionBudget
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class LoadedFile:
 
     file: ScannedFile
     fingerprint: str
-    settings: str
+    settings: FileSettings
     places: list[ItemPlace]
     prepared: list[PreparedInput]
 
@@ -65,8 +65,9 @@ Loaded = LoadedFile | WriteJob
 class LazyEncoder:
     """The encoder, loaded on first use: a run with nothing new to embed never loads the model."""
 
-    def __init__(self, load: Callable[[], Encoder]) -> None:
+    def __init__(self, load: Callable[[], Encoder], budget: VisionBudget = INDEXING_BUDGET) -> None:
         self._load = load
+        self.budget = budget  # the pixel limits the encoder prepares under, known before it loads
         self._encoder: Encoder | None = None
         self._lock = threading.Lock()
 
@@ -154,7 +155,9 @@ class Pipeline:
     ) -> None:
         self.encoder, self.store, self.config = encoder, store, config
         self.state, self.owns = state, owns
-        self.settings = LoadSettings(config.segment_seconds, config.pdf_dpi, config.max_file_size)
+        self.settings = LoadSettings(
+            config.segment_seconds, config.pdf_dpi, config.max_file_size, encoder.budget
+        )
         if config.mode is None:
             raise ValueError("settle config.mode before building a pipeline")
         self.mode = config.mode
@@ -273,7 +276,9 @@ class Pipeline:
         except OSError as error:
             return FailedFile(file, digest, settings, f"cannot read file ({error.strerror or error})")
 
-    def _decoded(self, encoder: Encoder, file: ScannedFile, digest: str, settings: str) -> LoadedFile:
+    def _decoded(
+        self, encoder: Encoder, file: ScannedFile, digest: str, settings: FileSettings
+    ) -> LoadedFile:
         inputs = load_inputs(file, self.settings)
         prepared = [_prepare(encoder, item) for item in inputs]
         return LoadedFile(file, digest, settings, [_place(item) for item in inputs], prepared)

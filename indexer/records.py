@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
+from indexer.load import UNKNOWN_SETTINGS, FileSettings
 from indexer.scan import ScannedFile
 from indexer.store import Match, Point, Store, StoredPoint
 
@@ -83,11 +84,12 @@ def file_record(
     status: str,
     points: int = 0,
     reason: str | None = None,
-    settings: str = "",
+    settings: FileSettings = UNKNOWN_SETTINGS,
 ) -> Point:
     """The vector-less record of one file (see the module docstring for its statuses)."""
     payload = {"record": FILE_RECORD, **_file_fields(file, fingerprint, model_id)}
-    payload |= {"status": status, "reason": reason, "points": points, "settings": settings}
+    payload |= {"status": status, "reason": reason, "points": points}
+    payload |= {"settings": settings.cut, "recipe": settings.recipe, "recipe_version": settings.version}
     return Point(file_id(str(file.path)), payload)
 
 
@@ -118,6 +120,11 @@ def copied_points(
     return copies
 
 
+def made_with(record: dict[str, Any], settings: FileSettings) -> bool:
+    """The file record's vectors were made with these settings (records before recipes: never)."""
+    return record.get("settings", "") == settings.cut and record.get("recipe", "") == settings.recipe
+
+
 @dataclass
 class IndexedState:
     """The file records of a collection as they were when the run started."""
@@ -137,7 +144,7 @@ class IndexedState:
         if payload.get("status") == OK and payload.get("fingerprint"):
             self.by_fingerprint.setdefault(payload["fingerprint"], []).append(payload["path"])
 
-    def is_unchanged(self, file: ScannedFile, settings: str) -> bool:
+    def is_unchanged(self, file: ScannedFile, settings: FileSettings) -> bool:
         """Indexed successfully, and neither the file nor how it is cut up has changed since."""
         record = self.records.get(str(file.path))
         return (
@@ -145,16 +152,16 @@ class IndexedState:
             and record.get("status") == OK
             and record.get("size") == file.size
             and same_mtime(record.get("mtime"), file.mtime)
-            and record.get("settings", "") == settings
+            and made_with(record, settings)
         )
 
-    def reuse_source(self, file: ScannedFile, fingerprint: str, settings: str) -> dict[str, Any] | None:
+    def reuse_source(
+        self, file: ScannedFile, fingerprint: str, settings: FileSettings
+    ) -> dict[str, Any] | None:
         """The record of a stable file with this content, whose vectors `file` can take."""
         for path in self.by_fingerprint.get(fingerprint, []):
             record = self.records[path]
-            if record.get("settings", "") == settings and (
-                path == str(file.path) or _still_as_recorded(record)
-            ):
+            if made_with(record, settings) and (path == str(file.path) or _still_as_recorded(record)):
                 return record
         return None
 

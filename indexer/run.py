@@ -38,6 +38,7 @@ from indexer.shard import ShardSpec, open_store_waiting
 from indexer.store import CollectionInfo, Match, Store
 from indexer.summary import RunSummary
 from model.encoder import Encoder
+from model.inputs import INDEXING_BUDGET
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ class _Run:
     model_seconds: float = 0.0  # loading the model, when something needed it
 
     def __post_init__(self) -> None:
-        self.lazy_encoder = LazyEncoder(self._load_encoder)
+        budget = self.encoder.budget if self.encoder is not None else INDEXING_BUDGET
+        self.lazy_encoder = LazyEncoder(self._load_encoder, budget)
 
     def alone(self, store: Store) -> RunSummary:
         self.prepare(store)

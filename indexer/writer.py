@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from indexer import records
+from indexer.load import FileSettings
 from indexer.records import ItemPlace
 from indexer.scan import ScannedFile
 from indexer.store import Point, Store
@@ -45,7 +46,7 @@ class EncodedFile:
 
     file: ScannedFile
     fingerprint: str
-    settings: str
+    settings: FileSettings
     places: list[ItemPlace]
     vectors: dict[str, np.ndarray]  # vector name -> (items, hidden)
     reasoning: list[str | None]
@@ -58,7 +59,7 @@ class ReusedFile:
 
     file: ScannedFile
     fingerprint: str
-    settings: str
+    settings: FileSettings
     source: dict[str, Any]
 
 
@@ -66,7 +67,7 @@ class ReusedFile:
 class FailedFile:
     file: ScannedFile
     fingerprint: str | None
-    settings: str
+    settings: FileSettings
     reason: str
 
 

@@ -11,13 +11,14 @@ prompt length before batching, so padding is small and results do not depend on 
 items share a call.
 
 `max_new_tokens` defaults to 8192 like the authors' inference. Capping it (e.g. 512) bounds the
-cost of a runaway generation; a row that hits the cap gets its gen embedding from its last
-token without having written `<gen_emb>`, which the model never saw in training, so gen quality
-for those rows drops. Typical generations are ~400 tokens.
+cost of a runaway generation; a row that hits the cap (or ends) without writing `<gen_emb>` gets
+its gen embedding from its last generated step, as in the authors' evaluation; the model never
+saw that in training, so gen quality for those rows drops. Typical generations are ~400 tokens.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,15 @@ from model.generation import (
     disc_embeddings,
     generate_embeddings,
 )
-from model.inputs import EmbedInput, PreparedInput, VisionBudget, collate, prepare, text_input
+from model.inputs import (
+    INDEXING_BUDGET,
+    EmbedInput,
+    PreparedInput,
+    VisionBudget,
+    collate,
+    prepare,
+    text_input,
+)
 
 DEFAULT_MODEL = "zhibinlan/UME-R1-2B"
 Mode = Literal["disc", "gen", "both"]
@@ -98,7 +107,7 @@ class Encoder:
         self.model = model.eval()
         self.processor = processor
         self.model_id = model_id
-        self.budget = budget or VisionBudget()
+        self.budget = budget or INDEXING_BUDGET
         self.token_ids = lookup_token_ids(processor.tokenizer)
 
     @classmethod
@@ -131,6 +140,12 @@ class Encoder:
             raise ModelLoadError(_load_hint(name, error)) from error
         model = model.to(device)  # type: ignore[arg-type]  # transformers' typing of .to is too narrow
         return cls(model, processor, model_id=name, budget=budget)
+
+    def with_budget(self, budget: VisionBudget) -> Encoder:
+        """The same loaded model and processor, preparing inputs under other pixel limits."""
+        other = copy.copy(self)  # shallow: shares the weights, and any per-instance overrides
+        other.budget = budget
+        return other
 
     @property
     def device(self) -> torch.device:
@@ -175,13 +190,21 @@ class Encoder:
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        top_k: int = 0,
         seed: int | None = None,
         on_tokens: TokenCallback | None = None,
     ) -> Encoded:
         """Embed prepared inputs, batching by prompt length; results come back in input order."""
         if mode not in ("disc", "gen", "both"):
             raise ValueError(f"mode must be disc, gen or both, not {mode!r}")
-        sampling = Sampling(max_new_tokens, do_sample, temperature, top_p, seed)
+        sampling = Sampling(
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            seed=seed,
+        )
         order = sorted(range(len(prepared)), key=lambda i: prepared[i].length, reverse=True)
         result = _EmptyResult(len(prepared), self.hidden_size, mode)
         for start in range(0, len(order), max(batch_size, 1)):

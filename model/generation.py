@@ -9,9 +9,14 @@ Why a decode loop of our own instead of `generate(output_hidden_states=True)`:
 - the disc embedding comes from the same prefill that starts generation.
 
 Extraction rules (UME-R1 §1): disc = last-layer state AT the last `<disc_emb>` of the prompt;
-gen = last-layer state of the step whose input is `<gen_emb>`; when a row ends without one
-(`<|im_end|>` or the token cap), the state of its last completion token is used instead.
+gen = last-layer state of the step whose input is the last `<gen_emb>` generated. A row that ends
+without one (`<|im_end|>` or the token cap) takes the state of its last generated step, the one
+that produced its final token, as the authors' evaluation reads `generate`'s last hidden state.
 Both are L2-normalised float32.
+
+Inference stops a row once it has consumed `<gen_emb>` (only `<|im_end|>` follows). RL rollouts
+(`Sampling.stop_at_gen_emb=False`) run on to the first `<|im_end|>` as the authors' rollouts do,
+so that token is part of the completion the policy and KL terms score.
 """
 
 from __future__ import annotations
@@ -52,7 +57,10 @@ class Sampling:
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0  # sample among the k likeliest tokens; 0 = no limit
     seed: int | None = None
+    # Stop a row once it has consumed `<gen_emb>`; False runs on to `<|im_end|>` (RL rollouts).
+    stop_at_gen_emb: bool = True
     # Token ids never to emit. RL rollouts ban the vision placeholders: a sampled
     # `<|image_pad|>` would be taken for an image slot when the rollout is scored.
     banned_tokens: tuple[int, ...] = ()
@@ -153,7 +161,12 @@ def pick_next_tokens(
         logits[:, list(sampling.banned_tokens)] = float("-inf")
     if not sampling.do_sample:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / max(sampling.temperature, 1e-5), dim=-1)
+    logits = logits.float() / max(sampling.temperature, 1e-5)
+    if 0 < sampling.top_k < logits.shape[-1]:
+        # As transformers' top-k warper: everything below the k-th largest logit is dropped (ties kept).
+        kth = torch.topk(logits, sampling.top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
     if sampling.top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         keep = sorted_probs.cumsum(dim=-1) - sorted_probs < sampling.top_p
@@ -166,7 +179,9 @@ class _DecodeState:
     """Rows still in the cache, kept on the device so a step needs no host round trip.
 
     `rows` maps each cache row to its input index; `tokens` is each row's next input; rows that
-    have consumed their last token are dead until the next compaction removes them.
+    have consumed their last token are dead until the next compaction removes them. `captured`
+    holds the state read at the last `<gen_emb>` consumed (`has_gen`), and for a dead row without
+    one, the state of its last generated step; `previous` is each row's latest step state.
     """
 
     def __init__(
@@ -178,9 +193,9 @@ class _DecodeState:
         self.positions = next_positions  # (rows,) RoPE position of the next input
         self.lengths = torch.ones_like(first_tokens)  # tokens generated so far (the first is pending)
         self.alive = torch.ones_like(first_tokens, dtype=torch.bool)
-        self.captured = hidden.new_zeros(
-            first_tokens.shape[0], hidden.shape[-1]
-        )  # state read at the last token
+        self.captured = hidden.new_zeros(first_tokens.shape[0], hidden.shape[-1])  # (rows, hidden)
+        self.previous = hidden[:, -1]  # (rows, hidden): the prefill state that chose `first_tokens`
+        self.has_gen = torch.zeros_like(first_tokens, dtype=torch.bool)
         self.caches = list(cache.layers)
         self.bias = AttentionBias(attention_mask, reserve, hidden.dtype)
 
@@ -192,7 +207,7 @@ class _DecodeState:
         for layer in self.caches:
             layer.batch_select_indices(keep)
         self.bias.select(keep)
-        for name in ("rows", "tokens", "positions", "lengths", "alive", "captured"):
+        for name in ("rows", "tokens", "positions", "lengths", "alive", "captured", "previous", "has_gen"):
             setattr(self, name, getattr(self, name)[keep])
 
 
@@ -264,7 +279,7 @@ def _decode_loop(model, state, generated, lengths, gen, ids, sampling, generator
     text_model, step = model.model.language_model, 0
     while True:
         step += 1
-        closing = _closing(state, ids, sampling.max_new_tokens)
+        closing = _closing(state, ids, sampling)
         step_hidden = lean_decode_step(
             text_model, state.tokens, state.positions, state.caches, state.bias.step()
         )
@@ -294,7 +309,7 @@ def _graph_decode_loop(model, state, generated, lengths, gen, ids, sampling, att
     step = GraphStep(model, state.caches, state.tokens, state.positions, bias, write_at, capture)
     while True:
         for _ in range(CHECK_EVERY):
-            closing = _closing(state, ids, cap)
+            closing = _closing(state, ids, sampling)
             step_hidden, next_tokens = step.run(state.tokens)
             _advance(state, closing, step_hidden, next_tokens, generated, lengths, ids, cap)
             write_at += 1
@@ -317,15 +332,23 @@ def _graph_decode_loop(model, state, generated, lengths, gen, ids, sampling, att
     gen[state.rows[dead]] = state.captured[dead]
 
 
-def _closing(state: _DecodeState, ids: TokenIds, cap: int) -> torch.Tensor:
-    """Rows whose pending token is their last: `<gen_emb>`, `<|im_end|>`, or the cap reached."""
-    terminal = (state.tokens == ids.gen_emb) | (state.tokens == ids.eos)
-    return state.alive & (terminal | (state.lengths >= cap))
+def _closing(state: _DecodeState, ids: TokenIds, sampling: Sampling) -> torch.Tensor:
+    """Rows whose pending token is their last: `<|im_end|>`, the cap, or `<gen_emb>` when it stops."""
+    terminal = state.tokens == ids.eos
+    if sampling.stop_at_gen_emb:
+        terminal = terminal | (state.tokens == ids.gen_emb)
+    return state.alive & (terminal | (state.lengths >= sampling.max_new_tokens))
 
 
 def _advance(state, closing, step_hidden, next_tokens, generated, lengths, ids, cap) -> None:
-    """Keep the states of rows that just closed; append the next token of rows still running."""
-    state.captured = torch.where(closing.unsqueeze(-1), step_hidden, state.captured)
+    """Read gen where `<gen_emb>` was the input, settle rows that closed, append next tokens."""
+    consumed = state.alive & (state.tokens == ids.gen_emb)
+    state.captured = torch.where(consumed.unsqueeze(-1), step_hidden, state.captured)
+    state.has_gen = state.has_gen | consumed
+    # No `<gen_emb>`: the last generated step is the one that produced this closing token.
+    fallback = (closing & ~state.has_gen).unsqueeze(-1)
+    state.captured = torch.where(fallback, state.previous, state.captured)
+    state.previous = step_hidden
     state.alive = state.alive & ~closing
     state.tokens = torch.where(state.alive, next_tokens, ids.pad)
     # Dead rows write into the spare last column, so the write needs no host-side filter.
@@ -346,7 +369,7 @@ def teacher_forced_gen_embeddings(
     """Gen embeddings from one forward over prompt + completion (no generation).
 
     The reference the decode loop must agree with, and what training uses: the state at the
-    last `<gen_emb>` of the completion, else at the completion's last token.
+    last `<gen_emb>` of the completion, else where its final token was predicted.
     """
     full = append_completions(batch, completions, ids.pad)
     hidden = run_prefill(model, full, use_cache=False).last_hidden_state
@@ -379,11 +402,15 @@ def append_completions(
 
 
 def gen_positions(full: dict[str, torch.Tensor], completions: list[list[int]], ids: TokenIds) -> torch.Tensor:
-    """Where to read gen in a prompt+completion batch: the completion's last `<gen_emb>`, else its end."""
+    """Where to read gen in a prompt+completion batch (completions right-aligned).
+
+    The completion's last `<gen_emb>`; without one, the position that predicted its final token
+    (the one before it, the prompt's last for a one-token completion), as the decode loop reads.
+    """
     width = full["input_ids"].shape[1]
     positions = []
     for completion in completions:
         marks = [i for i, token in enumerate(completion) if token == ids.gen_emb]
-        offset = marks[-1] if marks else len(completion) - 1
+        offset = marks[-1] if marks else len(completion) - 2
         positions.append(width - len(completion) + offset)
     return torch.tensor(positions)

@@ -21,14 +21,57 @@ from model.prompts import blank_image, render_prompt
 Kind = Literal["text", "image", "video", "document"]
 
 
+# qwen-vl-utils' `fetch_image` floor. The authors' evaluation and RL pass every image (and every
+# video frame) through it before the processor, so nothing is seen smaller than 56x56: the 28-px
+# blank of a text-only input becomes 4 vision tokens (grid 1x4x4), not 1.
+FETCH_IMAGE_MIN_PIXELS = 4 * 28 * 28
+# The largest image of the authors' pipeline at every stage (the processor's `longest_edge`).
+RELEASED_MAX_PIXELS = 1536 * 1536
+
+
 @dataclass(frozen=True)
 class VisionBudget:
-    """Pixel limits handed to the Qwen2-VL processors (the model's dynamic resolution)."""
+    """Pixel limits handed to the Qwen2-VL processors (the model's dynamic resolution).
 
-    image_min_pixels: int = 28 * 28
-    image_max_pixels: int = 1536 * 1536
-    video_min_pixels: int = 4 * 28 * 28  # per frame, as the model card's video example
-    video_max_pixels: int = 256 * 28 * 28
+    Each stage uses what the released weights saw there, never what a checkpoint's own processor
+    file says: the defaults are the authors' evaluation (search queries, `ume eval`, RL);
+    `INDEXING_BUDGET` and `SFT_BUDGET` are the other two.
+    """
+
+    image_min_pixels: int = FETCH_IMAGE_MIN_PIXELS
+    image_max_pixels: int = RELEASED_MAX_PIXELS
+    # Evaluation and RL send frame lists through `fetch_image` too: image limits per frame.
+    video_min_pixels: int = FETCH_IMAGE_MIN_PIXELS
+    video_max_pixels: int = RELEASED_MAX_PIXELS
+
+
+EVALUATION_BUDGET = VisionBudget()
+# Indexing caps video frames at the model card's 256*28*28 px (a 1080p frame would otherwise give
+# ~2,700 vision tokens per frame pair); images and the text-only blank stay as in evaluation.
+INDEXING_BUDGET = VisionBudget(video_max_pixels=256 * 28 * 28)
+# The authors' SFT: the processor's own resize with min 768 px (so the 28-px blank stays one
+# token) and tiny video frames (4..32 * 28 * 28 px).
+SFT_BUDGET = VisionBudget(image_min_pixels=768, video_max_pixels=32 * 28 * 28)
+
+# Bump when the prompt text, the task templates or the way an embedding is read out change:
+# vectors made under another recipe are not comparable with new ones. 1: the first release;
+# 2: the 56-px blank, gen read at the last generated step when no `<gen_emb>` was written.
+RECIPE_VERSION = 2
+
+
+def embedding_recipe(kind: str, budget: VisionBudget) -> str:
+    """What shapes an item's vectors besides the model and the file, as a short stable text.
+
+    Indexes store it per file; when it differs from the running code's, the file is embedded
+    again (and counted as stale until then).
+    """
+    if kind == "video":
+        limits = (
+            f"frames={media.FRAMES_PER_SEGMENT};video_px={budget.video_min_pixels}..{budget.video_max_pixels}"
+        )
+    else:
+        limits = f"image_px={budget.image_min_pixels}..{budget.image_max_pixels}"
+    return f"recipe={RECIPE_VERSION};{limits}"
 
 
 @dataclass

@@ -54,7 +54,11 @@ BLANK_IMAGE_SIZE = 28
 
 
 def blank_image() -> Image.Image:
-    """The 28x28 white image that text-only inputs carry, as in the authors' evaluation."""
+    """The 28x28 white image that text-only inputs carry, as in the authors' code.
+
+    Its size in vision tokens is set by the pixel budget it is prepared under (`model.inputs`):
+    56x56 = 4 tokens at inference, evaluation and RL; 28x28 = 1 token in SFT.
+    """
     return Image.new("RGB", (BLANK_IMAGE_SIZE, BLANK_IMAGE_SIZE), (255, 255, 255))
 
 

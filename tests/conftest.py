@@ -81,6 +81,20 @@ def taught_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     return out
 
 
+@pytest.fixture(scope="module")
+def encoder(tiny_model_dir: Path):  # -> model.encoder.Encoder; modules may define their own
+    from model.encoder import Encoder
+
+    return Encoder.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def taught(taught_model_dir: Path):  # -> model.encoder.Encoder
+    from model.encoder import Encoder
+
+    return Encoder.from_pretrained(taught_model_dir)
+
+
 @pytest.fixture()
 def one_thread() -> Iterator[None]:
     """Tiny models train several times faster on one thread than on contended ones."""

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 
 from indexer.collection import collection_info, resolved_model_id
+from indexer.load import LoadSettings
 from indexer.records import OK, ItemPlace, file_record, item_point
 from indexer.scan import fingerprint, walk
 from indexer.store import Store, open_store
 from model.encoder import Encoder
 from model.inputs import EmbedInput, VisionBudget, inputs_from_path
+from model.media import DEFAULT_PDF_DPI
 
 COLLECTION = "media"
 MAX_NEW_TOKENS = 8
@@ -79,7 +81,7 @@ def fill_store(store: Store, encoder: Encoder, root: Path, collection: str = COL
     items = [item for _, file_items in files for item in file_items]
     encoded = encoder.encode_document(items, mode="both", max_new_tokens=MAX_NEW_TOKENS, batch_size=32)
     assert encoded.disc is not None and encoded.gen is not None
-    row = 0
+    settings, row = LoadSettings(SEGMENT_SECONDS, DEFAULT_PDF_DPI, 2**40, encoder.budget), 0
     for file, file_items in files:
         digest = fingerprint(file.path)
         text = (reasoning_for(file.path), summary_for(file.path))
@@ -88,7 +90,8 @@ def fill_store(store: Store, encoder: Encoder, root: Path, collection: str = COL
             vectors = {"disc": encoded.disc[row], "gen": encoded.gen[row]}
             points.append(item_point(file, digest, model_id, place_of(item, segment), text, vectors))
             row += 1
-        store.upsert(collection, [*points, file_record(file, digest, model_id, OK, points=len(points))])
+        record = file_record(file, digest, model_id, OK, len(points), settings=settings.for_kind(file.kind))
+        store.upsert(collection, [*points, record])
     return row
 
 

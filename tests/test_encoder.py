@@ -30,16 +30,6 @@ SPEC_INSTRUCTION = (
 )
 
 
-@pytest.fixture(scope="module")
-def encoder(tiny_model_dir: Path) -> Encoder:
-    return Encoder.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def taught(taught_model_dir: Path) -> Encoder:
-    return Encoder.from_pretrained(taught_model_dir)
-
-
 def last_hidden(encoder: Encoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Plain HF forward, all hidden states returned: the reference our shortcuts must match."""
     with torch.no_grad():
@@ -171,12 +161,6 @@ def test_every_input_kind_embeds(encoder: Encoder, examples_dir: Path) -> None:
         assert vectors is not None and vectors.shape == (4, encoder.hidden_size)
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert len({tuple(np.round(v, 4)) for v in encoded.disc}) == 4  # different inputs, different vectors
-
-
-def test_text_only_inputs_carry_the_28px_white_image(encoder: Encoder) -> None:
-    prepared = encoder.prepare(text_input("just words"), "Represent the given text: just words")
-    assert prepared.image_grid_thw is not None
-    assert prepared.image_grid_thw.tolist() == [[1, 2, 2]]  # 28x28 px = 2x2 patches of 14 px
 
 
 def test_missing_and_corrupt_files_give_one_line_errors(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from app.cli import main
 from indexer.shard import shard_of
-from indexer.store import Match, open_store
+from indexer.store import Match, Point, open_store
 from indexer.writer import KILL_AFTER_ENV
 from tests.test_indexer import BROKEN, GOOD_FILES, ITEMS, KINDS, PDF, VIDEO, make_library
 
@@ -152,3 +152,32 @@ def test_two_worker_processes_share_one_server_collection(tiny_model_dir, tmp_pa
         1,
         ITEMS - 3,
     )
+
+
+def test_files_embedded_under_an_older_recipe_are_flagged_then_embedded_again(
+    library, tiny_model_dir, tmp_path, capsys
+) -> None:
+    shutil.rmtree(library / "broken")
+    data = ["--data-dir", str(tmp_path / "index")]
+    assert main(index_args(library, tiny_model_dir, *data)) == 0
+    capsys.readouterr()
+    with open_store(tmp_path / "index") as store:  # what an index from before recipes holds
+        records = store.scroll("media", Match(fields={"record": "file"}))
+        store.upsert(
+            "media",
+            [Point(i, {k: v for k, v in p.items() if not k.startswith("recipe")}) for i, p, _ in records],
+        )
+
+    assert main(["status", *data, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stale"] == GOOD_FILES
+    assert main(["status", *data]) == 0
+    assert f"{GOOD_FILES} files were embedded with an older recipe" in capsys.readouterr().out
+    assert main(["search", "a photo", *data, "--model", str(tiny_model_dir), "--top-k", "2"]) == 0
+    assert "ume: warning: " in capsys.readouterr().err
+
+    code, summary = run_json(capsys, index_args(library, tiny_model_dir, *data))
+    assert code == 0 and (summary["indexed"], summary["unchanged"]) == (GOOD_FILES, 0)
+    assert main(["status", *data, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stale"] == 0
+    assert main(["search", "a photo", *data, "--model", str(tiny_model_dir), "--top-k", "2"]) == 0
+    assert "warning" not in capsys.readouterr().err

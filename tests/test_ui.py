@@ -33,12 +33,13 @@ from app.ui_context import TEST_MODEL_NOTICE, AppContext, IndexingPolicy, make_c
 from app.ui_index import IndexHandlers
 from app.ui_layout import deep_link
 from app.ui_search import SearchHandlers
-from indexer.store import open_store
+from indexer.store import Match, Point, open_store
 from model.encoder import Encoder
 from tests.fixture_index import (
     COLLECTION,
     MAX_NEW_TOKENS,
     FixtureIndex,
+    fill_store,
     load_encoder,
     reasoning_for,
     shared_index,
@@ -434,3 +435,18 @@ def test_demo_gives_up_on_an_unreachable_hub_at_once(
     assert is_test_model and encoder.hidden_size == 128
     said = capsys.readouterr().err
     assert "offline: the model hub cannot be reached" in said
+
+
+def test_banner_says_when_indexed_files_were_embedded_under_an_older_recipe(
+    index: FixtureIndex, examples_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "media"
+    root.mkdir()
+    shutil.copy(examples_dir / CAT, root / "cat.jpg")
+    with open_store(data_dir=tmp_path / "data") as store:
+        fill_store(store, load_encoder(index.model_dir), root)
+        ctx = make_context(store, COLLECTION, load_encoder(index.model_dir))
+        assert "older recipe" not in ctx.banner_html()
+        ((point_id, payload, _),) = store.scroll(COLLECTION, Match(fields={"record": "file"}))
+        store.upsert(COLLECTION, [Point(point_id, payload | {"recipe_version": 1})])
+        assert "1 indexed files were embedded with an older recipe" in ctx.banner_html()

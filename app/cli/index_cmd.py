@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.cli import UserError
 from app.cli.common import add_store_options, store_from_args
-from indexer.collection import CollectionStatus, describe
+from indexer.collection import CollectionStatus, describe, stale_notice
 from indexer.config import (
     ConfigError,
     IndexConfig,
@@ -93,6 +93,9 @@ def format_status(status: CollectionStatus) -> str:
     ]
     if status.incomplete:
         lines.append(f"{status.incomplete} files left incomplete by an interrupted run: run ume index again")
+    notice = stale_notice(status.stale)
+    if notice:
+        lines.append(notice)
     lines.append(f"{len(status.failures)} files failed" + (":" if status.failures else ""))
     lines += [f"  {failure['path']}: {failure['reason']}" for failure in status.failures]
     return "\n".join(lines)

@@ -192,6 +192,9 @@ def search_once(args: argparse.Namespace) -> SearchResult:
         )
         if echo is not None:
             echo.end()
+        notice = service.outdated_notice()
+        if notice:
+            print(f"ume: warning: {notice}", file=sys.stderr)
         return result
 
 

@@ -2,8 +2,8 @@
 
 Layout: one folder per (task, side, mode), e.g. `<out>/cache/ImageNet-1K/query/gen/`, holding
 numbered chunks: `chunk-000000.npy` (n, H) float32 and `chunk-000000.json` (the n keys, in row
-order). A key is a hash of everything that decides the vector: model, dtype, vision budget, the
-exact task text and media paths, and for gen the token cap.
+order). A key is a hash of everything that decides the vector: model, dtype, vision budget,
+recipe version, the exact task text and media paths, and for gen the token cap.
 
 Design decisions:
 - A chunk is written as soon as its batch is encoded, each file through a temporary name and an
@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from model.encoder import Encoder, Mode
-from model.inputs import EmbedInput, PreparedInput
+from model.inputs import RECIPE_VERSION, EmbedInput, PreparedInput
 
 VectorMode = Literal["disc", "gen"]
 MODES_OF: dict[Mode, tuple[VectorMode, ...]] = {
@@ -120,7 +120,8 @@ def _write_atomic(path: Path, write: Callable[[Any], object]) -> None:
 
 def item_keys(encoder: Encoder, item: EvalItem, settings: EncodeSettings) -> dict[VectorMode, str]:
     """The cache key of each vector of `item` under this encoder and these settings."""
-    model = [encoder.model_id, str(encoder.model.dtype), asdict(encoder.budget)]
+    # The recipe version covers prompt and extraction rules: vectors of an older one are not reused.
+    model = [encoder.model_id, str(encoder.model.dtype), asdict(encoder.budget), RECIPE_VERSION]
     base = [*model, item.task_text, *item.identity]
     return {
         "disc": _digest([*base, "disc"]),

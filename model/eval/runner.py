@@ -87,7 +87,7 @@ from model.eval.published import (
     task_catalogue,
     task_spec,
 )
-from model.inputs import EmbedInput, Kind
+from model.inputs import EVALUATION_BUDGET, EmbedInput, Kind
 
 logger = logging.getLogger(__name__)
 
@@ -342,6 +342,8 @@ def run_mmeb(config: MmebConfig, encoder: Encoder, say: Say = print) -> MmebRun:
     if config.batch_size < 1 or config.max_new_tokens < 1 or config.shortlist < 1:
         raise EvalDataError("--batch-size, --max-new-tokens and --shortlist must be at least 1")
     specs = select_tasks(config.data_root, config.tasks)
+    # The released weights were evaluated with the authors' pixel limits, not the indexing ones.
+    encoder = encoder.with_budget(EVALUATION_BUDGET)
     results: list[TaskResult] = []
     run = write_reports(config, encoder.model_id, results)
     for spec in specs:

@@ -16,6 +16,7 @@ import torch
 from model.generation import TokenIds, append_completions, gen_positions, last_token_positions
 from model.inputs import EmbedInput, VisionBudget, collate, prepare
 from model.media import MediaError, load_image
+from model.prompts import blank_image
 from model.train.data import Pair, Side, Skipped
 
 IGNORE = -100  # label value the LM loss skips
@@ -44,21 +45,34 @@ class SideBatch:
         )
 
 
-def load_side(side: Side) -> EmbedInput:
-    """The side's media as an input (raises `MediaError` for an unreadable file)."""
+def load_side(side: Side, blank_video: bool = False) -> EmbedInput:
+    """The side's media as an input (raises `MediaError` for an unreadable file).
+
+    A text-only side carries the blank image; with `blank_video` it carries it as a one-frame
+    video instead (what the authors' RL gives a text side whose partner is a video).
+    """
     if side.video:
         return EmbedInput(video_frames=[load_image(frame) for frame in side.video], kind="video")
     if side.image is not None:
         return EmbedInput(image=load_image(side.image), kind="image")
+    if blank_video:
+        return EmbedInput(video_frames=[blank_image()], kind="text")
     return EmbedInput(kind="text")
 
 
-def load_pairs_media(pairs: list[Pair], skipped: Skipped) -> list[tuple[EmbedInput, EmbedInput, Pair]]:
-    """Pairs whose media all load; the others are counted and left out of the batch."""
+def load_pairs_media(
+    pairs: list[Pair], skipped: Skipped, blank_like_partner: bool = False
+) -> list[tuple[EmbedInput, EmbedInput, Pair]]:
+    """Pairs whose media all load; the others are counted and left out of the batch.
+
+    `blank_like_partner` (RL): a text-only side opposite a video gets a blank one-frame video.
+    """
     loaded = []
     for pair in pairs:
         try:
-            loaded.append((load_side(pair.query), load_side(pair.target), pair))
+            query = load_side(pair.query, blank_like_partner and bool(pair.target.video))
+            target = load_side(pair.target, blank_like_partner and bool(pair.query.video))
+            loaded.append((query, target, pair))
         except MediaError:
             skipped.add("unreadable media file")
     return loaded

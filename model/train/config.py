@@ -14,6 +14,8 @@ from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from model.inputs import EVALUATION_BUDGET, SFT_BUDGET, VisionBudget
+
 ConfigT = TypeVar("ConfigT", bound="TrainConfig")
 
 
@@ -48,11 +50,20 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(default=0.03, ge=0, le=1, description="share of steps with linear warmup")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(default=1.0, gt=0, description="clip the global gradient norm to this")
+    # Pixel limits default to what the authors' code used at each stage (model.inputs budgets).
+    image_min_pixels: int = Field(
+        default=SFT_BUDGET.image_min_pixels, ge=1, description="smallest image size given to the processor"
+    )
     image_max_pixels: int = Field(
-        default=1536 * 1536, description="largest image size given to the processor"
+        default=SFT_BUDGET.image_max_pixels, ge=1, description="largest image size given to the processor"
+    )
+    video_min_pixels: int = Field(
+        default=SFT_BUDGET.video_min_pixels, ge=1, description="smallest video frame size"
     )
     video_max_pixels: int = Field(
-        default=32 * 28 * 28, description="largest video frame size (SFT used tiny frames)"
+        default=SFT_BUDGET.video_max_pixels,
+        ge=1,
+        description="largest video frame size (SFT used tiny frames)",
     )
     freeze_vision: bool = Field(
         default=True, description="keep the vision tower frozen (merger still trains)"
@@ -73,6 +84,13 @@ class TrainConfig(BaseModel):
     save_every: int = Field(default=500, ge=1, description="steps between checkpoints")
     tensorboard: bool = Field(default=False, description="also log to TensorBoard (if it is installed)")
     resume: bool = Field(default=True, description="continue from the newest checkpoint in output_dir")
+
+    @property
+    def budget(self) -> VisionBudget:
+        """The pixel limits inputs are prepared under."""
+        return VisionBudget(
+            self.image_min_pixels, self.image_max_pixels, self.video_min_pixels, self.video_max_pixels
+        )
 
     def with_overrides(self, overrides: dict[str, Any]) -> Self:
         """A copy with `overrides` applied and validated (flags win over the file)."""
@@ -111,6 +129,21 @@ class RLConfig(TrainConfig):
     )
     group_size: int = Field(default=8, ge=2, description="G: rollouts per query and per target")
     sampling_temperature: float = Field(default=1.0, gt=0, description="rollout sampling temperature")
+    sampling_top_k: int = Field(
+        default=50,
+        ge=0,
+        description="sample among the k likeliest tokens (the authors' rollouts keep transformers' "
+        "default 50); 0 = the whole vocabulary",
+    )
+    # RL rollouts go through qwen-vl-utils' fetch_image first: the evaluation's limits, frames included.
+    image_min_pixels: int = Field(
+        default=EVALUATION_BUDGET.image_min_pixels,
+        ge=1,
+        description="smallest image size given to the processor",
+    )
+    video_max_pixels: int = Field(
+        default=EVALUATION_BUDGET.video_max_pixels, ge=1, description="largest video frame size"
+    )
     max_new_tokens: int = Field(
         default=2048, ge=1, description="rollout length cap; also the loss's constant normaliser"
     )

@@ -154,6 +154,21 @@ def vision_placeholders(config: Any) -> tuple[int, ...]:
     return tuple(int(i) for i in (config.image_token_id, config.video_token_id) if i is not None)
 
 
+def rollout_sampling(config: RLConfig, model_config: Any, seed: int) -> Sampling:
+    """How rollouts are sampled: as the authors' `GenerationConfig(do_sample=True, temperature=1)`,
+    which keeps transformers' default top-k of 50 and runs on past `<gen_emb>` to `<|im_end|>`
+    (so that token is in the policy and KL terms)."""
+    return Sampling(
+        max_new_tokens=config.max_new_tokens,
+        do_sample=True,
+        temperature=config.sampling_temperature,
+        top_k=config.sampling_top_k,
+        seed=seed,
+        banned_tokens=vision_placeholders(model_config),
+        stop_at_gen_emb=False,
+    )
+
+
 def load_reference(name: str, device: torch.device) -> Any:
     """The frozen start model the KL term pulls towards."""
     reference = load_for_training(name, device).model.eval()
@@ -196,7 +211,7 @@ class RLRun(Trainer):
 
     def prompts(self, pairs: list[Pair]) -> tuple[list[PreparedInput], list[PreparedInput]]:
         """Query and target prompts of the pairs whose media load, as many on every process."""
-        loaded = load_pairs_media(pairs, self.skipped)
+        loaded = load_pairs_media(pairs, self.skipped, blank_like_partner=True)
         loaded = loaded[: min_over_processes(len(loaded))]
         processor = self.loaded.processor
         queries = [prepare(processor, query, pair.query.task, self.budget) for query, _, pair in loaded]
@@ -205,13 +220,7 @@ class RLRun(Trainer):
 
     def rollouts(self, prompts: list[PreparedInput], seed: int) -> Rollouts:
         config, model = self.config, self.loaded.model
-        sampling = Sampling(
-            max_new_tokens=config.max_new_tokens,
-            do_sample=True,
-            temperature=config.sampling_temperature,
-            seed=seed,
-            banned_tokens=vision_placeholders(model.config),
-        )
+        sampling = rollout_sampling(config, model.config, seed)
         model.eval()
         try:
             with self.autocast(), merged_adapters(self.adapters):

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from model.inputs import VisionBudget
 from model.train.checkpoint import TrainerState, latest_checkpoint, load_state, save_checkpoint
 from model.train.config import ConfigError, TrainConfig
 from model.train.data import DataPosition, Pair, Skipped, batch_stream
@@ -64,9 +63,7 @@ class Trainer(ABC):
         if state is not None:
             self._restore(state)
             log.info("resuming from %s at step %d", resume_from, self.step)
-        self.budget = VisionBudget(
-            image_max_pixels=config.image_max_pixels, video_max_pixels=config.video_max_pixels
-        )
+        self.budget = config.budget
         self.bf16 = use_bf16(config, self.device)
         resumed = state is not None
         self.metrics = MetricsLog(config.output_dir, config.tensorboard, resumed) if self.rank == 0 else None
