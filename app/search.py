@@ -30,8 +30,16 @@ from typing import Any, Literal, get_args
 import numpy as np
 from PIL import Image
 
-from indexer.collection import indexed_roots, outdated_files, outdated_notice, resolved_model_id
-from indexer.store import CollectionInfo, Hit, Match, Store, StoredPoint, StoreError
+from indexer.catalog import schema
+from indexer.catalog.collection import (
+    indexed_roots,
+    open_collection,
+    outdated_files,
+    outdated_notice,
+    resolved_model_id,
+)
+from indexer.catalog.schema import ITEM_KINDS, ItemRecord
+from indexer.catalog.store import CollectionInfo, Hit, Match, Store, StoredPoint, StoreError
 from model.completion import strip_trailers
 from model.encoder import Encoded, Encoder
 from model.inputs import EmbedInput, image_input
@@ -39,11 +47,9 @@ from model.media import load_image, read_video_segments
 
 SearchMode = Literal["fast", "reasoning", "rerank"]
 SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
-ItemKind = Literal["image", "video", "document"]
-ITEM_KINDS: tuple[ItemKind, ...] = get_args(ItemKind)
 
-# The named vectors each mode reads from the index.
-MODE_VECTORS: dict[SearchMode, tuple[str, ...]] = {
+# The named vectors each search mode reads from the index.
+SEARCH_VECTORS: dict[SearchMode, tuple[str, ...]] = {
     "fast": ("disc",),
     "reasoning": ("gen",),
     "rerank": ("disc", "gen"),
@@ -132,16 +138,17 @@ def clock(seconds: float) -> str:
 
 
 def item_from_payload(point_id: str, payload: dict[str, Any]) -> IndexedItem:
+    record = ItemRecord.from_payload(payload)
     return IndexedItem(
         id=point_id,
-        path=str(payload.get("path", "")),
-        kind=str(payload.get("kind", "")),
-        page=payload.get("page"),
-        start=payload.get("start"),
-        end=payload.get("end"),
-        summary=payload.get("summary"),
-        reasoning=payload.get("reasoning"),
-        root=payload.get("root"),
+        path=record.facts.path,
+        kind=record.facts.kind,
+        page=record.place.page,
+        start=record.place.start,
+        end=record.place.end,
+        summary=record.summary,
+        reasoning=record.reasoning,
+        root=record.facts.root or None,
     )
 
 
@@ -157,14 +164,9 @@ def folder_key(folder: str | Path) -> str:
 
 def item_filter(kind: str | None = None, folder: str | Path | None = None) -> Match:
     """Stored items (not file records), optionally of one kind and under one folder."""
-    fields: dict[str, Any] = {"record": "item"}
-    if kind:
-        if kind not in ITEM_KINDS:
-            raise SearchError(f"unknown kind {kind!r}: use one of {', '.join(ITEM_KINDS)}")
-        fields["kind"] = kind
-    if folder:
-        fields["folders"] = folder_key(folder)
-    return Match(fields=fields)
+    if kind and kind not in ITEM_KINDS:
+        raise SearchError(f"unknown kind {kind!r}: use one of {', '.join(ITEM_KINDS)}")
+    return schema.items(kind=kind or None, folder=folder_key(folder) if folder else None)
 
 
 def query_input(
@@ -203,7 +205,7 @@ class SearchService:
         self._generation = threading.Lock()
 
     def collection_info(self) -> CollectionInfo:
-        info = self.store.collection_info(self.collection)
+        info = open_collection(self.store, self.collection)
         if info is None:
             raise StoreError(f"no collection {self.collection!r}: index some folders first")
         return info
@@ -215,7 +217,7 @@ class SearchService:
         except StoreError as error:
             return dict.fromkeys(SEARCH_MODES, str(error))
         reasons: dict[SearchMode, str | None] = {}
-        for mode, needed in MODE_VECTORS.items():
+        for mode, needed in SEARCH_VECTORS.items():
             missing = [name for name in needed if name not in info.vectors]
             reasons[mode] = (
                 f"{mode} mode needs {' and '.join(missing)} vectors, which this index lacks: "
@@ -270,7 +272,7 @@ class SearchService:
     def item(self, item_id: str) -> IndexedItem | None:
         """One stored item by id, or None when the id names nothing (or a file record)."""
         found = self.store.retrieve(self.collection, [item_id])
-        if not found or found[0][1].get("record") != "item":
+        if not found or not schema.is_item(found[0][1]):
             return None
         return item_from_payload(found[0][0], found[0][1])
 
@@ -294,8 +296,7 @@ class SearchService:
 
     def is_indexed(self, path: str) -> bool:
         """Whether `path` (as the indexer recorded it) holds stored items."""
-        match = Match(fields={"record": "item", "path": path})
-        return self.store.count(self.collection, match) > 0
+        return self.store.count(self.collection, schema.items(paths=path)) > 0
 
     def indexed_roots(self) -> list[Path]:
         """Every folder the collection was indexed from (the only places files are served from)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from app.files import ServedFiles
 from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS, DEFAULT_SHORTLIST, SearchError, SearchService
-from indexer.store import Match, Store, StoreError
+from indexer.catalog.store import Match, Store, StoreError
 from model.encoder import Encoder
 
 log = logging.getLogger(__name__)

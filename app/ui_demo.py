@@ -17,8 +17,8 @@ import torch
 from app.cli import UserError
 from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS
 from app.ui_context import AppContext, make_context
+from indexer.catalog.open import default_data_dir, open_store
 from indexer.config import DEFAULT_COLLECTION, IndexConfig
-from indexer.store import default_data_dir, open_store
 from indexer.summary import RunSummary
 from model.encoder import Encoder
 

@@ -17,9 +17,9 @@ import gradio as gr
 from pydantic import ValidationError
 
 from app.ui_context import AppContext
-from indexer.collection import CollectionMismatch
+from indexer.catalog.collection import CollectionMismatch
+from indexer.catalog.store import StoreError
 from indexer.config import ConfigError, IndexConfig, validation_message
-from indexer.store import StoreError
 from indexer.summary import RunSummary
 
 FAILURE_HEADERS = ["file", "reason"]

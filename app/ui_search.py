@@ -25,7 +25,7 @@ from app.search import SearchError, SearchHit, SearchResult, SearchService
 from app.ui_context import AppContext
 from app.ui_detail import Detail, empty_detail, item_detail
 from app.ui_media import tile
-from indexer.store import StoreError
+from indexer.catalog.store import StoreError
 from model.encoder import ModelLoadError
 from model.media import MediaError
 

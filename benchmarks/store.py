@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.store import CollectionInfo, Match, Point, Store, open_store
+from indexer.catalog.open import open_store
+from indexer.catalog.store import CollectionInfo, Match, Point, Store
 
 KINDS = ("image", "pdf_page", "video_segment")
 FOLDERS = tuple(f"/data/folder{i}" for i in range(10))

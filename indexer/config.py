@@ -11,15 +11,14 @@ import argparse
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from indexer.store import DATA_DIR_ENV, check_collection_name
-from model.encoder import DEFAULT_MODEL
+from indexer.catalog.open import DATA_DIR_ENV
+from indexer.catalog.store import check_collection_name
+from model.encoder import DEFAULT_MODEL, Mode
 from model.media import DEFAULT_PDF_DPI
-
-Mode = Literal["disc", "gen", "both"]
 
 QDRANT_URL_ENV = "UME_QDRANT_URL"
 MODEL_ENV = "UME_MODEL"

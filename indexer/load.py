@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import NamedTuple
 
+from indexer.catalog.schema import FileSettings
 from indexer.scan import ScannedFile
 from model.inputs import (
     INDEXING_BUDGET,
@@ -40,17 +40,6 @@ class LoadFailure(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class FileSettings(NamedTuple):
-    """What shaped a file's vectors, as stored in its file record; a change re-embeds the file."""
-
-    cut: str  # how the file is cut into items (video segment length, PDF resolution)
-    recipe: str  # how each item is embedded (`model.inputs.embedding_recipe`)
-    version: int  # the recipe's version (prompt and extraction rules): what queries must match
-
-
-UNKNOWN_SETTINGS = FileSettings("", "", 0)  # a record written without settings (e.g. a failed scan)
 
 
 @dataclass(frozen=True)

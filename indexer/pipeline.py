@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from indexer.collection import MODE_VECTORS
+from indexer.catalog.schema import MODE_VECTORS, FileSettings, ItemPlace
+from indexer.catalog.store import Store
 from indexer.config import IndexConfig
-from indexer.load import FileSettings, LoadFailure, LoadSettings, check_size, load_inputs
-from indexer.records import IndexedState, ItemPlace
+from indexer.load import LoadFailure, LoadSettings, check_size, load_inputs
 from indexer.scan import ScannedFile, fingerprint, walk
-from indexer.store import Store
+from indexer.state import IndexedState
 from indexer.summary import RunSummary, StageClock
 from indexer.writer import EncodedFile, FailedFile, ReusedFile, StoreWriter, WriteJob
 from model.encoder import Encoder, document_task, task_text

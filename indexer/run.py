@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from indexer import records
-from indexer.collection import (
-    DEFAULT_MODE,
+from indexer import state as records
+from indexer.catalog import schema
+from indexer.catalog.collection import (
     CollectionMismatch,
     check_compatible,
     check_model,
@@ -30,14 +30,15 @@ from indexer.collection import (
     mode_of,
     resolved_model_id,
 )
-from indexer.config import ConfigError, IndexConfig, Mode
+from indexer.catalog.schema import DEFAULT_MODE
+from indexer.catalog.store import CollectionInfo, Store
+from indexer.config import ConfigError, IndexConfig
 from indexer.pipeline import LazyEncoder, Pipeline, ProgressCallback
-from indexer.records import IndexedState
 from indexer.scan import absolute_root
-from indexer.shard import ShardSpec, open_store_waiting
-from indexer.store import CollectionInfo, Match, Store
+from indexer.sharding import ShardSpec, open_store_waiting
+from indexer.state import IndexedState
 from indexer.summary import RunSummary
-from model.encoder import Encoder
+from model.encoder import Encoder, Mode
 from model.inputs import INDEXING_BUDGET
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ class _Run:
             records.remove_files(store, collection, gone)
             summary.removed = len(gone)
         store.finalize(collection)
-        summary.points = store.count(collection, Match(fields={"record": records.ITEM_RECORD}))
+        summary.points = store.count(collection, schema.items())
         summary.seconds["store"] = summary.seconds.get("store", 0.0) + time.perf_counter() - started
         return summary
 

@@ -20,15 +20,22 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from indexer import records
-from indexer.load import FileSettings
-from indexer.records import ItemPlace
+from indexer import state
+from indexer.catalog.schema import (
+    FAILED,
+    OK,
+    PENDING,
+    FileRecord,
+    FileSettings,
+    FileStatus,
+    ItemPlace,
+    ItemRecord,
+)
+from indexer.catalog.store import Point, Store
 from indexer.scan import ScannedFile
-from indexer.store import Point, Store
 from indexer.summary import Failure, RunSummary, StageClock
 
 log = logging.getLogger(__name__)
@@ -60,7 +67,7 @@ class ReusedFile:
     file: ScannedFile
     fingerprint: str
     settings: FileSettings
-    source: dict[str, Any]
+    source: FileRecord
 
 
 @dataclass
@@ -159,8 +166,8 @@ class StoreWriter(threading.Thread):
     def _write(self, group: _Group) -> None:
         self._gather_items(group)
         paths = [str(job.file.path) for job in group.jobs]
-        self.store.upsert(self.collection, [self._record(job, records.PENDING) for job in group.jobs])
-        records.delete_items(self.store, self.collection, paths)
+        self.store.upsert(self.collection, [self._record(job, PENDING) for job in group.jobs])
+        state.delete_items(self.store, self.collection, paths)
         items = [point for points in group.items.values() for point in points]
         if items:
             self.store.upsert(self.collection, items)
@@ -187,36 +194,32 @@ class StoreWriter(threading.Thread):
             return []
         if isinstance(job, ReusedFile):
             return self._copied(job)
+        facts = state.facts_of(job.file, job.fingerprint, self.model_id)
         return [
-            records.item_point(
-                job.file,
-                job.fingerprint,
-                self.model_id,
-                place,
-                (job.reasoning[row], job.summary[row]),
-                {name: vectors[row] for name, vectors in job.vectors.items()},
+            ItemRecord(facts, place, job.reasoning[row], job.summary[row]).to_point(
+                {name: vectors[row] for name, vectors in job.vectors.items()}
             )
             for row, place in enumerate(job.places)
         ]
 
     def _copied(self, job: ReusedFile) -> list[Point] | None:
-        ids = records.source_ids(job.source)
+        ids = job.source.item_ids()
         sources = self.store.retrieve(self.collection, ids, with_vectors=True)
         if not ids or len(sources) != len(ids):
-            log.info("vectors of %s are incomplete; embedding %s", job.source["path"], job.file.path)
+            log.info("vectors of %s are incomplete; embedding %s", job.source.path, job.file.path)
             return None
-        return records.copied_points(sources, job.file, job.fingerprint, self.model_id)
+        return state.copied_points(sources, job.file, job.fingerprint, self.model_id)
 
-    def _record(self, job: WriteJob, status: str, points: int = 0) -> Point:
+    def _record(self, job: WriteJob, status: FileStatus, points: int = 0) -> Point:
         reason = job.reason if isinstance(job, FailedFile) else None
-        return records.file_record(
+        return state.file_record(
             job.file, job.fingerprint, self.model_id, status, points, reason, job.settings
         )
 
     def _final_record(self, job: WriteJob, group: _Group) -> Point:
         if isinstance(job, FailedFile):
-            return self._record(job, records.FAILED)
-        return self._record(job, records.OK, len(group.items[str(job.file.path)]))
+            return self._record(job, FAILED)
+        return self._record(job, OK, len(group.items[str(job.file.path)]))
 
     def _count(self, job: WriteJob) -> None:
         if isinstance(job, FailedFile):

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from indexer.collection import collection_info, resolved_model_id
+from indexer.catalog.collection import collection_info, resolved_model_id
+from indexer.catalog.open import open_store
+from indexer.catalog.schema import OK, ItemPlace, ItemRecord
+from indexer.catalog.store import Store
 from indexer.load import LoadSettings
-from indexer.records import OK, ItemPlace, file_record, item_point
 from indexer.scan import fingerprint, walk
-from indexer.store import Store, open_store
+from indexer.state import facts_of, file_record
 from model.encoder import Encoder
 from model.inputs import EmbedInput, VisionBudget, inputs_from_path
 from model.media import DEFAULT_PDF_DPI
@@ -88,7 +90,8 @@ def fill_store(store: Store, encoder: Encoder, root: Path, collection: str = COL
         points = []
         for segment, item in enumerate(file_items):
             vectors = {"disc": encoded.disc[row], "gen": encoded.gen[row]}
-            points.append(item_point(file, digest, model_id, place_of(item, segment), text, vectors))
+            record = ItemRecord(facts_of(file, digest, model_id), place_of(item, segment), *text)
+            points.append(record.to_point(vectors))
             row += 1
         record = file_record(file, digest, model_id, OK, len(points), settings=settings.for_kind(file.kind))
         store.upsert(collection, [*points, record])

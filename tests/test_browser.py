@@ -16,9 +16,10 @@ import pytest
 
 from app.ui import build_ui, launch
 from app.ui_context import make_context
-from indexer.collection import collection_info, resolved_model_id
-from indexer.records import item_id
-from indexer.store import Point, open_store
+from indexer.catalog.collection import collection_info, resolved_model_id
+from indexer.catalog.open import open_store
+from indexer.catalog.schema import item_id
+from indexer.catalog.store import Point
 from tests.fixture_index import (
     COLLECTION,
     MAX_NEW_TOKENS,

@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 
 from app.cli import main as ume
+from app.search_eval import ExpectedItem, credit_hits, query_metrics, read_queries
 from model.encoder import Encoder
 from model.eval.cache import ChunkCache, EvalDataError, VectorMode
-from model.eval.collection import ExpectedItem, credit_hits, query_metrics, read_queries
 from model.eval.mmeb_data import Query, Side, Task
 from model.eval.published import task_spec
 from model.eval.runner import (
@@ -373,7 +373,7 @@ def test_bad_query_lines_are_reported_with_their_line_number(tmp_path: Path) -> 
 @pytest.fixture(scope="module")
 def small_index(tiny_model_dir: Path, examples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two photos, the example clip (three 4 s segments) and the PDF, indexed in both modes."""
-    from indexer.store import open_store
+    from indexer.catalog.open import open_store
     from tests.fixture_index import fill_store
 
     base = tmp_path_factory.mktemp("collection")

@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from app.cli import main
-from indexer.shard import shard_of
-from indexer.store import Match, Point, open_store
+from indexer.catalog.open import open_store
+from indexer.catalog.store import Match, Point
+from indexer.sharding import shard_of
 from indexer.writer import KILL_AFTER_ENV
 from tests.test_indexer import BROKEN, GOOD_FILES, ITEMS, KINDS, PDF, VIDEO, make_library
 

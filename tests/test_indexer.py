@@ -22,13 +22,14 @@ import torch
 from fpdf import FPDF
 from PIL import Image
 
-from indexer.collection import CollectionMismatch, describe
+from indexer.catalog.collection import CollectionMismatch, describe
+from indexer.catalog.open import open_store
+from indexer.catalog.schema import item_id
+from indexer.catalog.store import Match, StoredPoint
 from indexer.config import IndexConfig
-from indexer.records import item_id
 from indexer.run import index_folders
 from indexer.scan import fingerprint, is_skipped, walk
-from indexer.shard import ShardSpec, shard_of
-from indexer.store import Match, StoredPoint, open_store
+from indexer.sharding import ShardSpec, shard_of
 from indexer.summary import RunSummary
 from model.encoder import Encoder
 from model.inputs import PreparedInput

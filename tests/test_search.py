@@ -17,9 +17,10 @@ import pytest
 
 from app.cli import main as ume
 from app.search import SearchError, SearchService, query_input
-from indexer.collection import collection_info, resolved_model_id
-from indexer.records import item_id
-from indexer.store import Match, Point, open_store
+from indexer.catalog.collection import collection_info, resolved_model_id
+from indexer.catalog.open import open_store
+from indexer.catalog.schema import item_id
+from indexer.catalog.store import Match, Point
 from model.encoder import Encoder
 from tests.fixture_index import (
     COLLECTION,

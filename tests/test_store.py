@@ -17,15 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexer.store import (
-    CollectionInfo,
-    Match,
-    Point,
-    Store,
-    StoreError,
-    open_store,
-)
-from indexer.store_edge import EdgeStore
+from indexer.catalog.edge import EdgeStore
+from indexer.catalog.open import open_store
+from indexer.catalog.store import CollectionInfo, Match, Point, Store, StoreError
 
 DIM = 8
 INFO = CollectionInfo(model_id="tiny-ume", dim=DIM, schema_version=1, vectors=("disc", "gen"))
@@ -255,7 +249,8 @@ def test_everything_upserted_is_there_after_reopen(engine: str, tmp_path: Path) 
 
 WRITE_AND_DIE = """
 import os, sys, uuid
-from indexer.store import CollectionInfo, Point, open_store
+from indexer.catalog.open import open_store
+from indexer.catalog.store import CollectionInfo, Point
 path, engine = sys.argv[1], sys.argv[2]
 store = open_store(data_dir=path) if engine == "edge" else open_store(qdrant_url="local:" + path)
 store.create_collection("media", CollectionInfo("tiny-ume", 8, 1, ("disc",)))

@@ -33,7 +33,8 @@ from app.ui_context import TEST_MODEL_NOTICE, AppContext, IndexingPolicy, make_c
 from app.ui_index import IndexHandlers
 from app.ui_layout import deep_link
 from app.ui_search import SearchHandlers
-from indexer.store import Match, Point, open_store
+from indexer.catalog.open import open_store
+from indexer.catalog.store import Match, Point
 from model.encoder import Encoder
 from tests.fixture_index import (
     COLLECTION,

@@ -50,7 +50,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [UserError, ModelLoadError, MediaError]
     try:
-        from indexer.store import StoreError
+        from indexer.catalog.store import StoreError
 
         errors.append(StoreError)
     except ImportError:

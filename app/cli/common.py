@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from app.cli import UserError
+from indexer.catalog.open import open_store
+from indexer.catalog.store import Store
 from indexer.config import add_store_arguments
-from indexer.store import Store, open_store
 
 
 def add_store_options(parser: argparse.ArgumentParser, collection: bool = True) -> None:

@@ -19,11 +19,7 @@ from pathlib import Path
 from app.cli import UserError
 from app.cli.common import add_store_options, store_from_args
 from app.search import SEARCH_MODES, SearchError, SearchMode, SearchService
-from indexer.config import MODEL_ENV
-from indexer.store import Store
-from model.encoder import DEFAULT_MODEL, Encoder
-from model.eval.cache import EvalDataError
-from model.eval.collection import (
+from app.search_eval import (
     DEFAULT_KS,
     CollectionQuery,
     ModeResult,
@@ -35,6 +31,10 @@ from model.eval.collection import (
     evaluate_mode,
     read_queries,
 )
+from indexer.catalog.store import Store
+from indexer.config import MODEL_ENV
+from model.encoder import DEFAULT_MODEL, Encoder
+from model.eval.cache import EvalDataError
 from model.eval.published import published_models
 from model.eval.runner import (
     DEFAULT_PUBLISHED_MODEL,

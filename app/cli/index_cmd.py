@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.cli import UserError
 from app.cli.common import add_store_options, store_from_args
-from indexer.collection import CollectionStatus, describe, stale_notice
+from indexer.catalog.collection import CollectionStatus, describe, stale_notice
 from indexer.config import (
     ConfigError,
     IndexConfig,

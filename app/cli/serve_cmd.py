@@ -27,8 +27,8 @@ from app.search import (
     SearchService,
 )
 from app.ui_context import AppContext, IndexingPolicy, make_context
+from indexer.catalog.store import Store, StoreError
 from indexer.config import MODEL_ENV
-from indexer.store import Store, StoreError
 from model.encoder import DEFAULT_MODEL, Encoder, ModelLoadError
 
 AUTH_ENV = "UME_AUTH"

@@ -25,13 +25,14 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from indexer.store import (
-    PAYLOAD_INDEXES,
+from indexer.catalog.schema import PAYLOAD_INDEXES
+from indexer.catalog.store import (
     ClosesOnExit,
     CollectionInfo,
     FieldValue,
     Hit,
     Match,
+    PayloadIndexKind,
     Point,
     StoredPoint,
     StoreError,
@@ -98,8 +99,20 @@ class ServerStore(ClosesOnExit):
             v: models.VectorParams(size=info.dim, distance=models.Distance.COSINE) for v in info.vectors
         }
         self._client.create_collection(name, vectors, metadata={INFO_KEY: info.to_json()})
-        self._create_payload_indexes(name)
+        self._create_payload_indexes(name, PAYLOAD_INDEXES)
         self._infos[name] = info
+
+    @translate_errors
+    def record_info(self, name: str, info: CollectionInfo) -> None:
+        self._info(name)
+        check_info(info)
+        self._client.update_collection(name, metadata={INFO_KEY: info.to_json()})
+        self._infos[name] = info
+
+    @translate_errors
+    def ensure_payload_indexes(self, name: str, indexes: dict[str, PayloadIndexKind]) -> None:
+        self._info(name)
+        self._create_payload_indexes(name, indexes)  # Qdrant leaves an existing index as it is
 
     @translate_errors
     def collection_info(self, name: str) -> CollectionInfo | None:
@@ -146,6 +159,12 @@ class ServerStore(ClosesOnExit):
         self._info(name)
         selector = models.FilterSelector(filter=to_filter(match) or models.Filter())
         self._client.delete(name, selector, wait=True)
+
+    @translate_errors
+    def set_payload_where(self, name: str, match: Match, payload: dict[str, Any]) -> None:
+        self._info(name)
+        selector = models.FilterSelector(filter=to_filter(match) or models.Filter())
+        self._client.set_payload(name, payload, points=selector, wait=True)
 
     def scroll(
         self,
@@ -218,11 +237,11 @@ class ServerStore(ClosesOnExit):
             raise missing_collection(name, f"Qdrant at {self.location}")
         return info
 
-    def _create_payload_indexes(self, name: str) -> None:
+    def _create_payload_indexes(self, name: str, indexes: dict[str, PayloadIndexKind]) -> None:
         with warnings.catch_warnings():
             # local mode warns that payload indexes are a no-op there; a server builds them
             warnings.simplefilter("ignore", UserWarning)
-            for field_name, kind in PAYLOAD_INDEXES.items():
+            for field_name, kind in indexes.items():
                 self._client.create_payload_index(name, field_name, SERVER_INDEX_TYPES[kind], wait=True)
 
 
@@ -302,6 +321,7 @@ def to_filter(match: Match | None) -> models.Filter | None:
         models.FieldCondition(key=key, range=models.Range(gte=low, lte=high))
         for key, (low, high) in match.ranges.items()
     ]
+    must += [models.IsEmptyCondition(is_empty=models.PayloadField(key=key)) for key in match.missing]
     must_not: list[models.Condition] = [to_condition(k, v) for k, v in match.not_fields.items()]
     if not must and not must_not:
         return None

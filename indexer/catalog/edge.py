@@ -36,6 +36,7 @@ from qdrant_edge import (
     EdgeVectorParams,
     FieldCondition,
     Filter,
+    IsEmptyCondition,
     MatchAny,
     MatchValue,
     PayloadSchemaType,
@@ -47,13 +48,14 @@ from qdrant_edge import (
 )
 from qdrant_edge import Point as EdgePoint
 
-from indexer.store import (
-    PAYLOAD_INDEXES,
+from indexer.catalog.schema import PAYLOAD_INDEXES
+from indexer.catalog.store import (
     ClosesOnExit,
     CollectionInfo,
     FieldValue,
     Hit,
     Match,
+    PayloadIndexKind,
     Point,
     StoredPoint,
     StoreError,
@@ -110,8 +112,7 @@ class EdgeStore(ClosesOnExit):
         folder = self._collections_dir / name
         shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted creation
         shard = EdgeShard.create(str(folder / SHARD_DIR), self._config(info))
-        for field_name, kind in PAYLOAD_INDEXES.items():
-            shard.update(UpdateOperation.create_field_index(field_name, EDGE_INDEX_TYPES[kind]))
+        create_field_indexes(shard, PAYLOAD_INDEXES)
         shard.flush()
         write_info(folder / INFO_FILE, info)
         with self._opening:
@@ -127,6 +128,18 @@ class EdgeStore(ClosesOnExit):
         if info is not None:
             self._infos[name] = info
         return info
+
+    def record_info(self, name: str, info: CollectionInfo) -> None:
+        self._info(name)
+        check_info(info)
+        write_info(self._collections_dir / name / INFO_FILE, info)
+        with self._opening:
+            self._infos[name] = info
+
+    def ensure_payload_indexes(self, name: str, indexes: dict[str, PayloadIndexKind]) -> None:
+        shard = self._shard(name)
+        create_field_indexes(shard, indexes)  # Qdrant leaves an existing index as it is
+        shard.flush()
 
     def list_collections(self) -> list[str]:
         self._check_open()
@@ -156,6 +169,12 @@ class EdgeStore(ClosesOnExit):
     def delete_where(self, name: str, match: Match) -> None:
         edge_filter = to_edge_filter(match) or Filter()
         self._shard(name).update(UpdateOperation.delete_points_by_filter(edge_filter))
+
+    def set_payload_where(self, name: str, match: Match, payload: dict[str, Any]) -> None:
+        edge_filter = to_edge_filter(match) or Filter()
+        shard = self._shard(name)
+        shard.update(UpdateOperation.set_payload_by_filter(edge_filter, payload))
+        shard.flush()
 
     def scroll(
         self,
@@ -282,6 +301,11 @@ def load_shard(path: Path) -> EdgeShard:
         raise StoreError(f"cannot open collection at {path}: {first_line}") from error
 
 
+def create_field_indexes(shard: EdgeShard, indexes: dict[str, PayloadIndexKind]) -> None:
+    for field_name, kind in indexes.items():
+        shard.update(UpdateOperation.create_field_index(field_name, EDGE_INDEX_TYPES[kind]))
+
+
 def write_info(path: Path, info: CollectionInfo) -> None:
     """Write atomically: a crash leaves either no info file or a complete one."""
     temporary = path.with_suffix(".tmp")
@@ -313,10 +337,13 @@ def to_stored(record: Any) -> StoredPoint:
 def to_edge_filter(match: Match | None) -> Filter | None:
     if match is None:
         return None
-    must = [to_condition(key, value) for key, value in match.fields.items()]
+    must: list[FieldCondition | IsEmptyCondition] = [
+        to_condition(key, value) for key, value in match.fields.items()
+    ]
     must += [
         FieldCondition(key, range=RangeFloat(gte=low, lte=high)) for key, (low, high) in match.ranges.items()
     ]
+    must += [IsEmptyCondition(key) for key in match.missing]
     must_not = [to_condition(key, value) for key, value in match.not_fields.items()]
     if not must and not must_not:
         return None

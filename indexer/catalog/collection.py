@@ -5,7 +5,8 @@ model than the one that built it returns nonsense without any error. Every colle
 `CollectionInfo` (model id, embedding size, schema version, vector names) when created, and
 both indexing and searching check it first. `--reembed` is the explicit way out: a collection
 built differently is emptied and everything it held is embedded again with the new model (a
-matching collection is left as it is).
+matching collection is left as it is). A collection of an older schema is upgraded in place when
+it is opened (`open_collection`, `indexer.catalog.migrations`).
 """
 
 from __future__ import annotations
@@ -14,21 +15,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexer.config import Mode
-from indexer.records import FAILED, FILE_RECORD, ITEM_RECORD, OK, PENDING
-from indexer.store import CollectionInfo, FieldValue, Match, Store, StoreError
+from indexer.catalog import schema
+from indexer.catalog.migrations import upgrade
+from indexer.catalog.schema import FAILED, ITEM_KINDS, MODE_VECTORS, PENDING, SCHEMA_VERSION, FileRecord
+from indexer.catalog.store import CollectionInfo, Store, StoreError
+from model.encoder import Mode
 from model.inputs import INDEXING_BUDGET, RECIPE_VERSION, VisionBudget, embedding_recipe
-
-SCHEMA_VERSION = 1  # the payload layout of records.py; bump with a migration or a re-embed
-DEFAULT_MODE: Mode = "both"
-MODE_VECTORS: dict[Mode, tuple[str, ...]] = {
-    "disc": ("disc",),
-    "gen": ("gen",),
-    "both": ("disc", "gen"),
-}
-
-
-KINDS = ("image", "video", "document")
 
 
 class CollectionMismatch(StoreError):
@@ -45,9 +37,17 @@ def collection_info(model_id: str, dim: int, mode: Mode) -> CollectionInfo:
     return CollectionInfo(model_id, dim, SCHEMA_VERSION, MODE_VECTORS[mode])
 
 
+def open_collection(store: Store, collection: str) -> CollectionInfo | None:
+    """The collection's info after upgrading it to this ume's schema; None when it does not exist."""
+    info = store.collection_info(collection)
+    if info is None or info.schema_version == SCHEMA_VERSION:
+        return info
+    return upgrade(store, collection, info)
+
+
 def check_model(store: Store, collection: str, model_id: str) -> CollectionInfo | None:
     """Refuse early (before loading a model) when the collection belongs to another model."""
-    info = store.collection_info(collection)
+    info = open_collection(store, collection)
     if info is None:
         return None
     if info.model_id != model_id:
@@ -55,11 +55,6 @@ def check_model(store: Store, collection: str, model_id: str) -> CollectionInfo 
             f"collection {collection!r} was built with model {info.model_id}, not {model_id}: "
             f"pass --model {info.model_id}, choose another --collection, or add --reembed to "
             "embed its files again with the new model"
-        )
-    if info.schema_version != SCHEMA_VERSION:
-        raise CollectionMismatch(
-            f"collection {collection!r} has schema version {info.schema_version}, this ume "
-            f"writes {SCHEMA_VERSION}: add --reembed to rebuild it"
         )
     return info
 
@@ -93,7 +88,7 @@ def ensure_collection(store: Store, collection: str, info: CollectionInfo, reemb
 
     Returns the roots an emptied collection had held, so the caller can embed them again.
     """
-    if store.collection_info(collection) is None:
+    if open_collection(store, collection) is None:
         store.create_collection(collection, info)
         return []
     try:
@@ -110,37 +105,24 @@ def ensure_collection(store: Store, collection: str, info: CollectionInfo, reemb
 
 def indexed_roots(store: Store, collection: str) -> list[Path]:
     """The distinct roots that files of a collection were indexed under."""
-    roots = {
-        payload["root"]
-        for _, payload, _ in store.scroll(collection, Match(fields={"record": FILE_RECORD}))
-        if payload.get("root")
-    }
-    return [Path(root) for root in sorted(roots)]
+    roots = {schema.root_of(payload) for _, payload, _ in store.scroll(collection, schema.files())}
+    return [Path(root) for root in sorted(root for root in roots if root)]
 
 
 def stale_files(store: Store, collection: str, budget: VisionBudget = INDEXING_BUDGET) -> int:
     """Files whose vectors were made under another embedding recipe than this code's.
 
     Their vectors are not comparable with queries embedded now; the next `ume index` over their
-    folders embeds them again (`indexer.records.made_with`).
+    folders embeds them again (`indexer.state.made_with`).
     """
-    stale = 0
-    for kind in KINDS:
-        current = Match(
-            fields={"record": FILE_RECORD, "status": OK, "kind": kind},
-            not_fields={"recipe": embedding_recipe(kind, budget)},
-        )
-        stale += store.count(collection, current)
-    return stale
+    recipes = {kind: embedding_recipe(kind, budget) for kind in ITEM_KINDS}
+    return sum(store.count(collection, schema.files_not_made_with(k, r)) for k, r in recipes.items())
 
 
 def outdated_files(store: Store, collection: str) -> int:
     """Files embedded under an older recipe version (prompt, extraction rules, query blank):
     their vectors do not compare exactly with queries embedded now."""
-    outdated = Match(
-        fields={"record": FILE_RECORD, "status": OK}, not_fields={"recipe_version": RECIPE_VERSION}
-    )
-    return store.count(collection, outdated)
+    return store.count(collection, schema.files_before_recipe(RECIPE_VERSION))
 
 
 def stale_notice(count: int) -> str | None:
@@ -183,25 +165,20 @@ class CollectionStatus:
 
 
 def describe(store: Store, collection: str) -> CollectionStatus:
-    info = store.collection_info(collection)
+    info = open_collection(store, collection)
     if info is None:
         raise StoreError(
             f"no collection {collection!r}: index some folders first (ume index PATH "
             f"--collection {collection})"
         )
-    items: dict[str, FieldValue] = {"record": ITEM_RECORD}
-    files: dict[str, FieldValue] = {"record": FILE_RECORD}
-    failed = Match(fields={**files, "status": FAILED})
+    failed = [FileRecord.from_payload(p) for _, p, _ in store.scroll(collection, schema.files(FAILED))]
     return CollectionStatus(
         collection=collection,
         info=info,
-        points=store.count(collection, Match(fields=items)),
-        files=store.count(collection, Match(fields=files)),
-        kinds={kind: store.count(collection, Match(fields={**items, "kind": kind})) for kind in KINDS},
-        incomplete=store.count(collection, Match(fields={**files, "status": PENDING})),
+        points=store.count(collection, schema.items()),
+        files=store.count(collection, schema.files()),
+        kinds={kind: store.count(collection, schema.items(kind=kind)) for kind in ITEM_KINDS},
+        incomplete=store.count(collection, schema.files(PENDING)),
         stale=stale_files(store, collection),
-        failures=[
-            {"path": payload["path"], "reason": payload.get("reason") or "unknown"}
-            for _, payload, _ in store.scroll(collection, failed)
-        ],
+        failures=[{"path": record.path, "reason": record.reason or "unknown"} for record in failed],
     )

@@ -1,10 +1,11 @@
-"""The storage layer's narrow interface: the types every engine speaks and `open_store`.
+"""The storage layer's narrow interface: the types every engine speaks.
 
-Two engines sit behind the `Store` protocol and behave identically from the outside:
+Two engines sit behind the `Store` protocol and behave identically from the outside
+(`indexer.catalog.open_store` picks one):
 
-- **embedded** (`store_edge.EdgeStore`, the default): qdrant-edge, the real Qdrant engine running
-  in-process under a data directory, so a laptop user has nothing to start.
-- **server** (`store_server.ServerStore`): qdrant-client against a URL (the docker-compose Qdrant
+- **embedded** (`catalog.edge.EdgeStore`, the default): qdrant-edge, the real Qdrant engine
+  running in-process under a data directory, so a laptop user has nothing to start.
+- **server** (`catalog.server.ServerStore`): qdrant-client against a URL (the docker-compose Qdrant
   or a cluster). qdrant-client's local mode (`local:PATH`, `:memory:`) speaks the same API, which
   is how tests exercise this path without a server.
 
@@ -19,36 +20,19 @@ Design decisions:
 
 from __future__ import annotations
 
-import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
 import numpy as np
-import platformdirs
 
 VECTOR_NAMES: tuple[str, ...] = ("disc", "gen")
 
 PayloadIndexKind = Literal["keyword", "float", "integer"]
 
-# Payload fields the indexer filters on; both engines index exactly these at creation.
-PAYLOAD_INDEXES: dict[str, PayloadIndexKind] = {
-    "kind": "keyword",
-    "folders": "keyword",  # every ancestor folder of the file, so "under folder X" is one match
-    "extension": "keyword",
-    "path": "keyword",
-    "fingerprint": "keyword",
-    "record": "keyword",
-    "mtime": "float",
-    "page": "integer",
-}
-
-APP_NAME = "ume"
-DATA_DIR_ENV = "UME_DATA_DIR"
 COLLECTION_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 FieldValue = str | int | bool | list[str]  # a list matches any of its values
@@ -103,12 +87,13 @@ class Match:
     `fields` values match exactly; a list matches any of its values (keyword fields, and array
     payloads such as `folders` match when any element does). `not_fields` excludes points whose
     field equals the value (or any value of a list). `ranges` are inclusive; None leaves that
-    side open.
+    side open. `missing` selects points where these fields are absent, null or empty.
     """
 
     fields: dict[str, FieldValue] = field(default_factory=dict)
     not_fields: dict[str, FieldValue] = field(default_factory=dict)
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +118,14 @@ class Store(Protocol):
         """The info recorded at creation; None when there is no such collection."""
         ...
 
+    def record_info(self, name: str, info: CollectionInfo) -> None:
+        """Replace the recorded info of an existing collection (after a schema upgrade)."""
+        ...
+
+    def ensure_payload_indexes(self, name: str, indexes: dict[str, PayloadIndexKind]) -> None:
+        """Create the payload indexes the collection lacks; existing ones are left alone."""
+        ...
+
     def list_collections(self) -> list[str]:
         """Names of ume collections, sorted."""
         ...
@@ -151,6 +144,10 @@ class Store(Protocol):
 
     def delete_where(self, name: str, match: Match) -> None:
         """Delete every point `match` selects (an empty Match selects every point)."""
+        ...
+
+    def set_payload_where(self, name: str, match: Match, payload: dict[str, Any]) -> None:
+        """Set these payload fields on every point `match` selects (other fields are kept)."""
         ...
 
     def scroll(
@@ -278,28 +275,3 @@ def check_vector(name: str, info: CollectionInfo, vector_name: str, size: int) -
 
 def as_float32(vector: list[float] | np.ndarray) -> np.ndarray:
     return np.asarray(vector, dtype=np.float32).reshape(-1)
-
-
-def default_data_dir() -> Path:
-    """$UME_DATA_DIR when set, else the platform's per-user data directory for ume."""
-    configured = os.environ.get(DATA_DIR_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    return Path(platformdirs.user_data_dir(APP_NAME))
-
-
-def open_store(
-    data_dir: Path | None = None, qdrant_url: str | None = None, api_key: str | None = None
-) -> Store:
-    """Open the server engine when `qdrant_url` is given, else the embedded one.
-
-    `qdrant_url` may be an http(s) URL, `local:PATH` or `:memory:` (qdrant-client local mode,
-    for tests). The embedded engine lives under `data_dir` (default: `default_data_dir()`).
-    """
-    if qdrant_url is not None:
-        from indexer.store_server import ServerStore
-
-        return ServerStore(qdrant_url, api_key=api_key)
-    from indexer.store_edge import EdgeStore
-
-    return EdgeStore(data_dir if data_dir is not None else default_data_dir())
