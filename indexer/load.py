@@ -7,13 +7,13 @@ moves on; nothing here aborts a run.
 Design decisions:
 - Video segments and PDF pages are decoded eagerly: a file either yields all its items or
   fails as a whole, so an index never holds half a video from a file that broke midway.
-- pdfium is not thread-safe, so PDF rendering holds one process-wide lock; images and videos
-  decode freely in parallel.
+- pdfium is not thread-safe: `model.media` holds one process-wide lock around every pdfium
+  call (shared with the UI, which renders pages in the same process), so workers render PDF
+  pages one call at a time; images and videos decode freely in parallel.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from indexer.catalog.schema import FileSettings
@@ -31,7 +31,6 @@ from model.inputs import (
 from model.media import MediaError
 
 GIB = 1024**3
-_PDFIUM_LOCK = threading.Lock()
 
 
 class LoadFailure(Exception):
@@ -96,8 +95,7 @@ def _decode(file: ScannedFile, settings: LoadSettings) -> list[EmbedInput]:
     if file.kind == "video":
         return video_inputs(file.path, settings.segment_seconds)
     if file.kind == "document":
-        with _PDFIUM_LOCK:
-            return pdf_inputs(file.path, settings.pdf_dpi)
+        return pdf_inputs(file.path, settings.pdf_dpi)
     raise LoadFailure(f"unsupported file type {file.path.suffix or '(none)'}")
 
 

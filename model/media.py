@@ -1,16 +1,21 @@
-"""Decode media files into what the model sees: images, video segments, PDF pages.
+"""Decode media files into what the model sees (images, video segments, PDF pages) and into what
+the UI shows of them (one page, one frame): decoding lives here only.
 
 Every failure a user's file can cause (missing, empty, corrupt, truncated, encrypted, absurdly
 large) surfaces as a `MediaError` whose message is one line saying what is wrong, so callers can
-record it and carry on with the next file.
+record it and carry on with the next file. Every pdfium call in the process goes through this
+module and holds its one process-wide lock (pdfium is not thread-safe).
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -25,6 +30,12 @@ FRAMES_PER_SEGMENT = 8  # the model was trained on 8 uniformly sampled frames pe
 MAX_IMAGE_PIXELS = 178_956_970  # Pillow's own bomb threshold; larger files are refused
 DEFAULT_PDF_DPI = 110  # an A4 page becomes ~910x1290 px, below the model's 1536^2 budget
 MAX_PDF_PAGES = 2000
+
+# pdfium is not thread-safe, and one process renders pages from several threads at once (indexer
+# workers, the UI's searches and its Index-tab runs): every call into pdfium holds this lock.
+# Reentrant, so a garbage-collected page generator that closes its document on a thread already
+# holding the lock cannot deadlock it.
+_PDFIUM_LOCK = threading.RLock()
 
 
 class MediaError(Exception):
@@ -165,43 +176,84 @@ def read_video_segments(
         yield VideoSegment([Image.fromarray(f) for f in batch], start, end, index)
 
 
+def video_frame(path: Path, seconds: float) -> Image.Image:
+    """The one frame shown at `seconds` into a video (clamped to its first and last frame)."""
+    path = Path(path)
+    reader = _open_video(path)
+    index = min(max(int(seconds * _fps(reader)), 0), len(reader) - 1)
+    try:
+        return Image.fromarray(reader[index].asnumpy())
+    except Exception as error:  # decord raises its own DECORDError for every failure
+        raise MediaError(f"{path}: cannot read a frame at {seconds:.1f}s ({_first_line(error)})") from error
+
+
 def pdf_page_count(path: Path) -> int:
     """Number of pages of a PDF, with the same errors as rendering."""
-    document = _open_pdf(Path(path))
-    try:
-        return len(document)
-    finally:
-        document.close()
+    with _open_pdf(Path(path)) as (_, pages):
+        return pages
 
 
-def _open_pdf(path: Path):  # -> pypdfium2.PdfDocument
-    import pypdfium2 as pdfium
-
-    _check_readable(path)
-    try:
-        document = pdfium.PdfDocument(str(path))
-    except pdfium.PdfiumError as error:
-        message = _first_line(error)
-        if "password" in message.lower():
-            raise MediaError(f"{path}: PDF is password-protected; decrypt it to index it") from error
-        raise MediaError(f"{path}: not a readable PDF ({message})") from error
-    if len(document) > MAX_PDF_PAGES:
-        pages = len(document)
-        document.close()
-        raise MediaError(f"{path}: PDF has {pages} pages, more than the {MAX_PDF_PAGES} allowed")
-    return document
+def render_pdf_page(path: Path, page: int, dpi: int = DEFAULT_PDF_DPI) -> Image.Image:
+    """One page of a PDF (numbered from 1) at `dpi`, without rendering the pages before it."""
+    path = Path(path)
+    with _open_pdf(path) as (document, pages):
+        if not 1 <= page <= pages:
+            raise MediaError(f"{path}: has no page {page}")
+        return _render_page(document, path, page, dpi)
 
 
 def render_pdf_pages(path: Path, dpi: int = DEFAULT_PDF_DPI) -> Iterator[tuple[int, Image.Image]]:
-    """Yield `(page_number, image)` for every page, numbered from 1, rendered at `dpi`."""
+    """Yield `(page_number, image)` for every page, numbered from 1, rendered at `dpi`.
+
+    The pdfium lock is held for each call into pdfium, never across a `yield`.
+    """
     path = Path(path)
-    document = _open_pdf(path)
+    with _open_pdf(path) as (document, pages):
+        for number in range(1, pages + 1):
+            yield number, _render_page(document, path, number, dpi)
+
+
+@contextmanager
+def _open_pdf(path: Path) -> Iterator[tuple[Any, int]]:
+    """(pypdfium2.PdfDocument, page count); the document is closed, under the lock, on the way out."""
+    import pypdfium2 as pdfium
+
+    _check_readable(path)
+    with _PDFIUM_LOCK:
+        try:
+            document = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError as error:
+            message = _first_line(error)
+            if "password" in message.lower():
+                raise MediaError(f"{path}: PDF is password-protected; decrypt it to index it") from error
+            raise MediaError(f"{path}: not a readable PDF ({message})") from error
+        pages = len(document)
+        if pages > MAX_PDF_PAGES:
+            document.close()
+            raise MediaError(f"{path}: PDF has {pages} pages, more than the {MAX_PDF_PAGES} allowed")
     try:
-        for index in range(len(document)):
-            try:
-                image = document[index].render(scale=dpi / 72).to_pil().convert("RGB")
-            except Exception as error:
-                raise MediaError(f"{path}: cannot render page {index + 1} ({_first_line(error)})") from error
-            yield index + 1, image
+        yield document, pages
     finally:
-        document.close()
+        with _PDFIUM_LOCK:
+            document.close()
+
+
+def _render_page(document: Any, path: Path, number: int, dpi: int) -> Image.Image:
+    """Page `number` (from 1) of an open document as an RGB image that owns its pixels.
+
+    The page and its bitmap are closed here, inside the lock, rather than left to the garbage
+    collector, which would close them later in whatever thread it runs, without the lock.
+    """
+    with _PDFIUM_LOCK:
+        try:
+            page = document[number - 1]
+            try:
+                bitmap = page.render(scale=dpi / 72)
+                try:
+                    return bitmap.to_pil().convert("RGB")  # a copy: the bitmap's buffer is freed below
+                finally:
+                    bitmap.close()
+            finally:
+                page.close()
+        except Exception as error:
+            raise MediaError(f"{path}: cannot render page {number} ({_first_line(error)})") from error

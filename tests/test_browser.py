@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from app.ui import build_ui, launch
-from app.ui_context import make_context
+from app.ui.context import make_context
+from app.ui.page import build_ui, launch
 from indexer.catalog.collection import collection_info, resolved_model_id
 from indexer.catalog.open import open_store
 from indexer.catalog.schema import item_id

@@ -13,7 +13,8 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,12 +28,13 @@ from PIL import Image
 from app.cli import UserError
 from app.cli.serve_cmd import indexing_policy, open_context, parse_auth
 from app.files import FileAccessError, ServedFiles
-from app.search import SearchError
-from app.ui import build_ui, launch
-from app.ui_context import TEST_MODEL_NOTICE, AppContext, IndexingPolicy, make_context
-from app.ui_index import IndexHandlers
-from app.ui_layout import deep_link
-from app.ui_search import SearchHandlers
+from app.search import SearchError, SearchHit
+from app.ui import display_media
+from app.ui.context import TEST_MODEL_NOTICE, AppContext, IndexingPolicy, make_context
+from app.ui.index_tab import IndexHandlers
+from app.ui.page import build_ui, launch
+from app.ui.page_load import deep_link
+from app.ui.search_tab import SearchHandlers
 from indexer.catalog.open import open_store
 from indexer.catalog.store import Match, Point
 from model.encoder import Encoder
@@ -47,6 +49,7 @@ from tests.fixture_index import (
 )
 
 CAT = "photos/tabby_cat_closeup.jpg"
+EXAMPLE_PDF = "documents/cats_coffee_rockets_tomatoes.pdf"  # four pages
 CAPTION = re.compile(r"^-?\d\.\d{3} · (image|video|document)( · .+)?$")
 
 
@@ -297,6 +300,44 @@ def test_served_files_refuse_every_path_outside_the_indexed_files(tmp_path: Path
             files.check(path)
 
 
+def test_concurrent_searches_render_pdf_pages_as_a_lone_render_does(examples_dir: Path) -> None:
+    """Eight searches at once show PDF hits: gallery tiles and detail-pane pages, all rendered by
+    pdfium, which is not thread-safe (unlocked, this crashes the process). Every picture must
+    come back with the pixels of a render made alone, and no search may fail."""
+    files = ServedFiles([examples_dir], is_indexed=lambda path: True)
+    handlers = SearchHandlers(AppContext(COLLECTION, None, files))
+    path = str(examples_dir / EXAMPLE_PDF)
+    hits = [
+        asdict(SearchHit(f"p{page}", path, "document", page, None, None, None, None, None, 0.5))
+        for page in range(1, 5)
+    ]
+
+    def shown(hit: dict) -> tuple[bytes, bytes]:
+        """(detail-pane page, gallery tile) pixels of one hit."""
+        detail = handlers.detail(hit)
+        assert detail.image["visible"] and not detail.video["visible"], detail.video
+        return detail.image["value"].tobytes(), display_media.tile(SearchHit(**hit), files).tobytes()
+
+    display_media._cached_tile.cache_clear()
+    alone = [shown(hit) for hit in hits]
+    assert len(set(alone)) == len(hits)  # four different pages, so a mix-up would show
+    display_media._cached_tile.cache_clear()  # the threads render their tiles afresh, at once
+    start = threading.Barrier(8)
+
+    def search(worker: int) -> list[int]:
+        start.wait(timeout=30)
+        wrong = []
+        for turn in range(6):
+            page = (worker + turn) % len(hits)
+            if shown(hits[page]) != alone[page]:
+                wrong.append(page + 1)
+        return wrong
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [job.result(timeout=120) for job in [pool.submit(search, w) for w in range(8)]]
+    assert results == [[]] * 8  # .result() above re-raises anything a search raised
+
+
 def test_a_root_indexed_later_is_served_after_allow_root(ui: RunningUI, tmp_path: Path) -> None:
     assert ui.ctx.blocks is not None
     ui.ctx.allow_root(tmp_path)
@@ -403,7 +444,7 @@ def test_indexing_from_the_browser_follows_the_serving_policy(ui: RunningUI, tmp
 def test_demo_falls_back_to_the_test_model_offline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.ui_demo import EXAMPLES, prepare_demo
+    from app.cli.demo_cmd import EXAMPLES, prepare_demo
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     media = tmp_path / "media"
@@ -428,11 +469,11 @@ def test_demo_gives_up_on_an_unreachable_hub_at_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Offline without HF_HUB_OFFLINE set, the demo must not sit through the hub's retries."""
-    from app import ui_demo
+    from app.cli import demo_cmd
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(ui_demo, "hub_reachable", lambda *args, **kwargs: False)
-    encoder, is_test_model = ui_demo.load_demo_encoder("zhibinlan/UME-R1-2B", tmp_path, device="cpu")
+    monkeypatch.setattr(demo_cmd, "hub_reachable", lambda *args, **kwargs: False)
+    encoder, is_test_model = demo_cmd.load_demo_encoder("zhibinlan/UME-R1-2B", tmp_path, device="cpu")
     assert is_test_model and encoder.hidden_size == 128
     said = capsys.readouterr().err
     assert "offline: the model hub cannot be reached" in said

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "app.cli.embed_cmd",
     "app.cli.index_cmd",
     "app.cli.serve_cmd",
+    "app.cli.demo_cmd",
     "app.cli.eval_cmd",
     "app.cli.train_cmd",
 )

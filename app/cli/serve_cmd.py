@@ -1,4 +1,4 @@
-"""`ume search`, `ume serve` and `ume demo`: search an index from the shell or in a browser.
+"""`ume search` and `ume serve`: search an index from the shell or in a browser.
 
 Searching uses the model the collection was built with unless `--model` names another (which
 is then checked against it), so `ume search "a red bike"` needs no other option.
@@ -26,7 +26,7 @@ from app.search import (
     SearchResult,
     SearchService,
 )
-from app.ui_context import AppContext, IndexingPolicy, make_context
+from app.ui.context import AppContext, IndexingPolicy, make_context
 from indexer.catalog.store import Store, StoreError
 from indexer.config import MODEL_ENV
 from model.encoder import DEFAULT_MODEL, Encoder, ModelLoadError
@@ -61,30 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_server_options(serve)
     add_store_options(serve)
     serve.set_defaults(handler=run_serve)
-
-    demo = subparsers.add_parser("demo", help="index the bundled examples and open the search UI")
-    demo.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help="tried first; an untrained offline test model is used if it cannot load",
-    )
-    demo.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
-    demo.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens")
-    demo.add_argument("--media", type=Path, default=None, help="folder to index (default: examples/media)")
-    demo.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="where the demo keeps its index and test model (default: <data dir>/demo)",
-    )
-    demo.add_argument(
-        "--index-mode",
-        choices=("disc", "both"),
-        default=None,
-        help="both: all three search modes (default on GPU or with the test model)",
-    )
-    add_server_options(demo)
-    demo.set_defaults(handler=run_demo)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -249,7 +225,7 @@ def open_context(args: argparse.Namespace, **options: Any) -> AppContext:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from app.ui import build_ui, launch
+    from app.ui.page import build_ui, launch
 
     auth = parse_auth(args.auth)
     warn_if_exposed(args.host, auth)
@@ -270,22 +246,3 @@ def warn_if_exposed(host: str, auth: tuple[str, str] | None) -> None:
             "can search and view the indexed files",
             file=sys.stderr,
         )
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from app.ui import build_ui, launch
-    from app.ui_demo import prepare_demo
-
-    auth = parse_auth(args.auth)
-    warn_if_exposed(args.host, auth)
-    ctx = prepare_demo(
-        model=args.model,
-        media=args.media,
-        data_dir=args.data_dir,
-        device=args.device,
-        index_mode=args.index_mode,
-        max_new_tokens=args.max_new_tokens,
-        indexing=indexing_policy(args.host, args.index_under),
-    )
-    launch(build_ui(ctx), ctx, host=args.host, port=args.port, auth=auth)
-    return 0

@@ -1,4 +1,4 @@
-"""Shared pieces of the page: choices, the detail pane, mode help, and what a page load fills in.
+"""What a page load fills in: banners, the index summary, folders, mode help and the deep link.
 
 A page load reads its deep link (`?q=…&mode=…&kind=…&folder=…&k=…`) into the controls, lists
 the indexed folders, and says which modes the index can serve; the browser then runs the linked
@@ -10,73 +10,13 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from app.search import DEFAULT_TOP_K, ITEM_KINDS, MODE_DESCRIPTIONS, SEARCH_MODES, SearchMode
-from app.ui_context import AppContext
-from app.ui_detail import REASONING_LABEL, REASONING_NOTE, empty_detail
-
-MAX_TOP_K = 100
-MODE_CHOICES = [("Fast", "fast"), ("Reasoning", "reasoning"), ("Re-rank", "rerank")]
-KIND_CHOICES = [("All kinds", "all")] + [(f"{kind.capitalize()}s", kind) for kind in ITEM_KINDS]
-ALL_FOLDERS = ("All folders", "")
-
-
-@dataclass
-class DetailPane:
-    header: gr.HTML
-    image: gr.Image
-    video: gr.HTML
-    summary: gr.Textbox
-    reasoning: gr.Textbox
-
-    @property
-    def outputs(self) -> list[Any]:
-        return [self.header, self.image, self.video, self.summary, self.reasoning]
-
-
-@dataclass
-class SearchControls:
-    text: gr.Textbox
-    mode: gr.Radio
-    kind: gr.Dropdown
-    folder: gr.Dropdown
-    top_k: gr.Slider
-    mode_help: gr.HTML
-    mode_reasons: gr.Textbox  # hidden: JSON {mode: why unavailable}, read by the page script
-
-    @property
-    def deep_link_outputs(self) -> list[Any]:
-        return [self.text, self.mode, self.kind, self.folder, self.top_k]
-
-
-def detail_pane(reasoning_id: str, empty_message: str) -> DetailPane:
-    """Header, media (image or video), summary and reasoning of the selected item."""
-    empty = empty_detail(empty_message)
-    pane = DetailPane(
-        header=gr.HTML(empty.header),
-        image=gr.Image(visible=False, interactive=False, height=420, show_label=False),
-        video=gr.HTML(visible=False),
-        summary=gr.Textbox(label="The model's summary", interactive=False, lines=1),
-        reasoning=gr.Textbox(
-            label=REASONING_LABEL,
-            interactive=False,
-            lines=8,
-            max_lines=24,
-            elem_id=reasoning_id,
-            buttons=["copy"],
-        ),
-    )
-    gr.HTML(f'<div class="ume-note">{html.escape(REASONING_NOTE)}</div>')
-    return pane
-
-
-def mode_visibility(mode: str) -> tuple[Any, Any]:
-    """The shortlist size matters only to re-rank; query reasoning only to generation modes."""
-    return gr.update(visible=mode == "rerank"), gr.update(visible=mode != "fast")
+from app.ui.context import AppContext
+from app.ui.controls import ALL_FOLDERS, MAX_TOP_K, MODE_CHOICES
 
 
 def mode_help_html(reasons: Mapping[str, str | None]) -> str:

@@ -1,9 +1,10 @@
 """What the UI shows of a stored item: tiles for the gallery, the page, the clip at its start.
 
-Every file is opened only after `ServedFiles.check`; a file that has gone or is refused becomes
-a labelled placeholder tile instead of an error, so one bad hit never breaks a result page.
-Thumbnails are cached by file, position and modification time, because the same hits come back
-across searches.
+Files are decoded by `model.media`, the functions the indexer uses (pdfium's lock included);
+this module only checks, sizes, marks and caches what they return. Every file is opened only
+after `ServedFiles.check`; a file that has gone or is refused becomes a labelled placeholder tile
+instead of an error, so one bad hit never breaks a result page. Thumbnails are cached by file,
+position and modification time, because the same hits come back across searches.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from PIL import Image, ImageDraw, ImageOps
 
 from app.files import FileAccessError, ServedFiles
 from app.search import IndexedItem
-from model.media import MediaError, load_image
+from model.media import DEFAULT_PDF_DPI, MediaError, load_image, render_pdf_page, video_frame
 
 log = logging.getLogger(__name__)
 
 TILE_PIXELS = 360  # longest side of a gallery tile
-PAGE_DPI = 110  # a detail-pane PDF page: ~910x1290 px for A4, as the indexer renders it
+PAGE_DPI = DEFAULT_PDF_DPI  # a detail-pane PDF page: ~910x1290 px for A4, as the indexer renders it
+TILE_DPI = 40  # a gallery tile's page: ~330x470 px for A4, then fitted into the tile
 TILE_BACKGROUND = (236, 238, 244)
 
 
@@ -38,7 +40,7 @@ def tile(item: IndexedItem, files: ServedFiles) -> Image.Image:
 
 def page_image(item: IndexedItem, files: ServedFiles, dpi: int = PAGE_DPI) -> Image.Image:
     """The document page of a hit, rendered at reading size."""
-    return render_page(files.check(item.path), item.page or 1, dpi)
+    return render_pdf_page(files.check(item.path), item.page or 1, dpi)
 
 
 def original_image(item: IndexedItem, files: ServedFiles) -> Image.Image:
@@ -62,35 +64,6 @@ def placeholder(label: str) -> Image.Image:
     return picture
 
 
-def render_page(path: Path, page: int, dpi: int) -> Image.Image:
-    """One page of a PDF (numbered from 1), without rendering the pages before it."""
-    import pypdfium2 as pdfium
-
-    try:
-        document = pdfium.PdfDocument(str(path))
-    except pdfium.PdfiumError as error:
-        raise MediaError(f"{path}: not a readable PDF ({error})") from error
-    try:
-        if not 1 <= page <= len(document):
-            raise MediaError(f"{path}: has no page {page}")
-        return document[page - 1].render(scale=dpi / 72).to_pil().convert("RGB")
-    finally:
-        document.close()
-
-
-def video_frame(path: Path, seconds: float) -> Image.Image:
-    """The frame shown at `seconds` into a video."""
-    import decord
-
-    try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-        fps = float(reader.get_avg_fps()) or 25.0
-        index = min(max(int(seconds * fps), 0), len(reader) - 1)
-        return Image.fromarray(reader[index].asnumpy())
-    except Exception as error:  # decord raises its own error type for every failure
-        raise MediaError(f"{path}: cannot read a frame at {seconds:.1f}s") from error
-
-
 def _mtime(path: Path) -> float:
     return path.stat().st_mtime
 
@@ -100,7 +73,7 @@ def _cached_tile(
     path: str, kind: str, page: int | None, start: float | None, end: float | None, _mtime: float
 ) -> Image.Image:
     if kind == "document":
-        picture = render_page(Path(path), page or 1, dpi=40)
+        picture = render_pdf_page(Path(path), page or 1, TILE_DPI)
     elif kind == "video":
         middle = ((start or 0.0) + (end if end is not None else (start or 0.0))) / 2
         picture = _with_play_mark(video_frame(Path(path), middle))

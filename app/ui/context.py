@@ -16,7 +16,8 @@ from typing import Any
 
 from app.files import ServedFiles
 from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS, DEFAULT_SHORTLIST, SearchError, SearchService
-from indexer.catalog.store import Match, Store, StoreError
+from indexer.catalog import schema
+from indexer.catalog.store import Store, StoreError
 from model.encoder import Encoder
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class AppContext:
             return "no index open"
         try:
             info = self.service.collection_info()
-            items = self.service.store.count(self.collection, Match(fields={"record": "item"}))
+            items = self.service.store.count(self.collection, schema.items())
         except StoreError as error:
             return str(error)
         model = short_model_name(self.service.encoder.model_id) if self.service.encoder else None

@@ -1,5 +1,7 @@
 """The detail pane: the original media of one item, where it is, and the model's reasoning.
 
+The Search and Traces tabs each lay out one pane (`detail_pane`) and fill it with `item_detail`.
+
 The reasoning is what the model wrote about the item when it was indexed. It is labelled as the
 model's reasoning and never as the reason for a score (the embedding barely moves with it), and
 it is shown in plain-text boxes so `<think>`/`<answer>` tags stay visible instead of being taken
@@ -18,8 +20,8 @@ from PIL import Image, ImageOps
 
 from app.files import FileAccessError
 from app.search import IndexedItem, SearchHit
-from app.ui_context import AppContext
-from app.ui_media import original_image, page_image, video_html
+from app.ui.context import AppContext
+from app.ui.display_media import original_image, page_image, video_html
 from model.media import MediaError
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,23 @@ REASONING_NOTE = (
 
 
 @dataclass
+class DetailPane:
+    """The pane's components; `outputs` is the order `Detail.as_outputs` fills them in."""
+
+    header: gr.HTML
+    image: gr.Image
+    video: gr.HTML
+    summary: gr.Textbox
+    reasoning: gr.Textbox
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.header, self.image, self.video, self.summary, self.reasoning]
+
+
+@dataclass
 class Detail:
-    """Values for the detail pane's components, in `DETAIL_OUTPUTS` order."""
+    """Values for the detail pane's components, in `DetailPane.outputs` order."""
 
     header: str
     image: Any
@@ -46,6 +63,27 @@ class Detail:
 
     def as_outputs(self) -> tuple[Any, ...]:
         return (self.header, self.image, self.video, self.summary, self.reasoning)
+
+
+def detail_pane(reasoning_id: str, empty_message: str) -> DetailPane:
+    """Header, media (image or video), summary and reasoning of the selected item."""
+    empty = empty_detail(empty_message)
+    pane = DetailPane(
+        header=gr.HTML(empty.header),
+        image=gr.Image(visible=False, interactive=False, height=420, show_label=False),
+        video=gr.HTML(visible=False),
+        summary=gr.Textbox(label="The model's summary", interactive=False, lines=1),
+        reasoning=gr.Textbox(
+            label=REASONING_LABEL,
+            interactive=False,
+            lines=8,
+            max_lines=24,
+            elem_id=reasoning_id,
+            buttons=["copy"],
+        ),
+    )
+    gr.HTML(f'<div class="ume-note">{html.escape(REASONING_NOTE)}</div>')
+    return pane
 
 
 def empty_detail(message: str) -> Detail:

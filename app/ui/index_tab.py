@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
-from app.ui_context import AppContext
+from app.ui.context import AppContext
 from indexer.catalog.collection import CollectionMismatch
 from indexer.catalog.store import StoreError
 from indexer.config import ConfigError, IndexConfig, validation_message
@@ -24,7 +24,7 @@ from indexer.summary import RunSummary
 
 FAILURE_HEADERS = ["file", "reason"]
 PROGRESS = gr.Progress()  # Gradio fills in a tracker bound to the running event
-MODE_CHOICES = [
+EMBEDDING_CHOICES = [
     ("With reasoning (all search modes; slow)", "both"),
     ("Fast only (disc vectors)", "disc"),
 ]
@@ -107,7 +107,7 @@ def build_index_tab(ctx: AppContext) -> None:
         gr.HTML(f'<div class="ume-banner ume-problem">{html.escape(ctx.indexing.refusal)}</div>')
     with gr.Row(equal_height=True):
         folder = gr.Textbox(label="Folder to add", placeholder="/home/me/Pictures", scale=4)
-        mode = gr.Radio(MODE_CHOICES, value="both", label="Embeddings", scale=3)
+        mode = gr.Radio(EMBEDDING_CHOICES, value="both", label="Embeddings", scale=3)
         start = gr.Button("Index", variant="primary", scale=1, min_width=120)
     gr.HTML(
         '<div class="ume-note">Re-indexing a folder embeds only what changed; files deleted from '

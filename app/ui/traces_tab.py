@@ -8,9 +8,9 @@ from typing import Any
 import gradio as gr
 
 from app.search import IndexedItem
-from app.ui_context import AppContext
-from app.ui_detail import empty_detail, item_detail
-from app.ui_search import USER_ERRORS, none_if_all, status_html
+from app.ui.context import AppContext
+from app.ui.controls import ALL_FOLDERS, KIND_CHOICES, USER_ERRORS, none_if_all, status_html
+from app.ui.detail import detail_pane, empty_detail, item_detail
 
 BROWSE_LIMIT = 500  # rows shown at once; narrow the filters to see others
 PREVIEW_CHARACTERS = 90
@@ -61,3 +61,35 @@ class TracesHandlers:
         if not isinstance(row, int) or not 0 <= row < len(items or []):
             return empty_detail(SELECT_ROW).as_outputs()
         return item_detail(self.ctx, IndexedItem(**items[row])).as_outputs()
+
+
+def build_traces_tab(ctx: AppContext, tab: gr.Tab) -> gr.Dropdown:
+    """Browse indexed items and their reasoning; returns the folder filter (filled on load)."""
+    handlers = TracesHandlers(ctx)
+    with gr.Row(equal_height=True):
+        kind = gr.Dropdown(KIND_CHOICES, value="all", label="Kind", scale=1)
+        folder = gr.Dropdown([ALL_FOLDERS], value="", label="Folder", allow_custom_value=True, scale=2)
+        contains = gr.Textbox(label="Words in the reasoning, summary or path", scale=2)
+        show = gr.Button("Show", variant="primary", scale=0, min_width=100)
+    status = gr.HTML()
+    with gr.Row():
+        with gr.Column(scale=3):
+            table = gr.Dataframe(
+                headers=TABLE_HEADERS,
+                datatype="str",
+                interactive=False,
+                wrap=True,
+                max_height=640,
+                elem_id="ume-traces",
+                column_widths=TABLE_WIDTHS,
+            )
+        with gr.Column(scale=2):
+            pane = detail_pane("ume-trace-reasoning", SELECT_ROW)
+    items = gr.State([])
+    filters = [kind, folder, contains]
+    outputs: list[Any] = [table, items, status]
+    show.click(handlers.browse, filters, outputs, api_name="browse_traces")
+    contains.submit(handlers.browse, filters, outputs, api_visibility="private")
+    tab.select(handlers.browse, filters, outputs, api_visibility="private")
+    table.select(handlers.select, [items], pane.outputs, api_visibility="private", queue=False)
+    return folder

@@ -1,5 +1,8 @@
 """`ume demo`: index the bundled examples into an embedded index and open the search UI.
 
+It serves the page the way `ume serve` does (same server options, same policy for the Index tab)
+on a context of its own: the demo's index, its model, and the test-model banner when it applies.
+
 It uses the real model when it loads. Offline without cached weights it says so in one line,
 builds the tiny untrained test model into the demo's data directory, and the UI shows a banner
 that results come from an untrained model, so nobody mistakes random rankings for the method.
@@ -7,6 +10,7 @@ that results come from an untrained model, so nobody mistakes random rankings fo
 
 from __future__ import annotations
 
+import argparse
 import socket
 import sys
 from pathlib import Path
@@ -15,17 +19,62 @@ from typing import Any
 import torch
 
 from app.cli import UserError
+from app.cli.serve_cmd import add_server_options, indexing_policy, parse_auth, warn_if_exposed
 from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS
-from app.ui_context import AppContext, make_context
+from app.ui.context import AppContext, make_context
 from indexer.catalog.open import default_data_dir, open_store
 from indexer.config import DEFAULT_COLLECTION, IndexConfig
 from indexer.summary import RunSummary
-from model.encoder import Encoder
+from model.encoder import DEFAULT_MODEL, Encoder
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "media"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "media"
 TEST_MODEL_FOLDER = "tiny-model"
 TEST_MODEL_MAX_NEW_TOKENS = 16  # the random model never stops by itself: keep its babble short
 DEMO_SEGMENT_SECONDS = 4.0  # the example clip is 12 s: three segments to tell apart
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    demo = subparsers.add_parser("demo", help="index the bundled examples and open the search UI")
+    demo.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="tried first; an untrained offline test model is used if it cannot load",
+    )
+    demo.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
+    demo.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens")
+    demo.add_argument("--media", type=Path, default=None, help="folder to index (default: examples/media)")
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the demo keeps its index and test model (default: <data dir>/demo)",
+    )
+    demo.add_argument(
+        "--index-mode",
+        choices=("disc", "both"),
+        default=None,
+        help="both: all three search modes (default on GPU or with the test model)",
+    )
+    add_server_options(demo)
+    demo.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from app.ui.page import build_ui, launch
+
+    auth = parse_auth(args.auth)
+    warn_if_exposed(args.host, auth)
+    ctx = prepare_demo(
+        model=args.model,
+        media=args.media,
+        data_dir=args.data_dir,
+        device=args.device,
+        index_mode=args.index_mode,
+        max_new_tokens=args.max_new_tokens,
+        indexing=indexing_policy(args.host, args.index_under),
+    )
+    launch(build_ui(ctx), ctx, host=args.host, port=args.port, auth=auth)
+    return 0
 
 
 def demo_data_dir(data_dir: Path | None) -> Path:

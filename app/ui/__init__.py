@@ -1,0 +1,14 @@
+"""The search UI, a Gradio page served by `ume serve` and `ume demo`.
+
+- `page`: the whole page (`build_ui`) and serving it (`launch`);
+- `search_tab`, `traces_tab`, `index_tab`: one tab each, its layout (`build_*_tab`) and handlers;
+- `page_load`: what a fresh page fills in (banners, folders, mode help, the deep link);
+- `detail`: the pane showing one item, its media and the model's reasoning;
+- `display_media`: gallery tiles and originals, decoded by `model.media`;
+- `controls`: choices and status lines the tabs share;
+- `context`: what every part shares (`AppContext`: the search service, served files, problems);
+- `assets`: the page's theme, CSS and browser scripts.
+
+Import `build_ui` and `launch` from `app.ui.page`: this package stays empty so that the command
+line, which needs only `app.ui.context`, does not load Gradio at startup.
+"""

@@ -1,0 +1,86 @@
+"""The search UI's page: Gradio Blocks with Search, Traces and Index tabs, and its launch.
+
+The page holds no search logic: each tab's module (`search_tab`, `traces_tab`, `index_tab`)
+lays out its controls and wires its handlers, which call the search service and the indexer.
+This module puts the tabs together, fills them on page load (`page_load`) and serves the page.
+
+Events and their queues:
+- fast searches (`/search_fast`) share the "fast" group, many at a time;
+- generation searches (`/search_reasoning`, streamed) share the "generate" group, one at a
+  time, so a queued user sees their position and fast users never wait behind them;
+- `/search` is the JSON API in its own group; its generation runs take the service's
+  one-at-a-time generation lock;
+- indexing from the browser runs in its own group, one run at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from starlette.middleware import Middleware
+
+from app.files import FileRouteGuard
+from app.ui.assets import CSS, MARK_MODES, RUN_DEEP_LINK, theme
+from app.ui.context import AppContext
+from app.ui.index_tab import build_index_tab
+from app.ui.page_load import PageLoad
+from app.ui.search_tab import FAST_CONCURRENCY, build_search_tab
+from app.ui.traces_tab import build_traces_tab
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def build_ui(ctx: AppContext) -> gr.Blocks:
+    """The whole page for one app context (not launched)."""
+    with gr.Blocks(title="UME search") as demo:
+        banner = gr.HTML(ctx.banner_html())
+        title = gr.HTML(elem_id="ume-title")
+        with gr.Tabs():
+            with gr.Tab("Search", id="search"):
+                controls = build_search_tab(ctx)
+            with gr.Tab("Traces", id="traces") as traces_tab:
+                traces_folder = build_traces_tab(ctx, traces_tab)
+            with gr.Tab("Index", id="index"):
+                build_index_tab(ctx)
+        loader = PageLoad(ctx)
+        demo.load(
+            loader.on_load,
+            None,
+            [
+                banner,
+                title,
+                *controls.deep_link_outputs,
+                controls.mode_reasons,
+                controls.mode_help,
+                traces_folder,
+            ],
+            api_visibility="private",
+            queue=False,
+        ).then(None, [controls.mode_reasons], None, js=MARK_MODES).then(None, None, None, js=RUN_DEEP_LINK)
+    return demo
+
+
+def launch(
+    demo: gr.Blocks,
+    ctx: AppContext,
+    host: str = DEFAULT_HOST,
+    port: int | None = None,
+    auth: tuple[str, str] | None = None,
+    **launch_options: Any,
+) -> gr.Blocks:
+    """Serve the UI; only indexed files under the indexed roots can be fetched from it."""
+    demo.queue(default_concurrency_limit=FAST_CONCURRENCY)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        allowed_paths=[str(root) for root in ctx.files.roots],
+        app_kwargs={"middleware": [Middleware(FileRouteGuard, files=ctx.files)]},
+        theme=theme(),
+        css=CSS,
+        footer_links=["api"],
+        **launch_options,
+    )
+    ctx.blocks = demo
+    return demo

@@ -1,0 +1,348 @@
+"""Search tab: the query box, mode and filters, the result gallery and the detail pane.
+
+Fast and generation searches are separate events so Gradio can give them separate concurrency
+groups: many fast searches run side by side, while generation requests wait in their own queue
+(with their position shown) and never hold up a fast search. All three search events (fast,
+generation, the `/search` API) turn their inputs into one `SearchRequest`.
+
+The streaming handler runs the search in a worker thread; the encoder's per-token callback
+feeds a queue, and the handler yields the reasoning so far until the hits arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gradio as gr
+
+from app.search import DEFAULT_TOP_K, SearchError, SearchHit, SearchResult, SearchService, TextCallback
+from app.ui.assets import DISPATCH_SEARCH, MODE_ID, RUN_FAST_ID, RUN_GENERATE_ID, SEARCH_BUTTON_ID
+from app.ui.context import AppContext
+from app.ui.controls import (
+    ALL_FOLDERS,
+    KIND_CHOICES,
+    MAX_TOP_K,
+    MODE_CHOICES,
+    USER_ERRORS,
+    none_if_all,
+    status_html,
+)
+from app.ui.detail import Detail, detail_pane, empty_detail, item_detail
+from app.ui.display_media import tile
+
+FAST_CONCURRENCY = 8  # fast searches running at once; each is one forward pass
+API_CONCURRENCY = 4
+STREAM_INTERVAL = 0.1  # seconds between page updates while the query's reasoning streams
+WAITING = "The model is reading your query…"
+SELECT_HIT = "Select a result to see it here."
+
+Gallery = list[tuple[Any, str]]
+Hits = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search as the page asks for it: the query, its mode and filters, and the model's limits.
+
+    `kind` is None for all kinds and `folder` None for all folders; `shortlist` matters to
+    re-rank only, and `max_new_tokens` to the generation modes only.
+    """
+
+    text: str | None
+    image: str | None
+    video: str | None
+    mode: str
+    kind: str | None
+    folder: str | None
+    top_k: int
+    shortlist: int
+    max_new_tokens: int
+
+    def run(self, service: SearchService, on_text: TextCallback | None = None) -> SearchResult:
+        return service.search(
+            self.text,
+            self.image,
+            self.video,
+            self.mode,
+            self.kind,
+            self.folder,
+            self.top_k,
+            shortlist=self.shortlist,
+            max_new_tokens=self.max_new_tokens,
+            on_text=on_text,
+        )
+
+
+@dataclass
+class SearchControls:
+    """The Search tab's controls a page load fills in (from its deep link and the index)."""
+
+    text: gr.Textbox
+    mode: gr.Radio
+    kind: gr.Dropdown
+    folder: gr.Dropdown
+    top_k: gr.Slider
+    mode_help: gr.HTML
+    mode_reasons: gr.Textbox  # hidden: JSON {mode: why unavailable}, read by the page script
+
+    @property
+    def deep_link_outputs(self) -> list[Any]:
+        return [self.text, self.mode, self.kind, self.folder, self.top_k]
+
+
+def result_status(result: SearchResult) -> str:
+    count = len(result.hits)
+    found = f"{count} result{'s' if count != 1 else ''}" if count else "no results"
+    return status_html(f"{found} · {result.mode} mode · {result.seconds:.2f} s")
+
+
+def caption(hit: SearchHit) -> str:
+    """Score and kind first (tiles are narrow); the page or time span when there is one."""
+    where = f" · {hit.where}" if hit.where else ""
+    return f"{hit.score:.3f} · {hit.kind}{where}"
+
+
+def mode_visibility(mode: str) -> tuple[Any, Any]:
+    """The shortlist size matters only to re-rank; query reasoning only to generation modes."""
+    return gr.update(visible=mode == "rerank"), gr.update(visible=mode != "fast")
+
+
+class SearchHandlers:
+    """The Search tab's event functions, bound to one app context."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def service(self) -> SearchService:
+        if self.ctx.service is None:
+            raise SearchError(self.ctx.problems[0] if self.ctx.problems else "no index is open")
+        return self.ctx.service
+
+    def request(
+        self,
+        text: str,
+        image: str | None,
+        video: str | None,
+        mode: str,
+        kind: str,
+        folder: str,
+        top_k: float,
+        shortlist: float | None = None,
+    ) -> SearchRequest:
+        """The page's values as one search; the shortlist defaults to the serving option."""
+        return SearchRequest(
+            text=text,
+            image=image,
+            video=video,
+            mode=mode,
+            kind=none_if_all(kind),
+            folder=folder or None,
+            top_k=int(top_k),
+            shortlist=self.ctx.shortlist if shortlist is None else int(shortlist),
+            max_new_tokens=self.ctx.max_new_tokens,
+        )
+
+    def gallery(self, hits: list[SearchHit]) -> Gallery:
+        self.ctx.know_roots_of([hit.path for hit in hits])
+        return [(tile(hit, self.ctx.files), caption(hit)) for hit in hits]
+
+    def fast(
+        self, text: str, image: str | None, video: str | None, kind: str, folder: str, top_k: float
+    ) -> tuple[Gallery, Hits, str]:
+        """Fast mode: one forward pass for the query, then a vector search."""
+        try:
+            result = self.request(text, image, video, "fast", kind, folder, top_k).run(self.service())
+        except USER_ERRORS as error:
+            return [], [], status_html(str(error), error=True)
+        return self.gallery(result.hits), [asdict(h) for h in result.hits], result_status(result)
+
+    def generate(
+        self,
+        text: str,
+        image: str | None,
+        video: str | None,
+        mode: str,
+        kind: str,
+        folder: str,
+        top_k: float,
+        shortlist: float,
+    ) -> Iterator[tuple[str, Any, Any, str]]:
+        """Reasoning and re-rank modes: stream the query's reasoning, then show the hits."""
+        request = self.request(text, image, video, mode, kind, folder, top_k, shortlist)
+        yield WAITING, [], [], status_html(f"{mode} mode: the model is reasoning about your query…")
+        reasoning = ""
+        for event, value in self._stream(request):
+            if event == "text":
+                reasoning = value
+                yield reasoning or WAITING, gr.skip(), gr.skip(), gr.skip()
+            elif event == "error":
+                yield reasoning, [], [], status_html(str(value), error=True)
+            else:
+                final = value.query_reasoning or reasoning or "(the model wrote no reasoning)"
+                hits = [asdict(h) for h in value.hits]
+                yield final, self.gallery(value.hits), hits, result_status(value)
+
+    def _stream(self, request: SearchRequest) -> Iterator[tuple[str, Any]]:
+        """(kind, value) events: the latest text at most every STREAM_INTERVAL, then the end."""
+        try:
+            service = self.service()
+        except SearchError as error:
+            yield "error", error
+            return
+        updates: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+        def run() -> None:
+            try:
+                result = request.run(service, on_text=lambda t: updates.put(("text", t)))
+                updates.put(("done", result))
+            except USER_ERRORS as error:
+                updates.put(("error", error))
+            except Exception as error:  # handed to the page's thread, which re-raises it
+                updates.put(("crash", error))
+
+        threading.Thread(target=run, name="ume-query-generation", daemon=True).start()
+        yield from _coalesced(updates)
+
+    def api(
+        self,
+        text: str,
+        image: str | None,
+        video: str | None,
+        mode: str,
+        kind: str,
+        folder: str,
+        top_k: float,
+    ) -> str:
+        """The `/search` endpoint: the same JSON text as `ume search --json`.
+
+        Text rather than a JSON value: Gradio's client takes any object with a "path" key for
+        a file to download, which would replace every hit with a copy of its file.
+        """
+        try:
+            result = self.request(text, image, video, mode, kind, folder, top_k).run(self.service())
+        except USER_ERRORS as error:
+            raise gr.Error(str(error)) from error
+        return json.dumps(result.to_json(), ensure_ascii=False)
+
+    def select(self, hits: Hits, event: gr.SelectData) -> tuple[Any, ...]:
+        """Show the hit a user clicked in the gallery."""
+        index = event.index if isinstance(event.index, int) else None
+        if index is None or not 0 <= index < len(hits or []):
+            return empty_detail(SELECT_HIT).as_outputs()
+        return self.detail(hits[index]).as_outputs()
+
+    def detail(self, hit: dict[str, Any]) -> Detail:
+        return item_detail(self.ctx, SearchHit(**hit))
+
+
+def build_search_tab(ctx: AppContext) -> SearchControls:
+    """Lay out the Search tab and wire its events; returns the controls a page load fills in."""
+    handlers = SearchHandlers(ctx)
+    with gr.Row(equal_height=True):
+        text = gr.Textbox(
+            placeholder="Describe what you are looking for, e.g. “a cat, close up”",
+            show_label=False,
+            scale=8,
+            autofocus=True,
+            elem_id="ume-query",
+        )
+        search_button = gr.Button(
+            "Search", variant="primary", scale=1, min_width=120, elem_id=SEARCH_BUTTON_ID
+        )
+    with gr.Row():
+        mode = gr.Radio(MODE_CHOICES, value="fast", label="Mode", elem_id=MODE_ID, scale=3)
+        kind = gr.Dropdown(KIND_CHOICES, value="all", label="Kind", scale=1)
+        folder = gr.Dropdown([ALL_FOLDERS], value="", label="Folder", allow_custom_value=True, scale=2)
+        top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Results", scale=2)
+        shortlist = gr.Slider(
+            10, 500, value=ctx.shortlist, step=10, label="Re-rank shortlist N", visible=False, scale=2
+        )
+    mode_help = gr.HTML(elem_id="ume-mode-help")
+    mode_reasons = gr.Textbox("{}", visible="hidden")
+    example = "Search by example: an image or a video clip (combines with the words)"
+    with gr.Accordion(example, open=False), gr.Row():
+        image = gr.Image(type="filepath", label="Example image", sources=["upload", "clipboard"], height=220)
+        video = gr.Video(label="Example clip", sources=["upload"], height=220)
+    query_reasoning = gr.Textbox(
+        label="The model's reasoning about your query",
+        lines=4,
+        max_lines=12,
+        interactive=False,
+        visible=False,
+        elem_id="ume-query-reasoning",
+    )
+    status = gr.HTML()
+    with gr.Row():
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(
+                show_label=False,
+                columns=4,
+                fit_columns=False,
+                height="auto",
+                object_fit="cover",
+                allow_preview=False,
+                elem_id="ume-results",
+            )
+        with gr.Column(scale=2, elem_id="ume-detail"):
+            pane = detail_pane("ume-reasoning", SELECT_HIT)
+    hits = gr.State([])
+    controls = SearchControls(text, mode, kind, folder, top_k, mode_help, mode_reasons)
+
+    run_fast = gr.Button(visible="hidden", elem_id=RUN_FAST_ID)
+    run_generate = gr.Button(visible="hidden", elem_id=RUN_GENERATE_ID)
+    api_trigger = gr.Button(visible="hidden")
+    api_result = gr.Textbox(visible="hidden")
+    dispatch_inputs = [text, mode, kind, folder, top_k]
+    search_button.click(None, dispatch_inputs, None, js=DISPATCH_SEARCH)
+    text.submit(None, dispatch_inputs, None, js=DISPATCH_SEARCH)
+    query = [text, image, video]
+    run_fast.click(
+        handlers.fast,
+        [*query, kind, folder, top_k],
+        [gallery, hits, status],
+        api_name="search_fast",
+        concurrency_id="fast",
+        concurrency_limit=FAST_CONCURRENCY,
+    )
+    run_generate.click(
+        handlers.generate,
+        [*query, mode, kind, folder, top_k, shortlist],
+        [query_reasoning, gallery, hits, status],
+        api_name="search_reasoning",
+        concurrency_id="generate",
+        concurrency_limit=1,
+    )
+    api_trigger.click(
+        handlers.api,
+        [*query, mode, kind, folder, top_k],
+        api_result,
+        api_name="search",
+        concurrency_id="api",
+        concurrency_limit=API_CONCURRENCY,
+    )
+    gallery.select(handlers.select, [hits], pane.outputs, api_visibility="private", queue=False)
+    mode.change(mode_visibility, [mode], [shortlist, query_reasoning], api_visibility="private", queue=False)
+    return controls
+
+
+def _coalesced(updates: queue.Queue[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """Drain the worker's queue, passing on only the newest text per interval."""
+    latest_text: str | None = None
+    last_sent = 0.0
+    while True:
+        event, value = updates.get()
+        if event == "crash":
+            raise value
+        if event != "text":
+            yield event, value
+            return
+        latest_text = value
+        if time.monotonic() - last_sent >= STREAM_INTERVAL and updates.empty():
+            last_sent = time.monotonic()
+            yield "text", latest_text
