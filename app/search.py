@@ -32,8 +32,8 @@ from PIL import Image
 
 from indexer.collection import indexed_roots, outdated_files, outdated_notice, resolved_model_id
 from indexer.store import CollectionInfo, Hit, Match, Store, StoredPoint, StoreError
-from model.completion import strip_trailers
 from model.encoder import Encoded, Encoder
+from model.engine import strip_trailers
 from model.inputs import EmbedInput, image_input
 from model.media import load_image, read_video_segments
 
