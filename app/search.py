@@ -40,8 +40,8 @@ from indexer.catalog.collection import (
 )
 from indexer.catalog.schema import ITEM_KINDS, ItemRecord
 from indexer.catalog.store import CollectionInfo, Hit, Match, Store, StoredPoint, StoreError
-from model.completion import strip_trailers
 from model.encoder import Encoded, Encoder
+from model.engine import strip_trailers
 from model.inputs import EmbedInput, image_input
 from model.media import load_image, read_video_segments
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.completion import format_ok
 from model.encoder import Encoder
+from model.engine import format_ok
 from model.eval.metrics import hit_at_k, rank_candidates
 from model.tiny import build_tiny_model
 from model.train.batch import load_side

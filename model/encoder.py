@@ -6,7 +6,7 @@
     scores = queries.disc @ docs.disc.T
 
 `mode="disc"` is one forward pass cut at `<disc_emb>`; `mode="gen"`/`"both"` run one prefill
-and a decode loop that stops at `<gen_emb>` (see `model.generation`). Inputs are grouped by
+and a decode loop that stops at `<gen_emb>` (see `model.engine`). Inputs are grouped by
 prompt length before batching, so padding is small and results do not depend on which other
 items share a call.
 
@@ -29,12 +29,13 @@ import torch
 from PIL import Image
 
 from model import prompts
-from model.completion import parse_completion
-from model.generation import (
+from model.engine import (
     Sampling,
+    StepCallback,
     TokenIds,
     disc_embeddings,
     generate_embeddings,
+    parse_completion,
 )
 from model.inputs import (
     INDEXING_BUDGET,
@@ -155,35 +156,11 @@ class Encoder:
     def hidden_size(self) -> int:
         return int(self.model.config.text_config.hidden_size)
 
-    def encode_query(self, inputs: Sequence[InputLike], target_kind: str = "image", **kwargs: Any) -> Encoded:
-        """Embed queries with the query-side task texts (by what they search for)."""
-        items = [_as_input(i) for i in inputs]
-        return self._encode(items, [task_text(i, query_task(i, target_kind)) for i in items], **kwargs)
-
-    def encode_document(self, inputs: Sequence[InputLike], **kwargs: Any) -> Encoded:
-        """Embed candidates (photos, video segments, pages, texts) with the document-side task texts."""
-        items = [_as_input(i) for i in inputs]
-        return self._encode(items, [task_text(i, document_task(i)) for i in items], **kwargs)
-
-    def encode(self, inputs: Sequence[InputLike], task: str | None = None, **kwargs: Any) -> Encoded:
-        """Embed inputs with an explicit task template (`{text}` = the input's words).
-
-        Without `task`, each input's own `task` or the document-side default is used.
-        """
-        items = [_as_input(i) for i in inputs]
-        return self._encode(items, [task_text(i, task or document_task(i)) for i in items], **kwargs)
-
-    def prepare(self, item: EmbedInput, task: str) -> PreparedInput:
-        """Processor tensors for one input (exposed so pipelines can prepare ahead of the model)."""
-        return prepare(self.processor, item, task, self.budget)
-
-    def _encode(self, items: list[EmbedInput], tasks: list[str], **kwargs: Any) -> Encoded:
-        prepared = [self.prepare(item, task) for item, task in zip(items, tasks, strict=True)]
-        return self.encode_prepared(prepared, **kwargs)
-
-    def encode_prepared(
+    def encode_query(
         self,
-        prepared: Sequence[PreparedInput],
+        inputs: Sequence[InputLike],
+        target_kind: str = "image",
+        *,
         mode: Mode = "both",
         batch_size: int = 16,
         max_new_tokens: int = 8192,
@@ -194,7 +171,124 @@ class Encoder:
         seed: int | None = None,
         on_tokens: TokenCallback | None = None,
     ) -> Encoded:
-        """Embed prepared inputs, batching by prompt length; results come back in input order."""
+        """Embed queries with the query-side task texts (by what they search for).
+
+        `target_kind` ("image", "video", "document", ...) is what a text-only query searches for;
+        a query with media takes its media's task text. The keyword parameters are those of
+        `encode_prepared`.
+        """
+        items = [_as_input(i) for i in inputs]
+        return self.encode_prepared(
+            self._prepare_all(items, [task_text(i, query_task(i, target_kind)) for i in items]),
+            mode=mode,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            seed=seed,
+            on_tokens=on_tokens,
+        )
+
+    def encode_document(
+        self,
+        inputs: Sequence[InputLike],
+        *,
+        mode: Mode = "both",
+        batch_size: int = 16,
+        max_new_tokens: int = 8192,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        seed: int | None = None,
+        on_tokens: TokenCallback | None = None,
+    ) -> Encoded:
+        """Embed candidates (photos, video segments, pages, texts) with the document-side task texts.
+
+        The keyword parameters are those of `encode_prepared`.
+        """
+        return self.encode(
+            inputs,
+            mode=mode,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            seed=seed,
+            on_tokens=on_tokens,
+        )
+
+    def encode(
+        self,
+        inputs: Sequence[InputLike],
+        task: str | None = None,
+        *,
+        mode: Mode = "both",
+        batch_size: int = 16,
+        max_new_tokens: int = 8192,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        seed: int | None = None,
+        on_tokens: TokenCallback | None = None,
+    ) -> Encoded:
+        """Embed inputs with an explicit task template (`{text}` = the input's words).
+
+        Without `task`, each input's own `task` or the document-side default is used. The keyword
+        parameters are those of `encode_prepared`.
+        """
+        items = [_as_input(i) for i in inputs]
+        return self.encode_prepared(
+            self._prepare_all(items, [task_text(i, task or document_task(i)) for i in items]),
+            mode=mode,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            seed=seed,
+            on_tokens=on_tokens,
+        )
+
+    def prepare(self, item: EmbedInput, task: str) -> PreparedInput:
+        """Processor tensors for one input (exposed so pipelines can prepare ahead of the model)."""
+        return prepare(self.processor, item, task, self.budget)
+
+    def _prepare_all(self, items: list[EmbedInput], tasks: list[str]) -> list[PreparedInput]:
+        return [self.prepare(item, task) for item, task in zip(items, tasks, strict=True)]
+
+    def encode_prepared(
+        self,
+        prepared: Sequence[PreparedInput],
+        *,
+        mode: Mode = "both",
+        batch_size: int = 16,
+        max_new_tokens: int = 8192,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        seed: int | None = None,
+        on_tokens: TokenCallback | None = None,
+    ) -> Encoded:
+        """Embed prepared inputs, batching by prompt length; results come back in input order.
+
+        mode: "disc" (one forward cut at `<disc_emb>`), "gen" (prefill, then decode until
+            `<gen_emb>`) or "both" (disc and gen from the same prefill).
+        batch_size: inputs per forward pass.
+        max_new_tokens: the cap on each generation; a row that reaches it without `<gen_emb>`
+            takes gen from its last generated step.
+        do_sample, temperature, top_p, top_k: sample instead of greedy decoding (`top_k` 0 and
+            `top_p` 1 set no limit).
+        seed: makes sampling repeatable; None draws from torch's global random source.
+        on_tokens: called with (input index, its generated tokens so far) after every token.
+        """
         if mode not in ("disc", "gen", "both"):
             raise ValueError(f"mode must be disc, gen or both, not {mode!r}")
         sampling = Sampling(
@@ -209,31 +303,47 @@ class Encoder:
         result = _EmptyResult(len(prepared), self.hidden_size, mode)
         for start in range(0, len(order), max(batch_size, 1)):
             chunk = order[start : start + batch_size]
-            self._run_batch([prepared[i] for i in chunk], chunk, mode, sampling, result, on_tokens)
+            self._run_batch([prepared[i] for i in chunk], chunk, sampling, result, on_tokens)
         return result.finish(self.processor.tokenizer)
 
-    def _run_batch(self, items, indices, mode, sampling, result, on_tokens) -> None:
+    def _run_batch(
+        self,
+        items: list[PreparedInput],
+        indices: list[int],
+        sampling: Sampling,
+        result: _EmptyResult,
+        on_tokens: TokenCallback | None,
+    ) -> None:
         batch = {k: v.to(self.device) for k, v in collate(items, self.token_ids.pad).items()}
-        if mode == "disc":
-            result.disc[indices] = disc_embeddings(self.model, batch, self.token_ids).cpu().numpy()
+        if result.mode == "disc":
+            result.store_disc(indices, disc_embeddings(self.model, batch, self.token_ids))
             return
         on_step = _row_callback(indices, on_tokens) if on_tokens else None
-        out = generate_embeddings(self.model, batch, self.token_ids, sampling, mode == "both", on_step)
+        out = generate_embeddings(self.model, batch, self.token_ids, sampling, result.mode == "both", on_step)
         assert out.gen is not None
-        result.gen[indices] = out.gen.cpu().numpy()
+        result.store_gen(indices, out.gen, out.completions)
         if out.disc is not None:
-            result.disc[indices] = out.disc.cpu().numpy()
-        for index, completion in zip(indices, out.completions, strict=True):
-            result.completion_ids[index] = completion
+            result.store_disc(indices, out.disc)
 
 
 class _EmptyResult:
     """Arrays filled batch by batch, then turned into an `Encoded`."""
 
     def __init__(self, size: int, hidden: int, mode: Mode) -> None:
+        self.mode = mode
         self.disc = np.zeros((size, hidden), np.float32) if mode in ("disc", "both") else None
         self.gen = np.zeros((size, hidden), np.float32) if mode in ("gen", "both") else None
         self.completion_ids: list[list[int] | None] = [None] * size
+
+    def store_disc(self, indices: list[int], disc: torch.Tensor) -> None:
+        assert self.disc is not None
+        self.disc[indices] = disc.cpu().numpy()
+
+    def store_gen(self, indices: list[int], gen: torch.Tensor, completions: list[list[int]]) -> None:
+        assert self.gen is not None
+        self.gen[indices] = gen.cpu().numpy()
+        for index, completion in zip(indices, completions, strict=True):
+            self.completion_ids[index] = completion
 
     def finish(self, tokenizer: Any) -> Encoded:
         texts = [
@@ -250,7 +360,8 @@ class _EmptyResult:
         )
 
 
-def _row_callback(indices: list[int], on_tokens: TokenCallback):
+def _row_callback(indices: list[int], on_tokens: TokenCallback) -> StepCallback:
+    """Per-row token reports of one batch -> each input's tokens so far."""
     so_far: dict[int, list[int]] = {}
 
     def on_step(rows: list[int], tokens: list[int]) -> None:

@@ -57,7 +57,7 @@ def taught_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     import torch
 
     from model.encoder import Encoder, document_task, task_text
-    from model.generation import append_completions
+    from model.engine import append_completions
     from model.inputs import collate
 
     torch.manual_seed(0)

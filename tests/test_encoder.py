@@ -12,9 +12,8 @@ from PIL import Image
 
 from app.cli import main as ume
 from model import prompts
-from model.completion import parse_completion
 from model.encoder import Encoder, ModelLoadError, document_task, task_text
-from model.generation import append_completions
+from model.engine import append_completions, parse_completion
 from model.inputs import EmbedInput, collate, image_input, inputs_from_path, pdf_inputs, text_input
 from model.media import MediaError
 from tests.conftest import TAUGHT_COMPLETIONS, taught_inputs
@@ -232,17 +231,17 @@ def test_fixed_shape_steps_match_the_eager_loop(
 ) -> None:
     """The CUDA-graph loop's fixed-shape steps (run eagerly here) agree with the eager loop,
     through early-finishing rows (compaction) and, with a small reserve, cache growth."""
-    from model import generation
+    from model.engine import Sampling, decode
 
-    monkeypatch.setattr(generation, "DECODE_RESERVE", reserve)
+    monkeypatch.setattr(decode, "DECODE_RESERVE", reserve)
     items = mixed_inputs(examples_dir)
     prepared = [taught.prepare(i, task_text(i, document_task(i))) for i in items]
     batch = collate(prepared, taught.token_ids.pad)
-    sampling = generation.Sampling(max_new_tokens=90)
-    eager = generation.generate_embeddings(
+    sampling = Sampling(max_new_tokens=90)
+    eager = decode.generate_embeddings(
         taught.model, batch, taught.token_ids, sampling, fixed_shape_steps=False
     )
-    fixed = generation.generate_embeddings(
+    fixed = decode.generate_embeddings(
         taught.model, batch, taught.token_ids, sampling, fixed_shape_steps=True
     )
     assert fixed.completions == eager.completions

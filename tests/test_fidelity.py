@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from model.encoder import Encoder, document_task, task_text
+from model.engine import Sampling, pick_next_tokens, teacher_forced_gen_embeddings
 from model.eval.mmeb_data import sample_uniform
-from model.generation import Sampling, pick_next_tokens, teacher_forced_gen_embeddings
 from model.inputs import (
     EVALUATION_BUDGET,
     INDEXING_BUDGET,

@@ -195,7 +195,7 @@ def test_video_rollouts_are_scored_with_their_video(tiny_model_dir: Path) -> Non
 
 def test_banned_tokens_are_never_emitted() -> None:
     """RL bans the vision placeholders: a sampled `<|image_pad|>` breaks the scoring forward."""
-    from model.generation import Sampling, pick_next_tokens
+    from model.engine import Sampling, pick_next_tokens
 
     logits = torch.zeros(64, 10)
     logits[:, 7] = 20.0  # the banned id is by far the likeliest

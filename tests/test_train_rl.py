@@ -113,7 +113,7 @@ def test_lora_rollouts_sample_from_the_adapted_policy(
     tiny_model_dir: Path, rl_data: Path, tmp_path: Path
 ) -> None:
     """The decode loop reads raw weights, so rollouts must run with the adapters merged in."""
-    from model.generation import Sampling, generate_embeddings, teacher_forced_gen_embeddings
+    from model.engine import Sampling, generate_embeddings, teacher_forced_gen_embeddings
     from model.inputs import collate
     from model.train.lora import merged_adapters
 

@@ -1,7 +1,7 @@
 """Pairs -> model tensors: prompt + assistant message per side, with LM labels and read positions.
 
 The prompt comes from `model.inputs.prepare` and the completion is appended with
-`model.generation.append_completions`, and the embedding positions are found with
+`model.engine.append_completions`, and the embedding positions are found with
 `last_token_positions` / `gen_positions`: the very code inference uses, so what training shapes
 is exactly what the encoder reads.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from model.generation import TokenIds, append_completions, gen_positions, last_token_positions
+from model.engine import TokenIds, append_completions, gen_positions, last_token_positions
 from model.inputs import EmbedInput, VisionBudget, collate, prepare
 from model.media import MediaError, load_image
 from model.prompts import blank_image

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model.generation import normalise, run_prefill
+from model.engine import normalise, run_prefill
 from model.train.batch import SideBatch
 from model.train.distributed import gather_with_grad, sum_over_processes, world
 from model.train.losses import LossTerms, info_nce, lm_token_loss_sum

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from model.completion import format_ok
+from model.engine import format_ok
 
 ADVANTAGE_EPS = 1e-4
 

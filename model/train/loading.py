@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from model.generation import TokenIds
+from model.engine import TokenIds
 from model.prompts import DISC_EMB_TOKEN, GEN_EMB_TOKEN
 from model.train.config import ConfigError, TrainConfig
 

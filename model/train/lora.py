@@ -10,7 +10,7 @@ Design decisions:
   loads them like any checkpoint.
 - Exact resume needs the unmerged pieces: every trainable tensor (adapters, merger) is kept in
   the trainer state by name and put back onto a fresh base model with fresh adapters.
-- The decode loop reads weights directly (`model.lean_step`), so rollouts run with the
+- The decode loop reads weights directly (`model.engine.lean_step`), so rollouts run with the
   adapters merged (`merged_adapters`), exactly the policy being trained.
 """
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from model.generation import Sampling
+from model.engine import Sampling
 from model.inputs import PreparedInput, prepare
 from model.train.batch import load_pairs_media
 from model.train.config import ConfigError, RLConfig

@@ -1,6 +1,6 @@
 """RL rollouts: sample G completions per prompt, then score them with a teacher-forced forward.
 
-Sampling reuses the encoder's decode loop (`model.generation.generate_embeddings`), which also
+Sampling reuses the encoder's decode loop (`model.engine.generate_embeddings`), which also
 returns each rollout's gen embedding: the state at the step that consumed `<gen_emb>`, the same
 numbers a teacher-forced forward over prompt + completion gives at that token (tested in
 tests/test_encoder.py), so no extra forward is spent on the reward.
@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from model.generation import Sampling, TokenIds, append_completions, generate_embeddings, run_prefill
+from model.engine import Sampling, TokenIds, append_completions, generate_embeddings, run_prefill
 from model.inputs import PreparedInput, collate
 
 

@@ -9,10 +9,17 @@ headroom runs out, so copies happen O(log length) times instead of once per toke
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
 ALIGN = 64  # capacity rounding: aligned rows keep SDPA on its fused kernels
+
+
+def aligned(tokens: int) -> int:
+    """`tokens` rounded up to a multiple of ALIGN."""
+    return -(-tokens // ALIGN) * ALIGN
 
 
 class GrowingLayer(DynamicLayer):
@@ -29,7 +36,9 @@ class GrowingLayer(DynamicLayer):
         self.device = key_states.device
         self.is_initialized = True
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         needed = self.length + key_states.shape[-2]
@@ -40,10 +49,11 @@ class GrowingLayer(DynamicLayer):
         self._value_buffer[:, :, self.length : needed] = value_states
         self.length = needed
         self._expose()
+        assert self.keys is not None and self.values is not None
         return self.keys, self.values
 
     def _grow(self, key_states: torch.Tensor, value_states: torch.Tensor, needed: int) -> None:
-        capacity = -(-(needed + max(self.reserve, needed // 2)) // ALIGN) * ALIGN
+        capacity = aligned(needed + max(self.reserve, needed // 2))
         keys = key_states.new_zeros((*key_states.shape[:2], capacity, key_states.shape[-1]))
         values = value_states.new_zeros((*value_states.shape[:2], capacity, value_states.shape[-1]))
         if self._key_buffer is not None and self._value_buffer is not None:
@@ -55,6 +65,11 @@ class GrowingLayer(DynamicLayer):
         assert self._key_buffer is not None and self._value_buffer is not None
         self.keys = self._key_buffer[:, :, : self.length]
         self.values = self._value_buffer[:, :, : self.length]
+
+    @property
+    def capacity(self) -> int:
+        """Slots allocated per row (written or not); 0 before the first write."""
+        return 0 if self._key_buffer is None else int(self._key_buffer.shape[-2])
 
     def get_seq_length(self) -> int:
         return self.length if self.is_initialized else 0

@@ -12,10 +12,12 @@ Used for greedy decoding on CUDA only; sampling and CPU runs take the eager lean
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from model.kv_cache import ALIGN, GrowingLayer
-from model.lean_step import decode_layers
+from model.engine.kv_cache import GrowingLayer, aligned
+from model.engine.lean_step import KVWrite, decode_layers
 
 
 class GraphStep:
@@ -23,7 +25,7 @@ class GraphStep:
 
     def __init__(
         self,
-        model,
+        model: Any,
         caches: list[GrowingLayer],
         tokens: torch.Tensor,
         positions: torch.Tensor,
@@ -45,9 +47,9 @@ class GraphStep:
     def capacity(self) -> int:
         return int(self.bias.shape[-1])
 
-    def _writes(self):
-        def make(layer: GrowingLayer):
-            def write(key: torch.Tensor, value: torch.Tensor):
+    def _writes(self) -> list[KVWrite]:
+        def make(layer: GrowingLayer) -> KVWrite:
+            def write(key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 assert layer._key_buffer is not None and layer._value_buffer is not None
                 layer._key_buffer.index_copy_(2, self.write_at, key)
                 layer._value_buffer.index_copy_(2, self.write_at, value)
@@ -95,7 +97,7 @@ class GraphStep:
 def full_capacity_bias(attention_mask: torch.Tensor, capacity: int, dtype: torch.dtype) -> torch.Tensor:
     """(rows, 1, 1, capacity) bias: 0 on the prompt, -inf on its left padding and on free slots."""
     rows, length = attention_mask.shape
-    capacity = -(-capacity // ALIGN) * ALIGN
+    capacity = aligned(capacity)
     bias = torch.full((rows, 1, 1, capacity), float("-inf"), dtype=dtype, device=attention_mask.device)
     bias[:, 0, 0, :length].masked_fill_(attention_mask.bool(), 0.0)
     return bias
@@ -103,7 +105,7 @@ def full_capacity_bias(attention_mask: torch.Tensor, capacity: int, dtype: torch
 
 def grow_caches(caches: list[GrowingLayer], bias: torch.Tensor, capacity: int) -> torch.Tensor:
     """Enlarge every layer's buffers (and the bias) to at least `capacity` slots."""
-    capacity = -(-capacity // ALIGN) * ALIGN
+    capacity = aligned(capacity)
     for layer in caches:
         assert layer._key_buffer is not None and layer._value_buffer is not None
         for name in ("_key_buffer", "_value_buffer"):

@@ -12,11 +12,12 @@ tests compare it with `generate` and with a teacher-forced forward.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from model.kv_cache import ALIGN, GrowingLayer
+from model.engine.kv_cache import ALIGN, GrowingLayer, aligned
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -29,7 +30,7 @@ class AttentionBias:
 
     def __init__(self, attention_mask: torch.Tensor, reserve: int, dtype: torch.dtype) -> None:
         rows, length = attention_mask.shape
-        capacity = -(-(length + reserve) // ALIGN) * ALIGN
+        capacity = aligned(length + reserve)
         self.bias = torch.zeros((rows, 1, 1, capacity), dtype=dtype, device=attention_mask.device)
         self.bias[:, 0, 0, :length].masked_fill_(attention_mask == 0, float("-inf"))
         self.length = length
@@ -49,7 +50,15 @@ class AttentionBias:
 KVWrite = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _layer(layer, hidden: torch.Tensor, cos, sin, write: KVWrite, bias: torch.Tensor) -> torch.Tensor:
+def _layer(
+    layer: Any,
+    hidden: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    write: KVWrite,
+    bias: torch.Tensor,
+) -> torch.Tensor:
+    """One `Qwen2VLDecoderLayer` over (rows, 1, hidden) states; `cos`/`sin` are (rows, 1, 1, head_dim)."""
     attention = layer.self_attn
     rows, heads, dim = hidden.shape[0], attention.num_heads, attention.head_dim
     groups = attention.num_key_value_groups
@@ -73,14 +82,18 @@ def _layer(layer, hidden: torch.Tensor, cos, sin, write: KVWrite, bias: torch.Te
 
 
 def lean_decode_step(
-    text_model, tokens: torch.Tensor, positions: torch.Tensor, caches: list[GrowingLayer], bias: torch.Tensor
+    text_model: Any,
+    tokens: torch.Tensor,
+    positions: torch.Tensor,
+    caches: list[GrowingLayer],
+    bias: torch.Tensor,
 ) -> torch.Tensor:
     """Feed one token per row; returns the last-layer (final-norm) states, (rows, hidden)."""
     return decode_layers(text_model, tokens, positions, [cache.update for cache in caches], bias)
 
 
 def decode_layers(
-    text_model, tokens: torch.Tensor, positions: torch.Tensor, writes: list[KVWrite], bias: torch.Tensor
+    text_model: Any, tokens: torch.Tensor, positions: torch.Tensor, writes: list[KVWrite], bias: torch.Tensor
 ) -> torch.Tensor:
     """The step itself, with each layer's key/value write supplied by the caller.
 
