@@ -13,7 +13,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "media"
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples" / "media"
 
 
 @pytest.fixture(scope="session")

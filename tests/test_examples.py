@@ -11,7 +11,9 @@ import numpy as np
 import pypdfium2
 from PIL import Image
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from tests.conftest import REPO
+
+EXAMPLES = REPO / "examples"
 MEDIA = EXAMPLES / "media"
 PHOTO_SUFFIXES = {".jpg", ".png"}
 PAGE_TOPICS = ("Cats", "coffee", "Rocket launches", "tomatoes")

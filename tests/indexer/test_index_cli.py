@@ -20,9 +20,9 @@ from indexer.catalog.open import open_store
 from indexer.catalog.store import Match, Point
 from indexer.sharding import shard_of
 from indexer.writer import KILL_AFTER_ENV
-from tests.test_indexer import BROKEN, GOOD_FILES, ITEMS, KINDS, PDF, VIDEO, make_library
+from tests.conftest import REPO
+from tests.indexer.test_indexer import BROKEN, GOOD_FILES, ITEMS, KINDS, PDF, VIDEO, make_library
 
-REPO = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = ("indexed", "unchanged", "reused", "removed", "failed", "points")
 
 

@@ -16,8 +16,8 @@ from indexer.catalog.collection import describe, open_collection
 from indexer.catalog.open import open_store
 from indexer.catalog.schema import OK, FileFacts, FileRecord, FileSettings, ItemPlace, ItemRecord
 from indexer.catalog.store import CollectionInfo, Store, StoreError
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DIM = 4
 V1 = CollectionInfo("tiny-ume", DIM, 1, ("disc", "gen"))
 PATHS = [f"/photos/{index}.jpg" for index in range(5)]

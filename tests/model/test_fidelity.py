@@ -34,7 +34,7 @@ from model.train.data import Pair, Side, Skipped
 from model.train.rl import rollout_sampling
 from model.train.rollout import completion_batch, sample_rollouts
 from tests.conftest import TAUGHT_COMPLETIONS, taught_inputs
-from tests.released_layout import write_released_layout
+from tests.model.released_layout import write_released_layout
 
 
 def test_a_text_query_carries_a_56px_blank_as_in_evaluation_and_rl(encoder: Encoder) -> None:

@@ -22,7 +22,7 @@ from indexer.catalog.open import open_store
 from indexer.catalog.schema import item_id
 from indexer.catalog.store import Match, Point
 from model.encoder import Encoder
-from tests.fixture_index import (
+from tests.app.fixture_index import (
     COLLECTION,
     MAX_NEW_TOKENS,
     FixtureIndex,

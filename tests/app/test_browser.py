@@ -20,7 +20,7 @@ from indexer.catalog.collection import collection_info, resolved_model_id
 from indexer.catalog.open import open_store
 from indexer.catalog.schema import item_id
 from indexer.catalog.store import Point
-from tests.fixture_index import (
+from tests.app.fixture_index import (
     COLLECTION,
     MAX_NEW_TOKENS,
     FixtureIndex,
@@ -28,6 +28,7 @@ from tests.fixture_index import (
     reasoning_for,
     shared_index,
 )
+from tests.conftest import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -39,7 +40,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+ARTIFACTS = REPO / "artifacts"
 WAIT_MS = 30_000
 
 pytestmark = pytest.mark.skipif(

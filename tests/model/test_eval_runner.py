@@ -374,7 +374,7 @@ def test_bad_query_lines_are_reported_with_their_line_number(tmp_path: Path) -> 
 def small_index(tiny_model_dir: Path, examples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two photos, the example clip (three 4 s segments) and the PDF, indexed in both modes."""
     from indexer.catalog.open import open_store
-    from tests.fixture_index import fill_store
+    from tests.app.fixture_index import fill_store
 
     base = tmp_path_factory.mktemp("collection")
     for relative in (CAT, "photos/rocket_on_launch_pad_at_dusk.jpg", CLIP, PDF):

@@ -16,7 +16,7 @@ from model.train.config import DataSource, SFTConfig
 from model.train.data import Skipped, batch_order, load_pairs
 from model.train.sft import SFTRun
 from model.train.tiny_world import write_tiny_world
-from tests.train_helpers import assert_resume_is_exact
+from tests.model.train_helpers import assert_resume_is_exact
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,7 +16,7 @@ from model.train.data import Skipped
 from model.train.rl import RLRun
 from model.train.rl_data import load_rl_pairs
 from model.train.tiny_world import write_rl_split
-from tests.train_helpers import assert_resume_is_exact
+from tests.model.train_helpers import assert_resume_is_exact
 
 LOGGED = {"reward", "format", "rank", "gap", "embedding_reward", "kl", "clip_fraction", "loss"}
 
