@@ -53,7 +53,8 @@ class IndexConfig(BaseModel):
 
     roots: list[Path] = Field(default_factory=list)
     collection: str = DEFAULT_COLLECTION
-    model: str = Field(default_factory=lambda: os.environ.get(MODEL_ENV, DEFAULT_MODEL))
+    # None: the collection's own model, or $UME_MODEL (else UME-R1-2B) for a new collection.
+    model: str | None = None
     # None: the collection's own mode, or "both" for a new collection ("both" costs one
     # generation, like "gen", and also yields disc).
     mode: Mode | None = None
@@ -120,7 +121,12 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = IndexConfig()
     group = parser.add_argument_group("indexing")
     group.add_argument("roots", nargs="+", type=Path, metavar="PATH", help="folders or files")
-    group.add_argument("--model", default=defaults.model, help=f"model name or dir (env {MODEL_ENV})")
+    group.add_argument(
+        "--model",
+        default=defaults.model,
+        help=f"model name or dir (default: the collection's own; for a new one ${MODEL_ENV}, "
+        f"else {DEFAULT_MODEL})",
+    )
     group.add_argument(
         "--mode",
         choices=("disc", "gen", "both"),

@@ -158,9 +158,9 @@ class Pipeline:
         self.settings = LoadSettings(
             config.segment_seconds, config.pdf_dpi, config.max_file_size, encoder.budget
         )
-        if config.mode is None:
-            raise ValueError("settle config.mode before building a pipeline")
-        self.mode = config.mode
+        if config.mode is None or config.model is None:
+            raise ValueError("settle config.mode and config.model before building a pipeline")
+        self.mode, self.model_id = config.mode, config.model
         self.vector_names: list[str] = list(MODE_VECTORS[config.mode])
         self.clock = StageClock()
         self.summary = RunSummary()
@@ -177,7 +177,7 @@ class Pipeline:
         writer = StoreWriter(
             self.store,
             self.config.collection,
-            self.config.model,
+            self.model_id,
             self.clock,
             self.summary,
             self._progress.advance,

@@ -32,13 +32,13 @@ from indexer.catalog.collection import (
 )
 from indexer.catalog.schema import DEFAULT_MODE
 from indexer.catalog.store import CollectionInfo, Store
-from indexer.config import ConfigError, IndexConfig
+from indexer.config import MODEL_ENV, ConfigError, IndexConfig
 from indexer.pipeline import LazyEncoder, Pipeline, ProgressCallback
 from indexer.scan import absolute_root
 from indexer.sharding import ShardSpec, open_store_waiting
 from indexer.state import IndexedState
 from indexer.summary import RunSummary
-from model.encoder import Encoder, Mode
+from model.encoder import DEFAULT_MODEL, Encoder, Mode
 from model.inputs import INDEXING_BUDGET
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ def _resolved(config: IndexConfig, shard: ShardSpec) -> IndexConfig:
         raise ConfigError(
             "sharded indexing needs --qdrant-url: the embedded index opens in one process at a time"
         )
-    update: dict[str, object] = {"roots": roots, "model": resolved_model_id(config.model)}
+    model = resolved_model_id(config.model) if config.model else None
+    update: dict[str, object] = {"roots": roots, "model": model}
     if shard.world > 1 and config.device is None and torch.cuda.is_available():
         update["device"] = f"cuda:{shard.local_rank % torch.cuda.device_count()}"
     return config.model_copy(update=update)
@@ -135,8 +136,8 @@ class _Run:
     def prepare(self, store: Store) -> None:
         """Check the collection, or create it (re-created empty with --reembed)."""
         name = self.config.collection
-        self._settle_mode(store.collection_info(name))
-        model, mode = self.config.model, self.mode
+        self._settle(store.collection_info(name))
+        model, mode = self.model, self.mode
         existing = None if self.config.reembed else check_model(store, name, model)
         if existing is not None:  # same model, so the same size: checked again when it loads
             check_compatible(store, name, collection_info(model, existing.dim, mode))
@@ -148,9 +149,9 @@ class _Run:
     def index(self, store: Store) -> RunSummary:
         name = self.config.collection
         existing = store.collection_info(name)
-        self._settle_mode(existing)
+        self._settle(existing)
         dim = existing.dim if existing else 0
-        self.info = check_compatible(store, name, collection_info(self.config.model, dim, self.mode))
+        self.info = check_compatible(store, name, collection_info(self.model, dim, self.mode))
         self.state = IndexedState.load(store, name)
         roots = list(dict.fromkeys([*self.config.roots, *self.extra_roots]))
         pipeline = Pipeline(
@@ -170,14 +171,33 @@ class _Run:
 
     @property
     def mode(self) -> Mode:
-        assert self.config.mode is not None, "settled by _settle_mode"
+        assert self.config.mode is not None, "settled by _settle"
         return self.config.mode
 
-    def _settle_mode(self, existing: CollectionInfo | None) -> None:
-        """No --mode given: keep the collection's, or use the default for a new one."""
+    @property
+    def model(self) -> str:
+        assert self.config.model is not None, "settled by _settle"
+        return self.config.model
+
+    def _settle(self, existing: CollectionInfo | None) -> None:
+        """No --mode or --model given: keep the collection's, or the defaults for a new one.
+
+        An encoder handed in (an app that holds one) names the model itself.
+        """
+        update: dict[str, object] = {}
         if self.config.mode is None:
-            mode = mode_of(existing.vectors) if existing else DEFAULT_MODE
-            self.config = self.config.model_copy(update={"mode": mode})
+            update["mode"] = mode_of(existing.vectors) if existing else DEFAULT_MODE
+        if self.config.model is None:
+            update["model"] = self._default_model(existing)
+        if update:
+            self.config = self.config.model_copy(update=update)
+
+    def _default_model(self, existing: CollectionInfo | None) -> str:
+        if self.encoder is not None:
+            return resolved_model_id(self.encoder.model_id)
+        if existing is not None:
+            return existing.model_id
+        return resolved_model_id(os.environ.get(MODEL_ENV, DEFAULT_MODEL))
 
     def finish(self, store: Store, summary: RunSummary) -> RunSummary:
         """Prune files gone from disk, build the search index, count what the collection holds."""
@@ -199,7 +219,7 @@ class _Run:
             self.model_seconds = time.perf_counter() - started
         if self.info is not None and encoder.hidden_size != self.info.dim:
             raise CollectionMismatch(
-                f"{self.config.model} makes {encoder.hidden_size}-d vectors but collection "
+                f"{self.model} makes {encoder.hidden_size}-d vectors but collection "
                 f"{self.config.collection!r} holds {self.info.dim}-d ones: add --reembed"
             )
         return encoder
@@ -207,4 +227,4 @@ class _Run:
     def _from_pretrained(self) -> Encoder:
         if self.shard.world > 1 and not (self.config.device or "").startswith("cuda"):
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.shard.local_world))
-        return Encoder.from_pretrained(self.config.model, device=self.config.device)
+        return Encoder.from_pretrained(self.model, device=self.config.device)

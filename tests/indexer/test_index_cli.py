@@ -21,7 +21,7 @@ from indexer.catalog.store import Match, Point
 from indexer.sharding import shard_of
 from indexer.writer import KILL_AFTER_ENV
 from tests.conftest import REPO
-from tests.indexer.test_indexer import BROKEN, GOOD_FILES, ITEMS, KINDS, PDF, VIDEO, make_library
+from tests.indexer.test_indexer import BROKEN, GOOD_FILES, ITEMS, KINDS, PDF, VIDEO, make_library, write_image
 
 SUMMARY_KEYS = ("indexed", "unchanged", "reused", "removed", "failed", "points")
 
@@ -182,3 +182,19 @@ def test_files_embedded_under_an_older_recipe_are_flagged_then_embedded_again(
     assert json.loads(capsys.readouterr().out)["stale"] == 0
     assert main(["search", "a photo", *data, "--model", str(tiny_model_dir), "--top-k", "2"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_more_folders_are_indexed_with_the_collections_own_model(
+    library, tiny_model_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    monkeypatch.delenv("UME_MODEL", raising=False)  # a new collection would get UME-R1-2B
+    data = ["--data-dir", str(tmp_path / "index")]
+    main(index_args(library, tiny_model_dir, *data))
+    capsys.readouterr()
+    extra = tmp_path / "extra"
+    write_image(extra / "new.jpg", seed=7)
+    more = ["index", str(extra), *data, "--max-new-tokens", "4", "--no-progress"]  # no --model
+    code, summary = run_json(capsys, more)
+    assert (code, summary["indexed"], summary["points"]) == (0, 1, ITEMS + 1)
+    assert main(["status", *data, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["info"]["model_id"] == str(tiny_model_dir.resolve())
