@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -43,7 +44,7 @@ from indexer.catalog.store import CollectionInfo, Hit, Match, Store, StoredPoint
 from model.encoder import Encoded, Encoder
 from model.engine import strip_trailers
 from model.inputs import EmbedInput, image_input
-from model.media import load_image, read_video_segments
+from model.media import MediaError, load_image, read_video_segments
 
 SearchMode = Literal["fast", "reasoning", "rerank"]
 SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
@@ -169,6 +170,16 @@ def item_filter(kind: str | None = None, folder: str | Path | None = None) -> Ma
     return schema.items(kind=kind or None, folder=folder_key(folder) if folder else None)
 
 
+@contextmanager
+def example_errors(what: str, source: object) -> Iterator[None]:
+    """A file given to search by (often an upload in a server's temporary folder) that cannot be
+    read becomes a `SearchError` that names it by what it is, never by its path."""
+    try:
+        yield
+    except MediaError as error:
+        raise SearchError(str(error).replace(str(source), f"the example {what}")) from None
+
+
 def query_input(
     text: str | None = None,
     image: Image.Image | str | Path | None = None,
@@ -179,10 +190,12 @@ def query_input(
     if image is not None and video is not None:
         raise SearchError("give an example image or a video clip, not both")
     if image is not None:
-        picture = image if isinstance(image, Image.Image) else load_image(Path(image))
+        with example_errors("image", image):
+            picture = image if isinstance(image, Image.Image) else load_image(Path(image))
         return image_input(picture, text=words)
     if video is not None:
-        segment = next(iter(read_video_segments(Path(video))))  # the whole clip, 8 frames
+        with example_errors("clip", video):
+            segment = next(iter(read_video_segments(Path(video))))  # the whole clip, 8 frames
         return EmbedInput(text=words, video_frames=segment.frames, kind="video", source=str(video))
     if words is None:
         raise SearchError("nothing to search for: type some words or give an example image or clip")

@@ -27,6 +27,7 @@ from app.ui.index_tab import build_index_tab
 from app.ui.page_load import PageLoad
 from app.ui.search_tab import FAST_CONCURRENCY, build_search_tab
 from app.ui.traces_tab import build_traces_tab
+from app.ui.uploads import MAX_UPLOAD
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -80,6 +81,7 @@ def launch(
         theme=theme(),
         css=CSS,
         footer_links=["api"],
+        max_file_size=MAX_UPLOAD,
         **launch_options,
     )
     ctx.blocks = demo

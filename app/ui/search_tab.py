@@ -12,6 +12,7 @@ feeds a queue, and the handler yields the reasoning so far until the hits arrive
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -35,6 +36,9 @@ from app.ui.controls import (
 )
 from app.ui.detail import Detail, detail_pane, empty_detail, item_detail
 from app.ui.display_media import tile
+from app.ui.uploads import ExampleImage
+
+log = logging.getLogger(__name__)
 
 FAST_CONCURRENCY = 8  # fast searches running at once; each is one forward pass
 API_CONCURRENCY = 4
@@ -227,7 +231,8 @@ class SearchHandlers:
         try:
             result = self.request(text, image, video, mode, kind, folder, top_k).run(self.service())
         except USER_ERRORS as error:
-            raise gr.Error(str(error)) from error
+            log.info("search refused: %s", error)  # one line: the caller gets the reason, not a trace
+            raise gr.Error(str(error), print_exception=False) from None
         return json.dumps(result.to_json(), ensure_ascii=False)
 
     def select(self, hits: Hits, event: gr.SelectData) -> tuple[Any, ...]:
@@ -267,7 +272,9 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
     mode_reasons = gr.Textbox("{}", visible="hidden")
     example = "Search by example: an image or a video clip (combines with the words)"
     with gr.Accordion(example, open=False), gr.Row():
-        image = gr.Image(type="filepath", label="Example image", sources=["upload", "clipboard"], height=220)
+        image = ExampleImage(
+            type="filepath", label="Example image", sources=["upload", "clipboard"], height=220
+        )
         video = gr.Video(label="Example clip", sources=["upload"], height=220)
     query_reasoning = gr.Textbox(
         label="The model's reasoning about your query",

@@ -10,8 +10,10 @@ import json
 import os
 import re
 import shutil
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -163,6 +165,59 @@ def test_search_api_runs_every_mode_with_filters(ui: RunningUI) -> None:
 def test_search_api_mistakes_come_back_as_one_line(ui: RunningUI) -> None:
     with pytest.raises(AppError, match="nothing to search for"):
         search_json(ui, "   ")
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims `width` x `height` pixels (a decompression bomb's header)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * 16)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "field", "message"),
+    [
+        (
+            "bomb.png",
+            png_claiming(30_000, 30_000),
+            "image",
+            "the example image cannot be used: it is too large",
+        ),
+        ("noise.png", bytes(range(256)) * 8, "image", "the example image cannot be used: it is not an image"),
+        ("notes.txt", b"just words", "image", "the example image cannot be used: it is not an image"),
+        (
+            "broken.mp4",
+            b"\x00\x00\x00\x18ftypmp42" + bytes(2000),
+            "video",
+            "the example clip: not a readable video",
+        ),
+    ],
+)
+def test_bad_uploads_get_one_line_without_server_paths(
+    ui: RunningUI,
+    tmp_path: Path,
+    name: str,
+    content: bytes,
+    field: str,
+    message: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    upload = tmp_path / name
+    upload.write_bytes(content)
+    files = {"image": None, "video": None} | {field: handle_file(str(upload))}
+    with pytest.raises(AppError) as error:
+        ui.client.predict("", files["image"], files["video"], "fast", "all", "", 5, api_name="/search")
+    shown = str(error.value)
+    assert message in shown and "\n" not in shown.strip()
+    assert "/" not in shown.split(message, 1)[1] and "gradio" not in shown.lower()  # no server path
+    assert "Traceback" not in capfd.readouterr().err
+    assert search_json(ui, "a cat")["hits"]  # the server keeps answering
 
 
 def test_traces_endpoint_lists_items_with_their_reasoning_as_text(ui: RunningUI) -> None:
