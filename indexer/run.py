@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from indexer import state as records
 from indexer.catalog import schema
 from indexer.catalog.collection import (
     CollectionMismatch,
@@ -36,12 +36,14 @@ from indexer.config import MODEL_ENV, ConfigError, IndexConfig
 from indexer.pipeline import LazyEncoder, Pipeline, ProgressCallback
 from indexer.scan import absolute_root
 from indexer.sharding import ShardSpec, open_store_waiting
-from indexer.state import IndexedState
+from indexer.state import IndexedState, remove_files
 from indexer.summary import RunSummary
 from model.encoder import DEFAULT_MODEL, Encoder, Mode
 from model.inputs import INDEXING_BUDGET
 
 log = logging.getLogger(__name__)
+
+StageCallback = Callable[[str], None]  # one line saying what a slow step is doing
 
 
 def index_folders(
@@ -51,19 +53,22 @@ def index_folders(
     shard: ShardSpec | None = None,
     store: Store | None = None,
     on_progress: ProgressCallback | None = None,
+    on_stage: StageCallback | None = None,
 ) -> RunSummary:
     """Index `config.roots` into `config.collection`; see the module docstring.
 
     `encoder` and `store`, when given, are used as they are (an app that already holds them);
     otherwise the run loads the model (only if something needs embedding) and opens the store
     that `config` names. `progress` shows a terminal bar; `on_progress(done, total)` hears the
-    same counts (total is None until the background count finishes).
+    same counts (total is None until the background count finishes). `on_stage(line)` hears,
+    in words, every step that can take more than a moment (loading the model, removing files
+    gone from disk, building the search index), so a run never stalls in silence.
     """
     started = time.perf_counter()
     shard = shard or ShardSpec()
     config = _resolved(config, shard)
     log.info("indexing with %s", config.model_dump_json())
-    run = _Run(config, encoder, shard, progress, on_progress)
+    run = _Run(config, encoder, shard, progress, on_progress, on_stage)
     if store is not None and shard.world == 1:
         summary = run.alone(store)
     elif shard.world == 1:
@@ -105,6 +110,7 @@ class _Run:
     shard: ShardSpec
     progress: bool
     on_progress: ProgressCallback | None = None
+    on_stage: StageCallback | None = None
     info: CollectionInfo | None = None  # what the collection holds, once known
     extra_roots: list[Path] = field(default_factory=list)  # old roots of a re-embedded collection
     state: IndexedState = field(default_factory=IndexedState)
@@ -204,10 +210,13 @@ class _Run:
         collection, started = self.config.collection, time.perf_counter()
         if self.config.prune:
             gone = self.state.deleted(self.config.roots, self.on_disk)
-            records.remove_files(store, collection, gone)
+            if gone:
+                self.say(f"removing {len(gone)} files no longer on disk from the index")
+            remove_files(store, collection, gone)
             summary.removed = len(gone)
-        store.finalize(collection)
         summary.points = store.count(collection, schema.items())
+        self.say(f"building the search index over {summary.points:,} items (minutes for a large collection)")
+        store.finalize(collection)
         summary.seconds["store"] = summary.seconds.get("store", 0.0) + time.perf_counter() - started
         return summary
 
@@ -215,14 +224,22 @@ class _Run:
         encoder = self.encoder
         if encoder is None:
             started = time.perf_counter()
+            self.say(f"loading model {self.model} (a first download can take minutes)")
             encoder = self._from_pretrained()
             self.model_seconds = time.perf_counter() - started
+            self.say(f"model loaded in {self.model_seconds:.1f} s")
         if self.info is not None and encoder.hidden_size != self.info.dim:
             raise CollectionMismatch(
                 f"{self.model} makes {encoder.hidden_size}-d vectors but collection "
                 f"{self.config.collection!r} holds {self.info.dim}-d ones: add --reembed"
             )
         return encoder
+
+    def say(self, line: str) -> None:
+        """Tell what a step that may take a while is doing (log, and the caller's `on_stage`)."""
+        log.info(line)
+        if self.on_stage is not None and self.shard.is_leader:
+            self.on_stage(line)
 
     def _from_pretrained(self) -> Encoder:
         if self.shard.world > 1 and not (self.config.device or "").startswith("cuda"):

@@ -143,6 +143,13 @@ def delete_items(store: Store, collection: str, paths: Sequence[str]) -> None:
         store.delete_where(collection, schema.items(paths=list(paths[start : start + DELETE_CHUNK])))
 
 
+def remove_root(store: Store, collection: str, root: str) -> int:
+    """Forget every file indexed under `root` (never touching the files); returns how many."""
+    paths = [FileRecord.from_payload(p).path for _, p, _ in store.scroll(collection, schema.files(root=root))]
+    remove_files(store, collection, paths)
+    return len(paths)
+
+
 def remove_files(store: Store, collection: str, paths: Sequence[str]) -> None:
     """Forget files: their items first, then their records, so a crash leaves a record to retry."""
     delete_items(store, collection, paths)

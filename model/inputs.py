@@ -34,8 +34,8 @@ class VisionBudget:
     """Pixel limits handed to the Qwen2-VL processors (the model's dynamic resolution).
 
     Each stage uses what the released weights saw there, never what a checkpoint's own processor
-    file says: the defaults are the authors' evaluation (search queries, `ume eval`, RL);
-    `INDEXING_BUDGET` and `SFT_BUDGET` are the other two.
+    file says: the defaults are the authors' evaluation (`ume eval`, RL); `INDEXING_BUDGET` (the
+    encoder's default: search and indexing) differs only by a frame budget; `SFT_BUDGET` is SFT's.
     """
 
     image_min_pixels: int = FETCH_IMAGE_MIN_PIXELS

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from app.cli import UserError
+from app.cli.index_cmd import say_stage
 from app.cli.serve_cmd import add_server_options, indexing_policy, parse_auth, warn_if_exposed
 from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS
 from app.ui.context import AppContext, make_context
@@ -143,7 +144,7 @@ def index_examples(
         reembed=True,  # the demo's own index: rebuild it when the model changed
         **settings,
     )
-    return index_folders(config, encoder=encoder, progress=True)
+    return index_folders(config, encoder=encoder, progress=True, on_stage=say_stage)
 
 
 def prepare_demo(

@@ -7,6 +7,7 @@ import json
 import sys
 
 from pydantic import ValidationError
+from tqdm import tqdm
 
 from app.cli import UserError
 from app.cli.common import add_store_options, store_from_args
@@ -66,11 +67,16 @@ def run_index(args: argparse.Namespace) -> int:
             raise UserError("--workers needs --qdrant-url: the embedded index opens in one process at a time")
         return launch_workers(config, args.workers, args.json, progress)
     try:
-        summary = index_folders(config, progress=progress)
+        summary = index_folders(config, progress=progress, on_stage=say_stage if progress else None)
     except ConfigError as error:
         raise UserError(str(error)) from error
     print_summary(summary, args.json)
     return 1 if summary.failed else 0
+
+
+def say_stage(line: str) -> None:
+    """A slow step's line on stderr, above the progress bar rather than through it."""
+    tqdm.write(f"ume: {line}", file=sys.stderr)
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Index tab: add a folder, index it with a progress bar, read the run summary and failures.
+"""Index tab: the library (indexed folders with their counts, re-scan, remove), adding a folder
+with a progress bar, and the run summary and failures.
 
 The run uses the indexer itself (`indexer.run.index_folders`) with the UI's open store and
 loaded model, and its progress callback drives the bar. Which folders may be added is decided
@@ -17,12 +18,15 @@ import gradio as gr
 from pydantic import ValidationError
 
 from app.ui.context import AppContext
-from indexer.catalog.collection import CollectionMismatch
+from indexer.catalog.collection import CollectionMismatch, folder_counts
+from indexer.catalog.schema import ITEM_KINDS
 from indexer.catalog.store import StoreError
 from indexer.config import ConfigError, IndexConfig, validation_message
+from indexer.state import remove_root
 from indexer.summary import RunSummary
 
 FAILURE_HEADERS = ["file", "reason"]
+LIBRARY_HEADERS = ["folder", *(f"{kind}s" for kind in ITEM_KINDS), "files", "failed"]
 PROGRESS = gr.Progress()  # Gradio fills in a tracker bound to the running event
 EMBEDDING_CHOICES = [
     ("With reasoning (all search modes; slow)", "both"),
@@ -51,6 +55,44 @@ class IndexHandlers:
             raise gr.Error(f"no such folder: {path}")
         return path
 
+    def library_rows(self) -> list[list[Any]]:
+        """One row per indexed folder: items per kind, files, failed files."""
+        service = self.ctx.service
+        if service is None:
+            return []
+        try:
+            counts = folder_counts(service.store, self.ctx.collection)
+        except StoreError:
+            return []
+        return [[c.root, *(c.kinds[kind] for kind in ITEM_KINDS), c.files, c.failed] for c in counts]
+
+    def library(self) -> tuple[list[list[Any]], Any]:
+        """The library table and the folder choices that go with it."""
+        rows = self.library_rows()
+        return rows, gr.update(choices=[row[0] for row in rows])
+
+    def remove(self, folder: str) -> tuple[str, list[list[Any]], Any]:
+        """Take an indexed folder out of the collection; its files on disk are left alone."""
+        service = self.ctx.service
+        roots = [row[0] for row in self.library_rows()]
+        if service is None or folder not in roots:
+            raise gr.Error("choose one of the indexed folders to remove")
+        try:
+            removed = remove_root(service.store, self.ctx.collection, folder)
+        except StoreError as error:
+            raise gr.Error(str(error)) from error
+        done = (
+            f"Removed {html.escape(folder)} from the index: {removed} files (nothing was deleted from disk)"
+        )
+        return f'<div class="ume-run"><p>{done}</p></div>', *self.library()
+
+    def rescan(
+        self, folder: str, mode: str, progress: gr.Progress = PROGRESS
+    ) -> tuple[str, list[list[str]], list[list[Any]], Any]:
+        """Index an indexed folder again: only what changed is embedded, what is gone is removed."""
+        summary, failures = self.run(folder, mode, progress)
+        return summary, failures, *self.library()
+
     def config(self, folder: Path, mode: str, model_id: str) -> IndexConfig:
         """The run's settings: the served collection and model, plus the serving options."""
         settings = {"roots": [folder], "collection": self.ctx.collection, "model": model_id}
@@ -67,6 +109,9 @@ class IndexHandlers:
         def on_progress(done: int, total: int | None) -> None:
             progress((done, total), desc=f"indexing {path.name or path}", unit="files")
 
+        def on_stage(line: str) -> None:
+            progress(None, desc=line)
+
         from indexer.run import index_folders
 
         try:
@@ -76,6 +121,7 @@ class IndexHandlers:
                 progress=False,
                 store=service.store,
                 on_progress=on_progress,
+                on_stage=on_stage,
             )
         except (ConfigError, CollectionMismatch, StoreError, ValidationError) as error:
             raise gr.Error(validation_message(error)) from error
@@ -114,6 +160,17 @@ def build_index_tab(ctx: AppContext) -> None:
         "disk leave the index. A collection keeps the embeddings it was built with.</div>"
     )
     summary = gr.HTML()
+    library = gr.Dataframe(
+        value=handlers.library_rows,  # read again on every page load
+        headers=LIBRARY_HEADERS,
+        interactive=False,
+        wrap=True,
+        label="Library: the indexed folders",
+    )
+    with gr.Row(equal_height=True):
+        chosen = gr.Dropdown([row[0] for row in handlers.library_rows()], label="Indexed folder", scale=4)
+        rescan = gr.Button("Re-scan", scale=1, min_width=120)
+        remove = gr.Button("Remove from index", variant="stop", scale=1, min_width=120)
     failures = gr.Dataframe(
         headers=FAILURE_HEADERS,
         datatype="str",
@@ -127,6 +184,23 @@ def build_index_tab(ctx: AppContext) -> None:
         [folder, mode],
         outputs,
         api_name="index_folder",
+        concurrency_id="index",
+        concurrency_limit=1,
+    ).then(handlers.library, None, [library, chosen], api_name=False)
+    # Re-scans and removals wait for a running index job (one writer at a time).
+    rescan.click(
+        handlers.rescan,
+        [chosen, mode],
+        [summary, failures, library, chosen],
+        api_name="rescan_folder",
+        concurrency_id="index",
+        concurrency_limit=1,
+    )
+    remove.click(
+        handlers.remove,
+        [chosen],
+        [summary, library, chosen],
+        api_name="remove_folder",
         concurrency_id="index",
         concurrency_limit=1,
     )

@@ -36,7 +36,7 @@ from app.ui.controls import (
 )
 from app.ui.detail import Detail, detail_pane, empty_detail, item_detail
 from app.ui.display_media import tile
-from app.ui.uploads import ExampleImage
+from app.ui.uploads import example_image
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
     mode_reasons = gr.Textbox("{}", visible="hidden")
     example = "Search by example: an image or a video clip (combines with the words)"
     with gr.Accordion(example, open=False), gr.Row():
-        image = ExampleImage(
+        image = example_image(
             type="filepath", label="Example image", sources=["upload", "clipboard"], height=220
         )
         video = gr.Video(label="Example clip", sources=["upload"], height=220)

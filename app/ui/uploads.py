@@ -2,7 +2,7 @@
 
 Gradio opens an uploaded image with PIL before any handler runs, so a decompression bomb or a
 file that is not an image used to end there: the page and the API got only Gradio's generic
-"the upstream app has raised an exception", and the log a full traceback. `ExampleImage` turns
+"the upstream app has raised an exception", and the log a full traceback. `example_image` turns
 every bad upload into a `gr.Error` of one line that says what is wrong (never a server path) and
 the log into one line. Clips are decoded by the search service, which words its errors the same
 way (`app.search.query_input`); `MAX_UPLOAD` bounds the bytes of any upload.
@@ -33,15 +33,22 @@ def rejected_image(error: BaseException) -> gr.Error:
     return gr.Error(f"the example image cannot be used: {reason}", print_exception=False)
 
 
-class ExampleImage(gr.Image):
-    """`gr.Image` whose decoding errors become one-line messages (same front end as gr.Image)."""
+def example_image(**options: Any) -> gr.Image:
+    """A `gr.Image` whose decoding errors become one-line messages.
 
-    is_template = True  # Gradio renders a template component with its parent's front end
+    The check wraps this one component's `preprocess` rather than subclassing `gr.Image`: Gradio
+    writes a `.pyi` stub beside the module of every component subclass it sees imported.
+    """
+    component = gr.Image(**options)
+    decode = component.preprocess
 
-    def preprocess(self, payload: Any) -> Any:
+    def checked(payload: Any) -> Any:
         try:
-            return super().preprocess(payload)
+            return decode(payload)
         except gr.Error:
             raise
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             raise rejected_image(error) from None
+
+    component.preprocess = checked  # type: ignore[method-assign]
+    return component

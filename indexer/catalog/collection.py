@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.catalog import schema
-from indexer.catalog.migrations import upgrade
+from indexer.catalog.migrations import SchemaMismatch, upgrade
 from indexer.catalog.schema import FAILED, ITEM_KINDS, MODE_VECTORS, PENDING, SCHEMA_VERSION, FileRecord
 from indexer.catalog.store import CollectionInfo, Store, StoreError
 from model.encoder import Mode
@@ -86,21 +86,34 @@ def mode_of(vectors: tuple[str, ...]) -> Mode:
 def ensure_collection(store: Store, collection: str, info: CollectionInfo, reembed: bool) -> list[Path]:
     """Create the collection, or check it; with `reembed`, empty one built differently first.
 
-    Returns the roots an emptied collection had held, so the caller can embed them again.
+    Returns the roots an emptied collection had held, so the caller can embed them again. With
+    `reembed`, a collection of another model, size or vectors is rebuilt without upgrading it
+    first, and so is one whose schema this ume cannot upgrade.
     """
-    if open_collection(store, collection) is None:
+    existing = store.collection_info(collection)
+    if existing is None:
         store.create_collection(collection, info)
         return []
-    try:
-        check_compatible(store, collection, info)
-        return []
-    except CollectionMismatch:
-        if not reembed:
-            raise
+    if not (reembed and differently_built(existing, info)):
+        try:
+            check_compatible(store, collection, info)
+            return []
+        except (CollectionMismatch, SchemaMismatch):
+            if not reembed:
+                raise
     roots = indexed_roots(store, collection)
     store.drop_collection(collection)
     store.create_collection(collection, info)
     return roots
+
+
+def differently_built(existing: CollectionInfo, wanted: CollectionInfo) -> bool:
+    """Another model, embedding size or set of vectors (the schema version aside)."""
+    return (existing.model_id, existing.dim, set(existing.vectors)) != (
+        wanted.model_id,
+        wanted.dim,
+        set(wanted.vectors),
+    )
 
 
 def indexed_roots(store: Store, collection: str) -> list[Path]:
@@ -143,6 +156,31 @@ def outdated_notice(count: int) -> str | None:
         f"{count} indexed files were embedded with an older recipe and do not compare exactly with "
         "this query: run `ume index` over their folders to embed them again"
     )
+
+
+@dataclass(frozen=True)
+class FolderCounts:
+    """What one indexed root holds: items per kind, and its files (failed ones apart)."""
+
+    root: str
+    kinds: dict[str, int]
+    files: int
+    failed: int
+
+
+def folder_counts(store: Store, collection: str) -> list[FolderCounts]:
+    """Every root the collection was indexed from, with its counts, in path order."""
+    return [
+        FolderCounts(
+            root=str(root),
+            kinds={
+                kind: store.count(collection, schema.items_of_root(str(root), kind)) for kind in ITEM_KINDS
+            },
+            files=store.count(collection, schema.files(root=str(root))),
+            failed=store.count(collection, schema.files(FAILED, root=str(root))),
+        )
+        for root in indexed_roots(store, collection)
+    ]
 
 
 @dataclass

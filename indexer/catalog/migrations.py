@@ -17,6 +17,10 @@ from indexer.catalog.store import CollectionInfo, Store, StoreError
 Step = Callable[[Store, str, CollectionInfo], None]
 
 
+class SchemaMismatch(StoreError):
+    """A collection this ume cannot upgrade (written by a newer one, or too old to migrate)."""
+
+
 def list_item_vectors(store: Store, name: str, info: CollectionInfo) -> None:
     """1 -> 2: index the new fields, and list on every item the vectors it holds.
 
@@ -32,14 +36,14 @@ STEPS: dict[int, Step] = {1: list_item_vectors}
 def upgrade(store: Store, name: str, info: CollectionInfo) -> CollectionInfo:
     """Bring the collection to `schema.SCHEMA_VERSION`; returns its new info."""
     if info.schema_version > schema.SCHEMA_VERSION:
-        raise StoreError(
+        raise SchemaMismatch(
             f"collection {name!r} has schema version {info.schema_version}, newer than this ume "
-            f"understands ({schema.SCHEMA_VERSION}): upgrade ume to use it"
+            f"understands ({schema.SCHEMA_VERSION}): upgrade ume to use it, or add --reembed to rebuild it"
         )
     while info.schema_version < schema.SCHEMA_VERSION:
         step = STEPS.get(info.schema_version)
         if step is None:
-            raise StoreError(
+            raise SchemaMismatch(
                 f"collection {name!r} has schema version {info.schema_version}, which this ume cannot "
                 "upgrade: add --reembed to rebuild it"
             )

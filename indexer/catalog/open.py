@@ -7,8 +7,6 @@ from pathlib import Path
 
 import platformdirs
 
-from indexer.catalog.edge import EdgeStore
-from indexer.catalog.server import ServerStore
 from indexer.catalog.store import Store
 
 APP_NAME = "ume"
@@ -31,6 +29,12 @@ def open_store(
     `qdrant_url` may be an http(s) URL, `local:PATH` or `:memory:` (qdrant-client local mode,
     for tests). The embedded engine lives under `data_dir` (default: `default_data_dir()`).
     """
+    # Each engine is imported when it is opened: qdrant-client alone adds ~2 s to every `ume`
+    # command, `--help` included. Neither engine imports this module, so there is no circle.
     if qdrant_url is not None:
+        from indexer.catalog.server import ServerStore
+
         return ServerStore(qdrant_url, api_key=api_key)
+    from indexer.catalog.edge import EdgeStore
+
     return EdgeStore(data_dir if data_dir is not None else default_data_dir())

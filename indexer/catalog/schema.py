@@ -253,11 +253,17 @@ def items(
     return Match(fields=fields)
 
 
-def files(status: FileStatus | None = None, kind: str | None = None) -> Match:
-    """File records, optionally with a status and of a kind."""
+def files(status: FileStatus | None = None, kind: str | None = None, root: str | None = None) -> Match:
+    """File records, optionally with a status, of a kind, indexed under one root."""
     fields: dict[str, FieldValue] = {"record": _FILE}
-    if status is not None:
-        fields["status"] = status
+    optional: dict[str, FieldValue | None] = {"status": status, "kind": kind, "root": root}
+    fields |= {key: value for key, value in optional.items() if value is not None}
+    return Match(fields=fields)
+
+
+def items_of_root(root: str, kind: str | None = None) -> Match:
+    """Items whose file was indexed under `root` (exactly that root, not one nested in it)."""
+    fields: dict[str, FieldValue] = {"record": _ITEM, "root": root}
     if kind is not None:
         fields["kind"] = kind
     return Match(fields=fields)

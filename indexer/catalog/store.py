@@ -1,7 +1,7 @@
 """The storage layer's narrow interface: the types every engine speaks.
 
 Two engines sit behind the `Store` protocol and behave identically from the outside
-(`indexer.catalog.open_store` picks one):
+(`indexer.catalog.open.open_store` picks one):
 
 - **embedded** (`catalog.edge.EdgeStore`, the default): qdrant-edge, the real Qdrant engine
   running in-process under a data directory, so a laptop user has nothing to start.

@@ -91,7 +91,9 @@ class GraphStep:
         self.positions += 1
         self.write_at += 1
         assert self.hidden is not None and self.next_tokens is not None
-        return self.hidden, self.next_tokens
+        # A replay overwrites the graph's output buffers in place; the caller keeps a step's states
+        # past the next step (the last-step fallback of `DecodeState`), so it gets its own copy.
+        return self.hidden.clone(), self.next_tokens
 
 
 def full_capacity_bias(attention_mask: torch.Tensor, capacity: int, dtype: torch.dtype) -> torch.Tensor:

@@ -6,7 +6,7 @@ keeps this process's rows; it needs only all_gather and all_reduce, so it runs o
 
 With the contrastive loss of each process computed on its local rows against the gathered
 pool, summing parameter gradients over processes and dividing by their number gives exactly
-the gradient of the whole-batch mean loss (see `tests/test_train_distributed.py`).
+the gradient of the whole-batch mean loss (see `tests/model/test_train_distributed.py`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Sampling reuses the encoder's decode loop (`model.engine.generate_embeddings`), which also
 returns each rollout's gen embedding: the state at the step that consumed `<gen_emb>`, the same
 numbers a teacher-forced forward over prompt + completion gives at that token (tested in
-tests/test_encoder.py), so no extra forward is spent on the reward.
+tests/model/test_encoder.py), so no extra forward is spent on the reward.
 
 Scoring builds prompt + completion once (`completion_batch`) and runs it through the backbone
 of each model that scores it (`completion_logprobs`: policy, then reference) with every vision

@@ -37,6 +37,7 @@ from app.ui.index_tab import IndexHandlers
 from app.ui.page import build_ui, launch
 from app.ui.page_load import deep_link
 from app.ui.search_tab import SearchHandlers
+from indexer.catalog import schema
 from indexer.catalog.open import open_store
 from indexer.catalog.store import Match, Point
 from model.encoder import Encoder
@@ -547,3 +548,26 @@ def test_banner_says_when_indexed_files_were_embedded_under_an_older_recipe(
         ((point_id, payload, _),) = store.scroll(COLLECTION, Match(fields={"record": "file"}))
         store.upsert(COLLECTION, [Point(point_id, payload | {"recipe_version": 1})])
         assert "1 indexed files were embedded with an older recipe" in ctx.banner_html()
+
+
+def test_the_index_tab_lists_the_library_and_removes_a_folder_but_not_its_files(
+    index: FixtureIndex, examples_dir: Path, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        shutil.copy(examples_dir / CAT, folder / "cat.jpg")
+    shutil.copy(examples_dir / "documents/cats_coffee_rockets_tomatoes.pdf", second / "notes.pdf")
+    with open_store(data_dir=tmp_path / "data") as store:
+        encoder = load_encoder(index.model_dir)
+        fill_store(store, encoder, first.resolve())
+        fill_store(store, encoder, second.resolve())
+        handlers = IndexHandlers(make_context(store, COLLECTION, encoder))
+        rows = {row[0]: row[1:] for row in handlers.library_rows()}
+        assert rows == {str(first.resolve()): [1, 0, 0, 1, 0], str(second.resolve()): [1, 0, 4, 2, 0]}
+        status, rows_after, _ = handlers.remove(str(second.resolve()))
+        assert "2 files" in status and [row[0] for row in rows_after] == [str(first.resolve())]
+        assert (second / "notes.pdf").is_file() and (second / "cat.jpg").is_file()  # files stay
+        assert store.count(COLLECTION, schema.items()) == 1
+        with pytest.raises(gr.Error, match="choose one of the indexed folders"):
+            handlers.remove("/etc")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -198,3 +199,41 @@ def test_more_folders_are_indexed_with_the_collections_own_model(
     assert (code, summary["indexed"], summary["points"]) == (0, 1, ITEMS + 1)
     assert main(["status", *data, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["info"]["model_id"] == str(tiny_model_dir.resolve())
+
+
+def test_slow_steps_say_what_they_are_doing(library, tiny_model_dir, tmp_path, capsys) -> None:
+    shutil.rmtree(library / "broken")
+    args = [
+        a
+        for a in index_args(library, tiny_model_dir, "--data-dir", str(tmp_path / "index"))
+        if a != "--no-progress"
+    ]
+    assert main(args) == 0
+    said = capsys.readouterr().err
+    assert f"ume: loading model {tiny_model_dir.resolve()}" in said
+    assert f"ume: building the search index over {ITEMS:,} items" in said
+    (library / PDF).unlink()
+    assert main(args) == 0
+    said = capsys.readouterr().err
+    assert "ume: removing 1 files no longer on disk" in said
+    assert "loading model" not in said  # nothing new to embed: the model is never loaded
+
+
+def test_a_collection_of_a_newer_schema_is_refused_then_rebuilt_with_reembed(
+    library, tiny_model_dir, tmp_path, capsys
+) -> None:
+    shutil.rmtree(library / "broken")
+    data = ["--data-dir", str(tmp_path / "index")]
+    assert main(index_args(library, tiny_model_dir, *data)) == 0
+    with open_store(tmp_path / "index") as store:
+        info = store.collection_info("media")
+        assert info is not None
+        store.record_info("media", dataclasses.replace(info, schema_version=info.schema_version + 1))
+    capsys.readouterr()
+    assert main(index_args(library, tiny_model_dir, *data)) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "newer than this ume understands" in error and "--reembed" in error
+    code, summary = run_json(capsys, [*index_args(library, tiny_model_dir, *data), "--reembed"])
+    assert (code, summary["indexed"], summary["points"]) == (0, GOOD_FILES, ITEMS)
+    assert main(["status", *data, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["info"]["schema_version"] == info.schema_version
