@@ -31,7 +31,7 @@ from indexer.catalog.store import FieldValue, Match, Point
 from model.encoder import Mode
 
 # Version history: 1 the first release; 2 items list their vectors, file records carry their
-# embedding recipe, and both are indexed.
+# embedding recipe, and both (with status and root) are indexed.
 SCHEMA_VERSION = 2
 
 # Fixed forever: changing it would orphan every point id already stored.
@@ -54,6 +54,7 @@ PAYLOAD_INDEXES: dict[str, PayloadIndexKind] = {
     "folders": "keyword",  # every ancestor folder of the file, so "under folder X" is one match
     "extension": "keyword",
     "path": "keyword",
+    "root": "keyword",  # the library view counts and removes by indexed root
     "fingerprint": "keyword",
     "record": "keyword",
     "mtime": "float",
