@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from indexer.catalog.open import DATA_DIR_ENV
-from indexer.catalog.store import check_collection_name
+from indexer.catalog.store import CollectionInfo, check_collection_name
 from model.encoder import DEFAULT_MODEL, Mode
 from model.media import DEFAULT_PDF_DPI
 
@@ -41,6 +41,14 @@ def parse_size(text: str | int) -> int:
         raise ValueError(f"cannot read size {text!r}: write e.g. 2GiB, 500MB or 1048576")
     number, unit = found.groups()
     return int(float(number) * SIZE_UNITS[unit.lower()])
+
+
+def collection_model(info: CollectionInfo | None, requested: str | None = None) -> str:
+    """The model to use with a collection: the requested one, else the one it was built with,
+    else (a new collection) $UME_MODEL, else UME-R1-2B."""
+    if requested:
+        return requested
+    return info.model_id if info is not None else os.environ.get(MODEL_ENV, DEFAULT_MODEL)
 
 
 def default_decode_workers() -> int:

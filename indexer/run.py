@@ -32,13 +32,13 @@ from indexer.catalog.collection import (
 )
 from indexer.catalog.schema import DEFAULT_MODE
 from indexer.catalog.store import CollectionInfo, Store
-from indexer.config import MODEL_ENV, ConfigError, IndexConfig
+from indexer.config import ConfigError, IndexConfig, collection_model
 from indexer.pipeline import LazyEncoder, Pipeline, ProgressCallback
 from indexer.scan import absolute_root
 from indexer.sharding import ShardSpec, open_store_waiting
 from indexer.state import IndexedState, remove_files
 from indexer.summary import RunSummary
-from model.encoder import DEFAULT_MODEL, Encoder, Mode
+from model.encoder import Encoder, Mode
 from model.inputs import INDEXING_BUDGET
 
 log = logging.getLogger(__name__)
@@ -201,9 +201,7 @@ class _Run:
     def _default_model(self, existing: CollectionInfo | None) -> str:
         if self.encoder is not None:
             return resolved_model_id(self.encoder.model_id)
-        if existing is not None:
-            return existing.model_id
-        return resolved_model_id(os.environ.get(MODEL_ENV, DEFAULT_MODEL))
+        return resolved_model_id(collection_model(existing))
 
     def finish(self, store: Store, summary: RunSummary) -> RunSummary:
         """Prune files gone from disk, build the search index, count what the collection holds."""

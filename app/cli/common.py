@@ -7,7 +7,7 @@ import argparse
 from app.cli import UserError
 from indexer.catalog.open import open_store
 from indexer.catalog.store import Store
-from indexer.config import add_store_arguments
+from indexer.config import add_store_arguments, collection_model
 
 
 def add_store_options(parser: argparse.ArgumentParser, collection: bool = True) -> None:
@@ -20,3 +20,8 @@ def store_from_args(args: argparse.Namespace) -> Store:
     if args.data_dir is not None and args.qdrant_url is not None:
         raise UserError("give --data-dir (embedded index) or --qdrant-url (server), not both")
     return open_store(data_dir=args.data_dir, qdrant_url=args.qdrant_url)
+
+
+def model_for(store: Store, collection: str, requested: str | None) -> str:
+    """The model to load: the requested one, else the collection's, else the default."""
+    return collection_model(None if requested else store.collection_info(collection), requested)

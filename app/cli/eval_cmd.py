@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from app.cli import UserError
-from app.cli.common import add_store_options, store_from_args
+from app.cli.common import add_store_options, model_for, store_from_args
 from app.search import SEARCH_MODES, SearchError, SearchMode, SearchService
 from app.search_eval import (
     DEFAULT_KS,
@@ -206,8 +206,7 @@ def collection_results(
     reasons = SearchService(store, args.collection, None).available_modes()
     if all(reasons[mode] is not None for mode in modes):
         raise UserError(str(reasons[modes[0]]))
-    info = store.collection_info(args.collection)
-    model = args.model or (info.model_id if info is not None else DEFAULT_MODEL)
+    model = model_for(store, args.collection, args.model)
     service = SearchService(store, args.collection, Encoder.from_pretrained(model, device=args.device))
     try:
         service.ready_encoder()  # a model that does not match the index fails here, once

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli import UserError
-from app.cli.common import add_store_options, store_from_args
+from app.cli.common import add_store_options, model_for, store_from_args
 from app.search import (
     DEFAULT_QUERY_MAX_NEW_TOKENS,
     DEFAULT_SHORTLIST,
@@ -28,8 +28,7 @@ from app.search import (
 )
 from app.ui.context import AppContext, IndexingPolicy, make_context
 from indexer.catalog.store import Store, StoreError
-from indexer.config import MODEL_ENV
-from model.encoder import DEFAULT_MODEL, Encoder, ModelLoadError
+from model.encoder import Encoder, ModelLoadError
 
 AUTH_ENV = "UME_AUTH"
 DEFAULT_PORT = 7860
@@ -128,14 +127,6 @@ def indexing_policy(host: str, index_under: list[Path] | None) -> IndexingPolicy
         refusal="indexing from the browser is off when serving beyond this machine: "
         "restart with --index-under DIR to allow folders under DIR",
     )
-
-
-def model_for(store: Store, collection: str, requested: str | None) -> str:
-    """The model to load: the requested one, else the collection's, else the default."""
-    if requested:
-        return requested
-    info = store.collection_info(collection)
-    return info.model_id if info is not None else os.environ.get(MODEL_ENV, DEFAULT_MODEL)
 
 
 def run_search(args: argparse.Namespace) -> int:

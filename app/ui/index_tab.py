@@ -74,8 +74,7 @@ class IndexHandlers:
     def remove(self, folder: str) -> tuple[str, list[list[Any]], Any]:
         """Take an indexed folder out of the collection; its files on disk are left alone."""
         service = self.ctx.service
-        roots = [row[0] for row in self.library_rows()]
-        if service is None or folder not in roots:
+        if service is None or folder not in map(str, service.indexed_roots()):
             raise gr.Error("choose one of the indexed folders to remove")
         try:
             removed = remove_root(service.store, self.ctx.collection, folder)

@@ -174,7 +174,7 @@ def folder_counts(store: Store, collection: str) -> list[FolderCounts]:
         FolderCounts(
             root=str(root),
             kinds={
-                kind: store.count(collection, schema.items_of_root(str(root), kind)) for kind in ITEM_KINDS
+                kind: store.count(collection, schema.items(kind=kind, root=str(root))) for kind in ITEM_KINDS
             },
             files=store.count(collection, schema.files(root=str(root))),
             failed=store.count(collection, schema.files(FAILED, root=str(root))),

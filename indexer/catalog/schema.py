@@ -241,14 +241,17 @@ def items(
     folder: str | None = None,
     paths: str | list[str] | None = None,
     vector: str | None = None,
+    root: str | None = None,
 ) -> Match:
-    """Item points, optionally of a kind, under a folder, of some files, holding a vector."""
+    """Item points, optionally of a kind, under a folder, of some files, holding a vector, or
+    indexed under one root (exactly that root, not one nested in it)."""
     fields: dict[str, FieldValue] = {"record": _ITEM}
     optional: dict[str, FieldValue | None] = {
         "kind": kind,
         "folders": folder,
         "path": paths,
         "vectors": vector,
+        "root": root,
     }
     fields |= {key: value for key, value in optional.items() if value is not None}
     return Match(fields=fields)
@@ -259,14 +262,6 @@ def files(status: FileStatus | None = None, kind: str | None = None, root: str |
     fields: dict[str, FieldValue] = {"record": _FILE}
     optional: dict[str, FieldValue | None] = {"status": status, "kind": kind, "root": root}
     fields |= {key: value for key, value in optional.items() if value is not None}
-    return Match(fields=fields)
-
-
-def items_of_root(root: str, kind: str | None = None) -> Match:
-    """Items whose file was indexed under `root` (exactly that root, not one nested in it)."""
-    fields: dict[str, FieldValue] = {"record": _ITEM, "root": root}
-    if kind is not None:
-        fields["kind"] = kind
     return Match(fields=fields)
 
 
