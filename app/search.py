@@ -13,6 +13,10 @@ Design decisions:
 - Generation is serialised by one lock shared by every caller of a service (UI and API), so
   concurrent reasoning requests queue instead of thrashing the accelerator; fast searches never
   wait on it.
+- Searches come first: while one runs, the server's background indexing waits at its gate
+  (`indexer.gate`) after its current decode step.
+- Items still waiting for their gen vector (progressive indexing) are left out of reasoning and
+  rerank results, and the result says how many there are.
 - Modes that need vectors the index lacks are reported by `available_modes` with the reason, so
   the UI and CLI can say why instead of failing mid-search.
 """
@@ -23,7 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -33,14 +37,16 @@ from PIL import Image
 
 from indexer.catalog import schema
 from indexer.catalog.collection import (
+    collection_mode,
     indexed_roots,
     open_collection,
     outdated_files,
     outdated_notice,
     resolved_model_id,
 )
-from indexer.catalog.schema import ITEM_KINDS, ItemRecord
+from indexer.catalog.schema import ITEM_KINDS, MODE_VECTORS, ItemRecord
 from indexer.catalog.store import CollectionInfo, Hit, Match, Store, StoredPoint, StoreError
+from indexer.gate import Gate
 from model.encoder import Encoded, Encoder
 from model.engine import strip_trailers
 from model.inputs import EmbedInput, image_input
@@ -120,6 +126,7 @@ class SearchResult:
     query_reasoning: str | None  # what the model wrote about the query (generation modes)
     query_summary: str | None
     seconds: float
+    pending: int = 0  # matching items this mode cannot rank yet: their reasoning is still coming
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,7 +134,17 @@ class SearchResult:
             "mode": self.mode,
             "query_reasoning": self.query_reasoning,
             "query_summary": self.query_summary,
+            "pending": self.pending,
         }
+
+    def pending_notice(self) -> str | None:
+        """One line about the items left out for want of reasoning, or None."""
+        if not self.pending:
+            return None
+        return (
+            f"{self.pending:,} matching items are still waiting for their reasoning and are not "
+            f"ranked in {self.mode} mode yet (fast mode finds them)"
+        )
 
 
 def clock(seconds: float) -> str:
@@ -211,10 +228,13 @@ def cosine_rank(query: np.ndarray, vectors: dict[str, np.ndarray]) -> list[tuple
 class SearchService:
     """Searches one collection of a store with one loaded encoder; safe to share across threads."""
 
-    def __init__(self, store: Store, collection: str, encoder: Encoder | None) -> None:
+    def __init__(
+        self, store: Store, collection: str, encoder: Encoder | None, gate: Gate | None = None
+    ) -> None:
         self.store = store
         self.collection = collection
         self.encoder = encoder
+        self.gate = gate  # the server's background indexing waits here while a search runs
         self._generation = threading.Lock()
 
     def collection_info(self) -> CollectionInfo:
@@ -229,9 +249,10 @@ class SearchService:
             info = self.collection_info()
         except StoreError as error:
             return dict.fromkeys(SEARCH_MODES, str(error))
+        held = self._vectors_held(info)
         reasons: dict[SearchMode, str | None] = {}
         for mode, needed in SEARCH_VECTORS.items():
-            missing = [name for name in needed if name not in info.vectors]
+            missing = [name for name in needed if name not in held]
             reasons[mode] = (
                 f"{mode} mode needs {' and '.join(missing)} vectors, which this index lacks: "
                 "re-index with `ume index --mode both` to use it"
@@ -239,6 +260,13 @@ class SearchService:
                 else None
             )
         return reasons
+
+    def _vectors_held(self, info: CollectionInfo) -> set[str]:
+        """The vectors the collection's mode fills, and any other that some item holds already."""
+        held = set(MODE_VECTORS[collection_mode(info)])
+        others = [name for name in info.vectors if name not in held]
+        count = self.store.count
+        return held | {name for name in others if count(self.collection, schema.items(vector=name))}
 
     def check_mode(self, mode: str) -> SearchMode:
         if mode not in SEARCH_MODES:
@@ -268,18 +296,22 @@ class SearchService:
         query = query_input(text, image, video)
         encoder = self.ready_encoder()
         top_k = max(1, int(top_k))
-        if checked == "fast":
-            encoded = encoder.encode_query([query], target_kind=kind or "image", mode="disc")
-            hits = [hit_from_store(h) for h in self._nearest("disc", encoded.disc, top_k, match)]
-        else:
-            encoded = self._generate(query, kind, checked, max_new_tokens, on_text)
-            hits = self._rank_generated(checked, encoded, top_k, max(shortlist, top_k), match)
+        pending = 0
+        with self.gate.foreground() if self.gate is not None else nullcontext():
+            if checked == "fast":
+                encoded = encoder.encode_query([query], target_kind=kind or "image", mode="disc")
+                hits = [hit_from_store(h) for h in self._nearest("disc", encoded.disc, top_k, match)]
+            else:
+                encoded = self._generate(query, kind, checked, max_new_tokens, on_text)
+                hits = self._rank_generated(checked, encoded, top_k, max(shortlist, top_k), match)
+                pending = self.store.count(self.collection, schema.lacking(match, "gen"))
         return SearchResult(
             hits=hits,
             mode=checked,
             query_reasoning=encoded.reasoning[0],
             query_summary=encoded.summary[0],
             seconds=time.perf_counter() - began,
+            pending=pending,
         )
 
     def item(self, item_id: str) -> IndexedItem | None:
@@ -367,7 +399,8 @@ class SearchService:
         if mode == "reasoning":
             return [hit_from_store(h) for h in self._nearest("gen", encoded.gen, top_k, match)]
         assert encoded.gen is not None
-        candidates = {hit.id: hit for hit in self._nearest("disc", encoded.disc, shortlist, match)}
+        with_gen = schema.holding(match, "gen")  # the shortlist's items can all be re-ranked
+        candidates = {hit.id: hit for hit in self._nearest("disc", encoded.disc, shortlist, with_gen)}
         stored = self.store.retrieve(self.collection, list(candidates), with_vectors=True)
         ranked = cosine_rank(encoded.gen[0], dict(_gen_vectors(stored)))
         return [hit_from_store(candidates[i], score) for i, score in ranked[:top_k]]

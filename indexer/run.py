@@ -1,6 +1,13 @@
-"""One indexing run from start to end: check the collection, index, prune, finalise.
+"""One indexing run from start to end: check the collection, index, prune, fill, finalise.
 
     summary = index_folders(IndexConfig(roots=[Path("~/Photos")], model="zhibinlan/UME-R1-2B"))
+
+Indexing is progressive. The first pass (`indexer.pipeline`) makes every new or changed file
+searchable: in `both` mode with disc vectors only, one forward pass per item. Files gone from
+disk are pruned. Then fill passes (`indexer.fill`) give the items under the run's roots the
+vectors the mode wants and they lack: the gen vector with its reasoning and summary (one
+generation per item), or, for items made in gen mode, a disc vector. `--mode disc` stops after
+the first pass; items wait for their reasoning until a later run in `both` mode.
 
 A single process does every step with the store open once. In a sharded run (see
 `indexer.shard`) the steps are separated by meeting points: rank 0 prepares the collection,
@@ -20,19 +27,23 @@ from pathlib import Path
 
 import torch
 
-from indexer.catalog import schema
 from indexer.catalog.collection import (
     CollectionMismatch,
     check_compatible,
     check_model,
     collection_info,
+    collection_mode,
     ensure_collection,
-    mode_of,
+    make_ready,
     resolved_model_id,
+    stage_counts,
 )
-from indexer.catalog.schema import DEFAULT_MODE
+from indexer.catalog.schema import DEFAULT_MODE, MODE_VECTORS
 from indexer.catalog.store import CollectionInfo, Store
 from indexer.config import ConfigError, IndexConfig, collection_model
+from indexer.fill import FillPass
+from indexer.gate import Gate
+from indexer.load import LoadSettings
 from indexer.pipeline import LazyEncoder, Pipeline, ProgressCallback
 from indexer.scan import absolute_root
 from indexer.sharding import ShardSpec, open_store_waiting
@@ -54,6 +65,7 @@ def index_folders(
     store: Store | None = None,
     on_progress: ProgressCallback | None = None,
     on_stage: StageCallback | None = None,
+    gate: Gate | None = None,
 ) -> RunSummary:
     """Index `config.roots` into `config.collection`; see the module docstring.
 
@@ -62,13 +74,14 @@ def index_folders(
     that `config` names. `progress` shows a terminal bar; `on_progress(done, total)` hears the
     same counts (total is None until the background count finishes). `on_stage(line)` hears,
     in words, every step that can take more than a moment (loading the model, removing files
-    gone from disk, building the search index), so a run never stalls in silence.
+    gone from disk, building the search index), so a run never stalls in silence. `gate`, in a
+    server, lets interactive searches go first: the fill passes wait their turn at it.
     """
     started = time.perf_counter()
     shard = shard or ShardSpec()
     config = _resolved(config, shard)
     log.info("indexing with %s", config.model_dump_json())
-    run = _Run(config, encoder, shard, progress, on_progress, on_stage)
+    run = _Run(config, encoder, shard, progress, on_progress, on_stage, gate)
     if store is not None and shard.world == 1:
         summary = run.alone(store)
     elif shard.world == 1:
@@ -111,6 +124,7 @@ class _Run:
     progress: bool
     on_progress: ProgressCallback | None = None
     on_stage: StageCallback | None = None
+    gate: Gate | None = None
     info: CollectionInfo | None = None  # what the collection holds, once known
     extra_roots: list[Path] = field(default_factory=list)  # old roots of a re-embedded collection
     state: IndexedState = field(default_factory=IndexedState)
@@ -124,6 +138,8 @@ class _Run:
     def alone(self, store: Store) -> RunSummary:
         self.prepare(store)
         summary = self.index(store)
+        self.prune(store, summary)
+        self.fill(store, summary)
         return self.finish(store, summary)
 
     def sharded(self) -> RunSummary:
@@ -133,9 +149,11 @@ class _Run:
         self.extra_roots = self.shard.broadcast(self.extra_roots)  # also: wait for rank 0
         with open_store_waiting(self.config) as store:
             summary = self.index(store)
+            self.fill(store, summary)
         summary = self.shard.gather(summary)
         if self.shard.is_leader:
             with open_store_waiting(self.config) as store:
+                self.prune(store, summary)
                 summary = self.finish(store, summary)
         return summary
 
@@ -146,13 +164,14 @@ class _Run:
         model, mode = self.model, self.mode
         existing = None if self.config.reembed else check_model(store, name, model)
         if existing is not None:  # same model, so the same size: checked again when it loads
-            check_compatible(store, name, collection_info(model, existing.dim, mode))
+            make_ready(store, name, collection_info(model, existing.dim, mode))
             return
         info = collection_info(model, self.lazy_encoder.get().hidden_size, mode)
         old_roots = ensure_collection(store, name, info, self.config.reembed)
         self.extra_roots = [root for root in old_roots if root.exists()]
 
     def index(self, store: Store) -> RunSummary:
+        """The first pass: embed new and changed files (see the module docstring)."""
         name = self.config.collection
         existing = store.collection_info(name)
         self._settle(existing)
@@ -163,7 +182,7 @@ class _Run:
         pipeline = Pipeline(
             self.lazy_encoder,
             store,
-            self.config,
+            self.config.model_copy(update={"mode": first_pass_mode(self.mode)}),
             self.state,
             self.shard.owns,
             self.progress,
@@ -185,6 +204,33 @@ class _Run:
         assert self.config.model is not None, "settled by _settle"
         return self.config.model
 
+    def fill(self, store: Store, summary: RunSummary) -> None:
+        """Give the items under the run's roots the vectors its mode wants and they lack."""
+        roots = [root for root in dict.fromkeys([*self.config.roots, *self.extra_roots]) if root.exists()]
+        config = self.config
+        settings = LoadSettings(
+            config.segment_seconds, config.pdf_dpi, config.max_file_size, self.lazy_encoder.budget
+        )
+        for vector in MODE_VECTORS[self.mode]:  # disc first: it is fast (a no-op scroll if none lack it)
+            report = FillPass(
+                self.lazy_encoder.get,
+                store,
+                self.config,
+                settings,
+                vector,
+                self.shard.owns,
+                self.gate,
+                self.say,
+                self._items_progress,
+                self.progress,
+            ).run(roots)
+            summary.filled[vector] = summary.filled.get(vector, 0) + report.filled
+            summary.seconds[f"fill_{vector}"] = report.seconds
+
+    def _items_progress(self, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(done, total)
+
     def _settle(self, existing: CollectionInfo | None) -> None:
         """No --mode or --model given: keep the collection's, or the defaults for a new one.
 
@@ -192,7 +238,7 @@ class _Run:
         """
         update: dict[str, object] = {}
         if self.config.mode is None:
-            update["mode"] = mode_of(existing.vectors) if existing else DEFAULT_MODE
+            update["mode"] = collection_mode(existing) if existing else DEFAULT_MODE
         if self.config.model is None:
             update["model"] = self._default_model(existing)
         if update:
@@ -203,16 +249,27 @@ class _Run:
             return resolved_model_id(self.encoder.model_id)
         return resolved_model_id(collection_model(existing))
 
+    def prune(self, store: Store, summary: RunSummary) -> None:
+        """Forget the files under the run's roots that are gone from disk."""
+        if not self.config.prune:
+            return
+        started = time.perf_counter()
+        gone = self.state.deleted(self.config.roots, self.on_disk)
+        if gone:
+            self.say(f"removing {len(gone)} files no longer on disk from the index")
+        remove_files(store, self.config.collection, gone)
+        summary.removed = len(gone)
+        summary.seconds["store"] = summary.seconds.get("store", 0.0) + time.perf_counter() - started
+
     def finish(self, store: Store, summary: RunSummary) -> RunSummary:
-        """Prune files gone from disk, build the search index, count what the collection holds."""
+        """Count what the collection holds, per stage, and build the search index."""
         collection, started = self.config.collection, time.perf_counter()
-        if self.config.prune:
-            gone = self.state.deleted(self.config.roots, self.on_disk)
-            if gone:
-                self.say(f"removing {len(gone)} files no longer on disk from the index")
-            remove_files(store, collection, gone)
-            summary.removed = len(gone)
-        summary.points = store.count(collection, schema.items())
+        stages = stage_counts(store, collection)
+        summary.points, summary.with_reasoning, summary.pending = (
+            stages.searchable,
+            stages.with_reasoning,
+            stages.pending,
+        )
         self.say(f"building the search index over {summary.points:,} items (minutes for a large collection)")
         store.finalize(collection)
         summary.seconds["store"] = summary.seconds.get("store", 0.0) + time.perf_counter() - started
@@ -243,3 +300,8 @@ class _Run:
         if self.shard.world > 1 and not (self.config.device or "").startswith("cuda"):
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.shard.local_world))
         return Encoder.from_pretrained(self.model, device=self.config.device)
+
+
+def first_pass_mode(mode: Mode) -> Mode:
+    """What the first pass embeds: in `both` mode only disc, so items are searchable soon."""
+    return "disc" if mode == "both" else mode

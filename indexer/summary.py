@@ -30,7 +30,8 @@ class Failure:
 
 @dataclass
 class RunSummary:
-    """Counts are files, except `embedded` (item points encoded this run) and `points`."""
+    """Counts are files, except `embedded`, `filled`, `points`, `with_reasoning` and `pending`,
+    which are items."""
 
     indexed: int = 0  # files embedded by the model this run
     unchanged: int = 0  # files already indexed as they are
@@ -38,7 +39,10 @@ class RunSummary:
     removed: int = 0  # files deleted from disk, removed from the index
     failed: int = 0
     embedded: int = 0  # item points encoded this run
-    points: int = 0  # item points in the whole collection after the run
+    points: int = 0  # item points in the whole collection after the run (all searchable)
+    filled: dict[str, int] = field(default_factory=dict)  # items given a vector they lacked, by name
+    with_reasoning: int = 0  # items of the collection holding gen vectors after the run
+    pending: int = 0  # items of the collection still lacking a vector of its mode after the run
     failures: list[Failure] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
@@ -47,6 +51,10 @@ class RunSummary:
         counts = ("indexed", "unchanged", "reused", "removed", "failed", "embedded")
         merged = RunSummary(**{name: getattr(self, name) + getattr(other, name) for name in counts})
         merged.points = max(self.points, other.points)
+        merged.with_reasoning = max(self.with_reasoning, other.with_reasoning)
+        merged.pending = min(self.pending, other.pending)
+        names = {*self.filled, *other.filled}
+        merged.filled = {name: self.filled.get(name, 0) + other.filled.get(name, 0) for name in names}
         merged.failures = self.failures + other.failures
         stages = [*self.seconds, *(stage for stage in other.seconds if stage not in self.seconds)]
         merged.seconds = {
@@ -66,6 +74,8 @@ class RunSummary:
             f"indexed {self.indexed}, unchanged {self.unchanged}, reused {self.reused}, "
             f"removed {self.removed}, failed {self.failed} files; "
             f"{self.embedded} items embedded, {self.points} in the collection",
+            f"reasoning: {self.filled.get('gen', 0)} items given it this run, {self.with_reasoning} "
+            f"have it, {self.pending} pending",
             "seconds: " + ", ".join(f"{stage} {value:.1f}" for stage, value in self.seconds.items()),
         ]
         lines += [f"failed: {failure.path}: {failure.reason}" for failure in self.failures]
@@ -94,7 +104,8 @@ class StageClock:
 
 def summary_from_json(data: dict[str, Any]) -> RunSummary:
     """The inverse of `RunSummary.to_json` (summaries cross process boundaries as JSON)."""
-    summary = RunSummary(**{k: v for k, v in data.items() if k not in ("failures", "seconds")})
+    summary = RunSummary(**{k: v for k, v in data.items() if k not in ("failures", "seconds", "filled")})
+    summary.filled = dict(data.get("filled", {}))
     summary.failures = [Failure(**failure) for failure in data.get("failures", [])]
     summary.seconds = dict(data.get("seconds", {}))
     return summary

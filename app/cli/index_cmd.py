@@ -11,7 +11,13 @@ from tqdm import tqdm
 
 from app.cli import UserError
 from app.cli.common import add_store_options, store_from_args
-from indexer.catalog.collection import CollectionStatus, describe, stale_notice
+from indexer.catalog.collection import (
+    CollectionStatus,
+    StageCounts,
+    collection_mode,
+    describe,
+    stale_notice,
+)
 from indexer.config import (
     ConfigError,
     IndexConfig,
@@ -89,13 +95,22 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def stages_line(stages: StageCounts) -> str:
+    """How far progressive indexing has got, in one line."""
+    line = f"{stages.searchable:,} items searchable, {stages.with_reasoning:,} with reasoning"
+    if stages.pending:
+        line += f", {stages.pending:,} pending (the next `ume index` over their folders adds them)"
+    return line
+
+
 def format_status(status: CollectionStatus) -> str:
     info = status.info
     kinds = ", ".join(f"{count} {kind}" for kind, count in status.kinds.items())
     lines = [
         f"collection {status.collection}: {status.points} items ({kinds}) from {status.files} files",
-        f"model {info.model_id} ({info.dim}-d {'+'.join(info.vectors)} vectors, "
+        f"model {info.model_id} ({info.dim}-d vectors, mode {collection_mode(info)}, "
         f"schema {info.schema_version})",
+        stages_line(status.stages),
     ]
     if status.incomplete:
         lines.append(f"{status.incomplete} files left incomplete by an interrupted run: run ume index again")

@@ -159,9 +159,9 @@ def search_once(args: argparse.Namespace) -> SearchResult:
         )
         if echo is not None:
             echo.end()
-        notice = service.outdated_notice()
-        if notice:
-            print(f"ume: warning: {notice}", file=sys.stderr)
+        for notice in (service.outdated_notice(), result.pending_notice()):
+            if notice:
+                print(f"ume: warning: {notice}", file=sys.stderr)
         return result
 
 

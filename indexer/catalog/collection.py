@@ -11,14 +11,15 @@ it is opened (`open_collection`, `indexer.catalog.migrations`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from indexer.catalog import schema
 from indexer.catalog.migrations import SchemaMismatch, upgrade
 from indexer.catalog.schema import FAILED, ITEM_KINDS, MODE_VECTORS, PENDING, SCHEMA_VERSION, FileRecord
-from indexer.catalog.store import CollectionInfo, Store, StoreError
+from indexer.catalog.store import VECTOR_NAMES, CollectionInfo, Store, StoreError
+from indexer.catalog.widening import resume_widening, widen
 from model.encoder import Mode
 from model.inputs import INDEXING_BUDGET, RECIPE_VERSION, VisionBudget, embedding_recipe
 
@@ -34,11 +35,14 @@ def resolved_model_id(name: str) -> str:
 
 
 def collection_info(model_id: str, dim: int, mode: Mode) -> CollectionInfo:
-    return CollectionInfo(model_id, dim, SCHEMA_VERSION, MODE_VECTORS[mode])
+    """A new collection: room for every vector, whatever its mode, so a disc collection can
+    gain gen vectors later in place (engines cannot add a vector slot to a collection)."""
+    return CollectionInfo(model_id, dim, SCHEMA_VERSION, VECTOR_NAMES, mode)
 
 
 def open_collection(store: Store, collection: str) -> CollectionInfo | None:
     """The collection's info after upgrading it to this ume's schema; None when it does not exist."""
+    resume_widening(store, collection)
     info = store.collection_info(collection)
     if info is None or info.schema_version == SCHEMA_VERSION:
         return info
@@ -60,7 +64,21 @@ def check_model(store: Store, collection: str, model_id: str) -> CollectionInfo 
 
 
 def check_compatible(store: Store, collection: str, wanted: CollectionInfo) -> CollectionInfo:
-    """The collection exists and matches `wanted` in model, size, schema and vectors."""
+    """The collection exists and matches `wanted` in model, size and schema, with room for the
+    vectors of its mode (`fit_mode` makes that room)."""
+    info = same_model_and_size(store, collection, wanted)
+    needed = MODE_VECTORS[collection_mode(wanted)]
+    if not set(needed) <= set(info.vectors):
+        raise CollectionMismatch(
+            f"collection {collection!r} has no room for {'+'.join(needed)} vectors: index it "
+            f"with --mode {collection_mode(wanted)} to make room"
+        )
+    return info
+
+
+def same_model_and_size(store: Store, collection: str, wanted: CollectionInfo) -> CollectionInfo:
+    """The collection's info (upgraded to this schema), when it exists with `wanted`'s model and
+    embedding size."""
     info = check_model(store, collection, wanted.model_id)
     if info is None:
         raise StoreError(f"no collection {collection!r}: index some folders into it first")
@@ -69,13 +87,38 @@ def check_compatible(store: Store, collection: str, wanted: CollectionInfo) -> C
             f"collection {collection!r} holds {info.dim}-d vectors but {wanted.model_id} makes "
             f"{wanted.dim}-d ones: add --reembed to rebuild it"
         )
-    if set(wanted.vectors) != set(info.vectors):
-        held, mode = "+".join(info.vectors), mode_of(info.vectors)
-        raise CollectionMismatch(
-            f"collection {collection!r} holds {held} vectors: index it with --mode {mode}, "
-            "or add --reembed to rebuild it with the new mode"
-        )
     return info
+
+
+def make_ready(store: Store, collection: str, wanted: CollectionInfo) -> CollectionInfo:
+    """An existing collection of `wanted`'s model and size, made ready for its mode."""
+    info = same_model_and_size(store, collection, wanted)
+    return fit_mode(store, collection, info, collection_mode(wanted))
+
+
+def fit_mode(store: Store, collection: str, info: CollectionInfo, mode: Mode) -> CollectionInfo:
+    """Make an existing collection ready for a run in `mode`, keeping every point it holds.
+
+    A collection without a slot for the mode's vectors (one made in disc mode before slots were
+    kept apart from modes) gets one (`widen`); a mode that fills vectors the collection's own
+    mode does not becomes part of it, so later runs without --mode keep filling them.
+    """
+    needed, recorded = MODE_VECTORS[mode], collection_mode(info)
+    if not set(needed) <= set(info.vectors):
+        info = widen(store, collection, info, needed)
+    wanted = mode_of((*MODE_VECTORS[recorded], *needed))
+    if info.mode != wanted:
+        info = replace(info, mode=wanted)
+        store.record_info(collection, info)
+    return info
+
+
+def collection_mode(info: CollectionInfo) -> Mode:
+    """What a run fills when told no --mode: the recorded mode, else (older collections) every
+    vector the collection holds."""
+    if info.mode in MODE_VECTORS:
+        return info.mode  # type: ignore[return-value]
+    return mode_of(info.vectors)
 
 
 def mode_of(vectors: tuple[str, ...]) -> Mode:
@@ -87,8 +130,9 @@ def ensure_collection(store: Store, collection: str, info: CollectionInfo, reemb
     """Create the collection, or check it; with `reembed`, empty one built differently first.
 
     Returns the roots an emptied collection had held, so the caller can embed them again. With
-    `reembed`, a collection of another model, size or vectors is rebuilt without upgrading it
-    first, and so is one whose schema this ume cannot upgrade.
+    `reembed`, a collection of another model or size is rebuilt without upgrading it first, and
+    so is one whose schema this ume cannot upgrade; one of another mode is only made ready for
+    this one (`fit_mode`), keeping its points.
     """
     existing = store.collection_info(collection)
     if existing is None:
@@ -96,7 +140,7 @@ def ensure_collection(store: Store, collection: str, info: CollectionInfo, reemb
         return []
     if not (reembed and differently_built(existing, info)):
         try:
-            check_compatible(store, collection, info)
+            make_ready(store, collection, info)
             return []
         except (CollectionMismatch, SchemaMismatch):
             if not reembed:
@@ -108,12 +152,8 @@ def ensure_collection(store: Store, collection: str, info: CollectionInfo, reemb
 
 
 def differently_built(existing: CollectionInfo, wanted: CollectionInfo) -> bool:
-    """Another model, embedding size or set of vectors (the schema version aside)."""
-    return (existing.model_id, existing.dim, set(existing.vectors)) != (
-        wanted.model_id,
-        wanted.dim,
-        set(wanted.vectors),
-    )
+    """Another model or embedding size (the schema version and the mode aside: `fit_mode`)."""
+    return (existing.model_id, existing.dim) != (wanted.model_id, wanted.dim)
 
 
 def indexed_roots(store: Store, collection: str) -> list[Path]:
@@ -159,13 +199,35 @@ def outdated_notice(count: int) -> str | None:
 
 
 @dataclass(frozen=True)
+class StageCounts:
+    """How far progressive indexing has got, in items (see `indexer.run`)."""
+
+    searchable: int  # every item point: each holds a vector some search mode uses
+    with_reasoning: int  # items with their gen vector, reasoning and summary
+    pending: int  # items still lacking a vector the collection's mode fills
+
+
+def stage_counts(store: Store, collection: str, root: str | None = None) -> StageCounts:
+    """The collection's (or one indexed root's) items per indexing stage."""
+    info = store.collection_info(collection)
+    wanted = MODE_VECTORS[collection_mode(info)] if info is not None else ()
+    pending = sum(store.count(collection, schema.items_lacking(vector, root=root)) for vector in wanted)
+    return StageCounts(
+        searchable=store.count(collection, schema.items(root=root)),
+        with_reasoning=store.count(collection, schema.items(vector="gen", root=root)),
+        pending=pending,
+    )
+
+
+@dataclass(frozen=True)
 class FolderCounts:
-    """What one indexed root holds: items per kind, and its files (failed ones apart)."""
+    """What one indexed root holds: items per kind and per stage, and its files (failed apart)."""
 
     root: str
     kinds: dict[str, int]
     files: int
     failed: int
+    stages: StageCounts
 
 
 def folder_counts(store: Store, collection: str) -> list[FolderCounts]:
@@ -178,6 +240,7 @@ def folder_counts(store: Store, collection: str) -> list[FolderCounts]:
             },
             files=store.count(collection, schema.files(root=str(root))),
             failed=store.count(collection, schema.files(FAILED, root=str(root))),
+            stages=stage_counts(store, collection, str(root)),
         )
         for root in indexed_roots(store, collection)
     ]
@@ -194,6 +257,7 @@ class CollectionStatus:
     kinds: dict[str, int]  # item points per kind
     incomplete: int  # files a killed run left half-written; the next run redoes them
     stale: int  # files embedded under an older recipe; the next run re-embeds them
+    stages: StageCounts  # items searchable, with reasoning, and still waiting for a vector
     failures: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
 
     def to_json(self) -> dict[str, Any]:
@@ -218,5 +282,6 @@ def describe(store: Store, collection: str) -> CollectionStatus:
         kinds={kind: store.count(collection, schema.items(kind=kind)) for kind in ITEM_KINDS},
         incomplete=store.count(collection, schema.files(PENDING)),
         stale=stale_files(store, collection),
+        stages=stage_counts(store, collection),
         failures=[{"path": record.path, "reason": record.reason or "unknown"} for record in failed],
     )

@@ -30,7 +30,16 @@ def list_item_vectors(store: Store, name: str, info: CollectionInfo) -> None:
     store.set_payload_where(name, schema.items_without_vector_list(), schema.vector_list(info.vectors))
 
 
-STEPS: dict[int, Step] = {1: list_item_vectors}
+def separate_mode_from_slots(store: Store, name: str, info: CollectionInfo) -> None:
+    """2 -> 3: collections record their indexing mode apart from their vector slots, and items
+    may lack some vectors for a while (progressive indexing).
+
+    Nothing in the points changes: a version 2 collection records no mode, and its mode stays
+    what its vectors say (`indexer.catalog.collection.collection_mode`).
+    """
+
+
+STEPS: dict[int, Step] = {1: list_item_vectors, 2: separate_mode_from_slots}
 
 
 def upgrade(store: Store, name: str, info: CollectionInfo) -> CollectionInfo:

@@ -31,8 +31,10 @@ from indexer.catalog.store import FieldValue, Match, Point
 from model.encoder import Mode
 
 # Version history: 1 the first release; 2 items list their vectors, file records carry their
-# embedding recipe, and both (with status and root) are indexed.
-SCHEMA_VERSION = 2
+# embedding recipe, and both (with status and root) are indexed; 3 collections record their
+# indexing mode apart from their vector slots, and items may lack some vectors for a while
+# (progressive indexing fills gen vectors after disc ones).
+SCHEMA_VERSION = 3
 
 # Fixed forever: changing it would orphan every point id already stored.
 POINT_NAMESPACE = uuid.UUID("6f2b7a3e-8c1d-5e4f-9a0b-1c2d3e4f5a6b")
@@ -273,6 +275,27 @@ def files_not_made_with(kind: str, recipe: str) -> Match:
 def files_before_recipe(version: int) -> Match:
     """Indexed files embedded under another recipe version than `version`."""
     return Match(fields={"record": _FILE, "status": OK}, not_fields={"recipe_version": version})
+
+
+def items_lacking(
+    vector: str,
+    folder: str | None = None,
+    paths: str | list[str] | None = None,
+    root: str | None = None,
+) -> Match:
+    """Item points that do not hold `vector` yet, optionally under a folder, of some files, or
+    indexed under one root."""
+    return lacking(items(folder=folder, paths=paths, root=root), vector)
+
+
+def holding(match: Match, vector: str) -> Match:
+    """The points `match` selects that hold `vector`."""
+    return Match(match.fields | {"vectors": vector}, match.not_fields, match.ranges, match.missing)
+
+
+def lacking(match: Match, vector: str) -> Match:
+    """The points `match` selects that do not hold `vector` (yet)."""
+    return Match(match.fields, match.not_fields | {"vectors": vector}, match.ranges, match.missing)
 
 
 def items_without_vector_list() -> Match:

@@ -51,15 +51,19 @@ class CollectionInfo:
     model_id: str
     dim: int
     schema_version: int
-    vectors: tuple[str, ...]  # which named vectors the collection holds, subset of VECTOR_NAMES
+    vectors: tuple[str, ...]  # the named vectors its points can hold, subset of VECTOR_NAMES
+    # Which of them an indexing run fills when told nothing else ("disc", "gen" or "both");
+    # empty for collections made before it was recorded, which fill all their vectors.
+    mode: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "model_id": self.model_id,
             "dim": self.dim,
             "schema_version": self.schema_version,
             "vectors": list(self.vectors),
         }
+        return data | ({"mode": self.mode} if self.mode else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CollectionInfo:
@@ -68,6 +72,7 @@ class CollectionInfo:
             dim=int(data["dim"]),
             schema_version=int(data["schema_version"]),
             vectors=tuple(data["vectors"]),
+            mode=str(data.get("mode") or ""),
         )
 
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 import pytest
-import torch
 from fpdf import FPDF
 from PIL import Image
 
@@ -32,7 +31,7 @@ from indexer.scan import fingerprint, is_skipped, walk
 from indexer.sharding import ShardSpec, shard_of
 from indexer.summary import RunSummary
 from model.encoder import Encoder
-from model.inputs import PreparedInput
+from tests.indexer.conftest import CountingEncoder
 
 GOOD_IMAGES = (
     "photos/beach day.jpg",
@@ -130,27 +129,6 @@ def make_library(root: Path, broken: bool = True) -> Path:
     return root
 
 
-class CountingEncoder(Encoder):
-    """The real encoder, counting the items that reach the model."""
-
-    encoded_items = 0
-
-    def encode_prepared(self, prepared: Sequence[PreparedInput], *args: Any, **kwargs: Any) -> Any:
-        self.encoded_items += len(prepared)
-        return super().encode_prepared(prepared, *args, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def encoder(tiny_model_dir: Path) -> Iterator[CountingEncoder]:
-    """The tiny model, on one thread: its batches are too small to gain from more, and a busy
-    machine makes a team of threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    loaded = Encoder.from_pretrained(tiny_model_dir, device="cpu")
-    yield CountingEncoder(loaded.model, loaded.processor, loaded.model_id)
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def library(tmp_path: Path) -> Path:
     return make_library(tmp_path / "library")
@@ -199,7 +177,9 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
 def test_index_counts_kinds_and_records_failures(library, encoder, location) -> None:
     summary = run_index(library, encoder, location)
     assert (summary.indexed, summary.failed, summary.points) == (GOOD_FILES, len(BROKEN), ITEMS)
-    assert summary.embedded == ITEMS == encoder.encoded_items
+    # Progressive: every item is embedded once for fast search, then once more with reasoning.
+    assert summary.embedded == ITEMS == summary.filled["gen"] == summary.with_reasoning
+    assert encoder.encoded_items == 2 * ITEMS and summary.pending == 0
     reasons = {Path(f.path).relative_to(library).as_posix(): f.reason for f in summary.failures}
     assert reasons.keys() == BROKEN.keys()
     for name, words in BROKEN.items():
@@ -339,16 +319,6 @@ def test_a_different_model_is_refused_unless_reembedding(library, encoder, tmp_p
     assert {p[1]["model_id"] for p in items(location)} == {str(other_model.resolve())}
     again = run_index(library, other_encoder, location, reembed=True)  # already matches: kept
     assert (again.embedded, again.points) == (0, 2 * ITEMS)
-
-
-def test_a_different_mode_is_refused_and_no_mode_keeps_the_collections(library, encoder, tmp_path) -> None:
-    location = {"data_dir": tmp_path / "index"}
-    run_index(library, encoder, location, mode="disc")
-    with pytest.raises(CollectionMismatch, match="--mode disc"):
-        run_index(library, encoder, location, mode="both")
-    (library / "photos/new.png").write_bytes((library / GOOD_IMAGES[1]).read_bytes() + b"\0")
-    assert run_index(library, encoder, location, mode=None).indexed == 1
-    assert {tuple(vectors) for _, _, vectors in items(location, with_vectors=True)} == {("disc",)}
 
 
 def test_absurdly_large_files_fail_with_a_reason(library, encoder, tmp_path) -> None:
