@@ -18,7 +18,7 @@ import gradio as gr
 from pydantic import ValidationError
 
 from app.ui.context import AppContext
-from indexer.catalog.collection import CollectionMismatch, folder_counts
+from indexer.catalog.collection import CollectionMismatch, StageCounts, folder_counts
 from indexer.catalog.schema import ITEM_KINDS
 from indexer.catalog.store import StoreError
 from indexer.config import ConfigError, IndexConfig, validation_message
@@ -26,7 +26,14 @@ from indexer.state import remove_root
 from indexer.summary import RunSummary
 
 FAILURE_HEADERS = ["file", "reason"]
-LIBRARY_HEADERS = ["folder", *(f"{kind}s" for kind in ITEM_KINDS), "files", "failed"]
+LIBRARY_HEADERS = [
+    "folder",
+    *(f"{kind}s" for kind in ITEM_KINDS),
+    "files",
+    "failed",
+    "with reasoning",
+    "pending",
+]
 PROGRESS = gr.Progress()  # Gradio fills in a tracker bound to the running event
 EMBEDDING_CHOICES = [
     ("With reasoning (all search modes; slow)", "both"),
@@ -64,7 +71,10 @@ class IndexHandlers:
             counts = folder_counts(service.store, self.ctx.collection)
         except StoreError:
             return []
-        return [[c.root, *(c.kinds[kind] for kind in ITEM_KINDS), c.files, c.failed] for c in counts]
+        return [
+            [c.root, *(c.kinds[kind] for kind in ITEM_KINDS), c.files, c.failed, *_stages(c.stages)]
+            for c in counts
+        ]
 
     def library(self) -> tuple[list[list[Any]], Any]:
         """The library table and the folder choices that go with it."""
@@ -128,6 +138,11 @@ class IndexHandlers:
         return summary_html(summary, path), failure_rows(summary)
 
 
+def _stages(stages: StageCounts) -> list[int]:
+    """The library's per-stage columns: items with their reasoning, items still waiting."""
+    return [stages.with_reasoning, stages.pending]
+
+
 def summary_html(summary: RunSummary, folder: Path) -> str:
     seconds = summary.seconds.get("total", 0.0)
     counts = (
@@ -138,7 +153,8 @@ def summary_html(summary: RunSummary, folder: Path) -> str:
         '<div class="ume-run">'
         f'<div class="ume-detail-name">Indexed {html.escape(str(folder))}</div>'
         f"<p>{counts} files · {summary.embedded} items embedded · "
-        f"{summary.points:,} items in the collection · {seconds:.1f} s</p></div>"
+        f"{summary.points:,} items in the collection, {summary.with_reasoning:,} with reasoning, "
+        f"{summary.pending:,} pending · {seconds:.1f} s</p></div>"
     )
 
 

@@ -103,7 +103,9 @@ class SearchControls:
 def result_status(result: SearchResult) -> str:
     count = len(result.hits)
     found = f"{count} result{'s' if count != 1 else ''}" if count else "no results"
-    return status_html(f"{found} · {result.mode} mode · {result.seconds:.2f} s")
+    line = f"{found} · {result.mode} mode · {result.seconds:.2f} s"
+    notice = result.pending_notice()
+    return status_html(f"{line} · {notice}" if notice else line)
 
 
 def caption(hit: SearchHit) -> str:
