@@ -63,8 +63,8 @@ class IndexConfig(BaseModel):
     collection: str = DEFAULT_COLLECTION
     # None: the collection's own model, or $UME_MODEL (else UME-R1-2B) for a new collection.
     model: str | None = None
-    # None: the collection's own mode, or "both" for a new collection ("both" costs one
-    # generation, like "gen", and also yields disc).
+    # None: the collection's own mode, or "both" for a new collection ("both" makes items
+    # searchable with disc vectors first, then adds gen vectors: one generation per item).
     mode: Mode | None = None
     segment_seconds: float = Field(default=10.0, gt=0)  # one video point per span of this length
     pdf_dpi: int = Field(default=DEFAULT_PDF_DPI, ge=36, le=600)
@@ -139,7 +139,8 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
         "--mode",
         choices=("disc", "gen", "both"),
         default=None,
-        help="disc: one forward pass (fast); gen/both: with generated reasoning "
+        help="disc: one forward pass per item (fast search only); both: disc first, then the "
+        "model's reasoning and gen vectors filled in behind; gen: reasoning only "
         "(default: the collection's mode; both for a new one)",
     )
     numbers = (
