@@ -74,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ume: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ume: interrupted", file=sys.stderr)
+        resumes = " (what was written stays: run the same command again to carry on)"
+        print(f"ume: interrupted{resumes if getattr(args, 'resumable', False) else ''}", file=sys.stderr)
         return 130
 
 

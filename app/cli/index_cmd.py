@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     index.add_argument("--no-progress", action="store_true", help="no progress bar")
-    index.set_defaults(handler=run_index)
+    index.set_defaults(handler=run_index, resumable=True)
 
     status = subparsers.add_parser("status", help="what a collection holds, and which files failed")
     add_store_options(status)
