@@ -48,6 +48,7 @@ from model.inputs import PreparedInput
 
 log = logging.getLogger(__name__)
 
+WORTH_SAYING_S = 60.0  # a second pass expected to take less than this is not worth a warning
 CPU_FIRST_BATCH = 2  # items in the first batch on a CPU: enough to measure, soon to report
 LOOKAHEAD_FILES = 8  # files decoded ahead of the model
 # Test hook: SIGKILL this process right after the Nth batch of filled items is written.
@@ -225,9 +226,9 @@ class FillPass:
 
     def _estimate(self, seconds: float, items: int, left: int) -> None:
         """Say what the rest will cost on a CPU, and how to stop or skip it."""
-        if self.encoder().device.type != "cpu" or self.vector != "gen":
-            return
         each = seconds / items
+        if self.encoder().device.type != "cpu" or self.vector != "gen" or each * left < WORTH_SAYING_S:
+            return
         self.say(
             f"reasoning takes about {each:.0f} s per item on this CPU: roughly {_duration(each * left)} "
             f"for the {left:,} items left. Fast search works already. Stop it any time (Ctrl-C, or "
