@@ -33,6 +33,7 @@ from indexer.catalog.collection import (
 from indexer.catalog.schema import DEFAULT_MODE
 from indexer.catalog.store import CollectionInfo, Store
 from indexer.config import ConfigError, IndexConfig, collection_model
+from indexer.gate import Gate
 from indexer.pipeline import LazyEncoder, Pipeline, ProgressCallback
 from indexer.scan import absolute_root
 from indexer.sharding import ShardSpec, open_store_waiting
@@ -54,6 +55,7 @@ def index_folders(
     store: Store | None = None,
     on_progress: ProgressCallback | None = None,
     on_stage: StageCallback | None = None,
+    gate: Gate | None = None,
 ) -> RunSummary:
     """Index `config.roots` into `config.collection`; see the module docstring.
 
@@ -63,6 +65,7 @@ def index_folders(
     same counts (total is None until the background count finishes). `on_stage(line)` hears,
     in words, every step that can take more than a moment (loading the model, removing files
     gone from disk, building the search index), so a run never stalls in silence.
+    `gate` lets interactive searches (and a pause) go ahead of this run's model steps.
     """
     started = time.perf_counter()
     shard = shard or ShardSpec()
