@@ -89,8 +89,8 @@ class _Forward(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         word = CHANGE_WORDS.get(event.event_type)
-        if word is None or (event.is_directory and word == "changed"):
-            return  # opened/closed-without-writing; a folder "modified" only echoes a file event
+        if word is None or (event.is_directory and word in ("new", "changed")):
+            return  # opened/closed-without-writing; a new or "modified" folder echoes its files
         paths = [event.src_path, getattr(event, "dest_path", "")]
         for path in (p for p in paths if p):
             self.watcher.noticed(str(path if isinstance(path, str) else path.decode()), word)
