@@ -1,7 +1,7 @@
 """`ume index`, `ume status` and `ume search` handed to a running `ume serve` over HTTP.
 
-A real `ume serve` runs as a subprocess on a free loopback port with the tiny model, a login and
-`--index-under`; the commands run as a user types them, and their output and exit status are
+A real `ume serve` runs as a subprocess on a free loopback port with the tiny model, a login,
+`--index-under` and `--watch`; the commands run as a user types them, and their output and exit status are
 compared with standalone runs on a second data dir indexed from the same folder.
 """
 
@@ -64,6 +64,7 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     command = [
         sys.executable, "-m", "app", "serve", "--data-dir", str(data_dir), "--model", str(tiny_model_dir),
         "--host", "127.0.0.1", "--port", str(free_port()), "--auth", LOGIN, "--index-under", str(allowed),
+        "--watch",
     ]  # fmt: skip
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "UME_AUTH": ""}
     with log.open("wb") as output:
@@ -210,5 +211,6 @@ def test_a_stopped_server_removes_its_note_and_frees_the_index(
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(60) == 0, server.log.read_text()[-3000:]
     assert not server_file(server.data_dir).exists()
+    assert "Traceback" not in server.log.read_text()
     code, out, _ = ume(capsys, "status", "--data-dir", str(server.data_dir), "--json")
     assert code == 0 and json.loads(out)["points"] == 2
