@@ -125,6 +125,8 @@ class FillPass:
         total = sum(len(file.records) for file in work)
         if total:
             self.say(f"{FILL_WORDS[self.vector]} {total:,} items")
+            if self.on_progress is not None:
+                self.on_progress(0, total)  # a new count begins: items now, not files
             shown = None if self.progress_bar else True
             with tqdm(total=total, desc=self.vector, unit="item", disable=shown) as bar:
                 self._fill(work, total, bar)

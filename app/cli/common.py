@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from app.cli import UserError
 from indexer.catalog.open import open_store
 from indexer.catalog.store import Store
 from indexer.config import add_store_arguments, collection_model
+
+AUTH_ENV = "UME_AUTH"
 
 
 def add_store_options(parser: argparse.ArgumentParser, collection: bool = True) -> None:
@@ -25,3 +28,22 @@ def store_from_args(args: argparse.Namespace) -> Store:
 def model_for(store: Store, collection: str, requested: str | None) -> str:
     """The model to load: the requested one, else the collection's, else the default."""
     return collection_model(None if requested else store.collection_info(collection), requested)
+
+
+def add_login_option(parser: argparse.ArgumentParser) -> None:
+    """--auth for a command that may hand its work to a running `ume serve`."""
+    parser.add_argument(
+        "--auth",
+        default=os.environ.get(AUTH_ENV),
+        metavar="USER:PASSWORD",
+        help=f"the login of a running `ume serve --auth` that holds the index (env {AUTH_ENV})",
+    )
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, colon, password = value.partition(":")
+    if not colon or not user or not password:
+        raise UserError(f"--auth / {AUTH_ENV} must be USER:PASSWORD")
+    return user, password

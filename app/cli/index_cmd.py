@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from app.cli import UserError
-from app.cli.common import add_store_options, store_from_args
+from app.cli import UserError, handoff
+from app.cli.common import add_login_option, add_store_options, store_from_args
 from indexer.catalog.collection import (
     CollectionStatus,
     StageCounts,
@@ -18,6 +19,7 @@ from indexer.catalog.collection import (
     describe,
     stale_notice,
 )
+from indexer.catalog.store import CollectionInfo
 from indexer.config import (
     ConfigError,
     IndexConfig,
@@ -33,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "index",
         help="embed the photos, videos and PDFs under folders into a collection",
         description="Embed images, video segments and PDF pages under PATHs; re-runs embed only "
-        "what changed. Exit status: 0 all indexed, 1 some files failed, 2 usage error.",
+        "what changed. While `ume serve` holds the index, the run is handed to it. "
+        "Exit status: 0 all indexed, 1 some files failed, 2 usage error.",
     )
     add_store_options(index)
     add_index_arguments(index)
@@ -45,11 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     index.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_login_option(index)
     index.set_defaults(handler=run_index, resumable=True)
 
     status = subparsers.add_parser("status", help="what a collection holds, and which files failed")
     add_store_options(status)
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    add_login_option(status)
     status.set_defaults(handler=run_status)
 
 
@@ -72,6 +77,9 @@ def run_index(args: argparse.Namespace) -> int:
         if config.qdrant_url is None:
             raise UserError("--workers needs --qdrant-url: the embedded index opens in one process at a time")
         return launch_workers(config, args.workers, args.json, progress)
+    server = handoff.server_for(args)
+    if server is not None:
+        return handoff.index(server, args, config)
     try:
         summary = index_folders(config, progress=progress, on_stage=say_stage if progress else None)
     except ConfigError as error:
@@ -86,8 +94,12 @@ def say_stage(line: str) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    with store_from_args(args) as store:
-        status = describe(store, args.collection)
+    server = handoff.server_for(args)
+    if server is not None:
+        status = status_from_json(handoff.status(server, args))
+    else:
+        with store_from_args(args) as store:
+            status = describe(store, args.collection)
     if args.json:
         print(json.dumps(status.to_json(), ensure_ascii=False))
     else:
@@ -101,6 +113,11 @@ def stages_line(stages: StageCounts) -> str:
     if stages.pending:
         line += f", {stages.pending:,} pending (the next `ume index` over their folders adds them)"
     return line
+
+
+def status_from_json(data: dict[str, Any]) -> CollectionStatus:
+    """The inverse of `CollectionStatus.to_json` (a status read from `ume serve`)."""
+    return CollectionStatus(**{**data, "info": CollectionInfo.from_json(data["info"])})
 
 
 def format_status(status: CollectionStatus) -> str:

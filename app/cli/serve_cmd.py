@@ -10,12 +10,23 @@ import argparse
 import ipaddress
 import json
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from app.cli import UserError
-from app.cli.common import add_store_options, model_for, store_from_args
+from app.cli import UserError, handoff
+from app.cli.common import (
+    AUTH_ENV,
+    add_login_option,
+    add_store_options,
+    model_for,
+    parse_auth,
+    store_from_args,
+)
 from app.search import (
     DEFAULT_QUERY_MAX_NEW_TOKENS,
     DEFAULT_SHORTLIST,
@@ -23,14 +34,16 @@ from app.search import (
     ITEM_KINDS,
     SEARCH_MODES,
     SearchError,
+    SearchHit,
     SearchResult,
     SearchService,
 )
+from app.server_file import RunningServer, announce, withdraw
 from app.ui.context import AppContext, IndexingPolicy, make_context
+from indexer.catalog.open import default_data_dir
 from indexer.catalog.store import Store, StoreError
 from model.encoder import Encoder, ModelLoadError
 
-AUTH_ENV = "UME_AUTH"
 DEFAULT_PORT = 7860
 
 
@@ -53,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--json", action="store_true", help='print {"hits": [...]} as JSON')
     add_model_options(search)
     add_store_options(search)
+    add_login_option(search)
     search.set_defaults(handler=run_search)
 
     serve = subparsers.add_parser("serve", help="the search UI in a browser (and its HTTP API)")
@@ -93,18 +107,14 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="DIR",
-        help="let the Index tab add folders under DIR (repeatable); without it, "
+        help="let the Index tab and `ume index` add folders under DIR (repeatable); without it, "
         "any folder when bound to this machine only, none otherwise",
     )
-
-
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    if not value:
-        return None
-    user, colon, password = value.partition(":")
-    if not colon or not user or not password:
-        raise UserError(f"--auth / {AUTH_ENV} must be USER:PASSWORD")
-    return user, password
+    group.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep the indexed folders current: re-scan a folder when files in it change",
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -130,12 +140,37 @@ def indexing_policy(host: str, index_under: list[Path] | None) -> IndexingPolicy
 
 
 def run_search(args: argparse.Namespace) -> int:
+    server = handoff.server_for(args)
+    if server is not None:
+        return search_on(server, args)
     try:
         result = search_once(args)
     except SearchError as error:
         raise UserError(str(error)) from error
     print(json.dumps(result.to_json(), ensure_ascii=False) if args.json else format_result(result))
     return 0
+
+
+def search_on(server: RunningServer, args: argparse.Namespace) -> int:
+    """`ume search` answered by the running server; printed as a standalone run prints."""
+    found, notice = handoff.search(server, args)
+    if args.json:
+        print(json.dumps(found, ensure_ascii=False))
+    else:
+        if found.get("query_reasoning") and args.mode != "fast":
+            echo = ReasoningEcho()
+            echo(found["query_reasoning"])
+            echo.end()
+        print(format_result(result_from_json(found)))
+    if notice:
+        print(f"ume: warning: {notice}", file=sys.stderr)
+    return 0
+
+
+def result_from_json(data: dict[str, Any]) -> SearchResult:
+    """Enough of a `SearchResult` to print, from its JSON (hits lack their id and root)."""
+    hits = [SearchHit(id="", root=None, **hit) for hit in data["hits"]]
+    return SearchResult(hits, data["mode"], data["query_reasoning"], data["query_summary"], 0.0)
 
 
 def search_once(args: argparse.Namespace) -> SearchResult:
@@ -226,8 +261,47 @@ def run_serve(args: argparse.Namespace) -> int:
         indexing=indexing_policy(args.host, args.index_under),
         index_settings={"data_dir": args.data_dir, "qdrant_url": args.qdrant_url},
     )
-    launch(build_ui(ctx), ctx, host=args.host, port=args.port, auth=auth)
+    demo = launch(build_ui(ctx), ctx, host=args.host, port=args.port, auth=auth, prevent_thread_lock=True)
+    try:
+        with serving(ctx, args, str(demo.local_url), auth is not None):
+            stop_on_sigterm()
+            demo.block_thread()  # until Ctrl-C (or SIGTERM)
+    finally:
+        demo.close()
     return 0
+
+
+@contextmanager
+def serving(ctx: AppContext, args: argparse.Namespace, url: str, login: bool) -> Iterator[None]:
+    """While the server runs: its note in the data dir it holds, and the folder watcher."""
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+    holds_embedded = args.qdrant_url is None and ctx.service is not None
+    if holds_embedded:
+        announce(data_dir, RunningServer(url, os.getpid(), ctx.collection, login))
+    if args.watch:
+        start_watching(ctx)
+    try:
+        yield
+    finally:
+        if holds_embedded:
+            withdraw(data_dir)
+        ctx.close()
+
+
+def start_watching(ctx: AppContext) -> None:
+    if ctx.service is None or ctx.service.encoder is None:
+        print("ume: warning: --watch is off: nothing can be indexed (see the lines above)", file=sys.stderr)
+        return
+    ctx.watch()
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a service manager stopping us) ends the server as Ctrl-C does, cleaning up."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def warn_if_exposed(host: str, auth: tuple[str, str] | None) -> None:

@@ -1,27 +1,31 @@
-"""Index tab: the library (indexed folders with their counts, re-scan, remove), adding a folder
-with a progress bar, and the run summary and failures.
+"""Index tab: the library (indexed folders with their counts and state, re-scan, remove), adding
+a folder, the server's indexing jobs with progress and ETA, and pausing background work.
 
-The run uses the indexer itself (`indexer.run.index_folders`) with the UI's open store and
-loaded model, and its progress callback drives the bar. Which folders may be added is decided
-by the serving options (`IndexingPolicy`): indexing a folder makes its files viewable, so a
-page reachable from other machines may only add folders under the ones it was started with.
+Runs are jobs of the server's one job runner (`AppContext.jobs`, see `app.jobs`), which also
+runs `ume index` handed over from a shell and the folder watcher's re-scans; a click queues a job
+and follows its events into the progress bar. Which folders may be added is decided by the
+serving options (`IndexingPolicy`): indexing a folder makes its files viewable, so a page
+reachable from other machines may only add folders under the ones it was started with.
 """
 
 from __future__ import annotations
 
 import html
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from pydantic import ValidationError
 
+from app.jobs import Job
 from app.ui.context import AppContext
-from indexer.catalog.collection import CollectionMismatch, StageCounts, folder_counts
+from app.watch import root_available
+from indexer.catalog.collection import StageCounts, folder_counts
 from indexer.catalog.schema import ITEM_KINDS
 from indexer.catalog.store import StoreError
-from indexer.config import ConfigError, IndexConfig, validation_message
+from indexer.config import ConfigError, validation_message
 from indexer.state import remove_root
 from indexer.summary import RunSummary
 
@@ -33,8 +37,13 @@ LIBRARY_HEADERS = [
     "failed",
     "with reasoning",
     "pending",
+    "state",
 ]
+JOB_HEADERS = ["job", "from", "folder", "state", "progress", "ETA", "doing"]
 PROGRESS = gr.Progress()  # Gradio fills in a tracker bound to the running event
+REFRESH_S = 2.0  # how often an open page re-reads the jobs and the background state
+RECENT_JOBS = 5  # finished jobs listed under the running and queued ones
+JOB_WAITERS = 8  # page events that may follow a queued job at once
 EMBEDDING_CHOICES = [
     ("With reasoning (all search modes; slow)", "both"),
     ("Fast only (disc vectors)", "disc"),
@@ -52,18 +61,15 @@ class IndexHandlers:
         if not (folder or "").strip():
             raise gr.Error("type the path of a folder to index")
         path = Path(os.path.abspath(os.path.expanduser(folder.strip())))
-        policy = self.ctx.indexing
-        if policy.refusal:
-            raise gr.Error(policy.refusal)
-        if policy.under is not None and not any(path.is_relative_to(d) for d in policy.under):
-            allowed = ", ".join(str(d) for d in policy.under) or "none"
-            raise gr.Error(f"only folders under {allowed} may be indexed from this page")
+        refusal = self.ctx.indexing.refusal_for(path)
+        if refusal:
+            raise gr.Error(refusal)
         if not path.is_dir():
             raise gr.Error(f"no such folder: {path}")
         return path
 
     def library_rows(self) -> list[list[Any]]:
-        """One row per indexed folder: items per kind, files, failed files."""
+        """One row per indexed folder: items per kind, files, failed files, its state."""
         service = self.ctx.service
         if service is None:
             return []
@@ -72,7 +78,14 @@ class IndexHandlers:
         except StoreError:
             return []
         return [
-            [c.root, *(c.kinds[kind] for kind in ITEM_KINDS), c.files, c.failed, *_stages(c.stages)]
+            [
+                c.root,
+                *(c.kinds[kind] for kind in ITEM_KINDS),
+                c.files,
+                c.failed,
+                *_stages(c.stages),
+                root_state(c.root),
+            ]
             for c in counts
         ]
 
@@ -87,9 +100,12 @@ class IndexHandlers:
         if service is None or folder not in map(str, service.indexed_roots()):
             raise gr.Error("choose one of the indexed folders to remove")
         try:
-            removed = remove_root(service.store, self.ctx.collection, folder)
+            with self.ctx.jobs.between_jobs():  # not in the middle of a re-scan of it
+                removed = remove_root(service.store, self.ctx.collection, folder)
         except StoreError as error:
             raise gr.Error(str(error)) from error
+        if self.ctx.watcher is not None:
+            self.ctx.watcher.roots_changed()
         done = (
             f"Removed {html.escape(folder)} from the index: {removed} files (nothing was deleted from disk)"
         )
@@ -102,40 +118,72 @@ class IndexHandlers:
         summary, failures = self.run(folder, mode, progress)
         return summary, failures, *self.library()
 
-    def config(self, folder: Path, mode: str, model_id: str) -> IndexConfig:
-        """The run's settings: the served collection and model, plus the serving options."""
-        settings = {"roots": [folder], "collection": self.ctx.collection, "model": model_id}
-        return IndexConfig.model_validate({**settings, "mode": mode, **self.ctx.index_settings})
-
     def run(self, folder: str, mode: str, progress: gr.Progress = PROGRESS) -> tuple[str, list[list[str]]]:
-        """Index one folder into the served collection; returns the summary and the failures."""
+        """Queue one folder for indexing and follow the job; returns the summary and the failures."""
         path = self.folder_to_index(folder)
-        service = self.ctx.service
-        if service is None or service.encoder is None:
-            raise gr.Error("; ".join(self.ctx.problems) or "no model is loaded, so indexing is off")
-        progress(0, desc=f"indexing {path}")
-
-        def on_progress(done: int, total: int | None) -> None:
-            progress((done, total), desc=f"indexing {path.name or path}", unit="files")
-
-        def on_stage(line: str) -> None:
-            progress(None, desc=line)
-
-        from indexer.run import index_folders
-
         try:
-            summary = index_folders(
-                self.config(path, mode, service.encoder.model_id),
-                encoder=service.encoder,
-                progress=False,
-                store=service.store,
-                on_progress=on_progress,
-                on_stage=on_stage,
-            )
-        except (ConfigError, CollectionMismatch, StoreError, ValidationError) as error:
+            job = self.ctx.submit([path], "page", mode=mode)
+        except (ConfigError, ValidationError) as error:
             raise gr.Error(validation_message(error)) from error
-        self.ctx.allow_root(path)
-        return summary_html(summary, path), failure_rows(summary)
+        follow(job, progress, path.name or str(path))
+        if job.summary is None:
+            raise gr.Error(job.error or "the indexing job failed")
+        return summary_html(job.summary, path), failure_rows(job.summary)
+
+    def job_rows(self) -> list[list[Any]]:
+        """Running and queued jobs first, then the latest finished ones."""
+        runner = self.ctx.jobs
+        return [job_row(job) for job in [*runner.jobs(), *runner.recent()[:RECENT_JOBS]]]
+
+    def background_html(self) -> str:
+        """Whether background work is paused, and what the folder watcher did last."""
+        paused = self.ctx.gate.paused
+        state = "paused: indexing waits until you resume" if paused else "running"
+        lines = [f"<p>Background indexing: <b>{state}</b></p>"]
+        watcher = self.ctx.watcher
+        if watcher is not None:
+            note = watcher.last
+            said = "watching the indexed folders, nothing changed yet"
+            if note is not None:
+                at = time.strftime("%H:%M:%S", time.localtime(note.at))
+                said = f"{at} · {html.escape(note.root)} · {html.escape(note.what)}"
+            lines.append(f"<p>Folder watcher: {said}</p>")
+        return f'<div class="ume-run ume-background">{"".join(lines)}</div>'
+
+    def pause(self) -> str:
+        self.ctx.gate.pause()
+        return self.background_html()
+
+    def resume(self) -> str:
+        self.ctx.gate.resume()
+        return self.background_html()
+
+
+def root_state(root: str) -> str:
+    """A root that is gone (or left empty) keeps its items but is not re-scanned."""
+    return "available" if root_available(Path(root)) else "unavailable"
+
+
+def follow(job: Job, progress: gr.Progress, name: str) -> None:
+    """Drive the page's progress bar from a job's events until it ends."""
+    for event in job.events():
+        kind = event["event"]
+        if kind == "queued" and event["position"]:
+            progress(0, desc=f"waiting: {event['position']} job(s) ahead")
+        elif kind == "running":
+            progress(0, desc=f"indexing {name}")
+        elif kind == "stage":
+            progress(None, desc=event["line"])
+        elif kind == "progress":
+            progress((event["done"], event["total"]), desc=f"indexing {name}", unit=event["unit"])
+
+
+def job_row(job: Job) -> list[Any]:
+    eta = job.eta_seconds()
+    count = f"{job.done}/{job.total}" if job.total is not None else str(job.done)
+    files = f"{count} {job.unit}"
+    doing = job.error if job.error else (job.stages[-1] if job.stages else "")
+    return [job.id, job.origin, job.roots, job.state, files, "" if eta is None else f"{eta:.0f} s", doing]
 
 
 def _stages(stages: StageCounts) -> list[int]:
@@ -175,6 +223,7 @@ def build_index_tab(ctx: AppContext) -> None:
         "disk leave the index. A collection keeps the embeddings it was built with.</div>"
     )
     summary = gr.HTML()
+    build_jobs_panel(handlers)
     library = gr.Dataframe(
         value=handlers.library_rows,  # read again on every page load
         headers=LIBRARY_HEADERS,
@@ -193,29 +242,53 @@ def build_index_tab(ctx: AppContext) -> None:
         wrap=True,
         label="Failed files and why",
     )
-    outputs: list[Any] = [summary, failures]
+    wire_runs(handlers, folder, mode, start, summary, failures, library, chosen, rescan, remove)
+
+
+def build_jobs_panel(handlers: IndexHandlers) -> None:
+    """The jobs table and the pause/resume controls, re-read every few seconds."""
+    with gr.Row(equal_height=True):
+        background = gr.HTML(handlers.background_html)
+        pause = gr.Button("Pause background work", scale=0, min_width=200)
+        resume = gr.Button("Resume", scale=0, min_width=120)
+    jobs = gr.Dataframe(
+        value=handlers.job_rows,
+        headers=JOB_HEADERS,
+        interactive=False,
+        wrap=True,
+        label="Indexing jobs: running, queued and the latest finished",
+    )
+    pause.click(handlers.pause, None, background, api_name="pause_background", queue=False)
+    resume.click(handlers.resume, None, background, api_name="resume_background", queue=False)
+    timer = gr.Timer(REFRESH_S)
+    timer.tick(
+        lambda: (handlers.job_rows(), handlers.background_html()),
+        None,
+        [jobs, background],
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )
+
+
+def wire_runs(handlers: IndexHandlers, folder: Any, mode: Any, start: Any, summary: Any, failures: Any,
+              library: Any, chosen: Any, rescan: Any, remove: Any) -> None:  # fmt: skip
+    """Index, re-scan and remove. Runs queue in the job runner, which takes one at a time, so
+    several pages may wait for theirs; a removal waits for the running job itself."""
     start.click(
         handlers.run,
         [folder, mode],
-        outputs,
+        [summary, failures],
         api_name="index_folder",
         concurrency_id="index",
-        concurrency_limit=1,
+        concurrency_limit=JOB_WAITERS,
     ).then(handlers.library, None, [library, chosen], api_name=False)
-    # Re-scans and removals wait for a running index job (one writer at a time).
     rescan.click(
         handlers.rescan,
         [chosen, mode],
         [summary, failures, library, chosen],
         api_name="rescan_folder",
         concurrency_id="index",
-        concurrency_limit=1,
+        concurrency_limit=JOB_WAITERS,
     )
-    remove.click(
-        handlers.remove,
-        [chosen],
-        [summary, library, chosen],
-        api_name="remove_folder",
-        concurrency_id="index",
-        concurrency_limit=1,
-    )
+    remove.click(handlers.remove, [chosen], [summary, library, chosen], api_name="remove_folder")

@@ -10,7 +10,8 @@ Events and their queues:
   time, so a queued user sees their position and fast users never wait behind them;
 - `/search` is the JSON API in its own group; its generation runs take the service's
   one-at-a-time generation lock;
-- indexing from the browser runs in its own group, one run at a time.
+- indexing from the browser queues jobs in the server's job runner (`app.jobs`), one run at a
+  time, beside the jobs `ume index` hands over through the HTTP API (`app.api`, under /ume).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
+from app.api import api_routes
 from app.files import FileRouteGuard
 from app.ui.assets import CSS, MARK_MODES, RUN_DEEP_LINK, theme
 from app.ui.context import AppContext
@@ -70,14 +72,17 @@ def launch(
     auth: tuple[str, str] | None = None,
     **launch_options: Any,
 ) -> gr.Blocks:
-    """Serve the UI; only indexed files under the indexed roots can be fetched from it."""
+    """Serve the UI and the HTTP API; only indexed files under the indexed roots can be fetched."""
     demo.queue(default_concurrency_limit=FAST_CONCURRENCY)
     demo.launch(
         server_name=host,
         server_port=port,
         auth=auth,
         allowed_paths=[str(root) for root in ctx.files.roots],
-        app_kwargs={"middleware": [Middleware(FileRouteGuard, files=ctx.files)]},
+        app_kwargs={
+            "middleware": [Middleware(FileRouteGuard, files=ctx.files)],
+            "routes": api_routes(ctx, auth),  # ahead of Gradio's own, which are added later
+        },
         theme=theme(),
         css=CSS,
         footer_links=["api"],

@@ -564,9 +564,9 @@ def test_the_index_tab_lists_the_library_and_removes_a_folder_but_not_its_files(
         fill_store(store, encoder, second.resolve())
         handlers = IndexHandlers(make_context(store, COLLECTION, encoder))
         rows = {row[0]: row[1:] for row in handlers.library_rows()}
-        assert rows == {  # kinds, files, failed, with reasoning, pending
-            str(first.resolve()): [1, 0, 0, 1, 0, 1, 0],
-            str(second.resolve()): [1, 0, 4, 2, 0, 5, 0],
+        assert rows == {  # kinds, files, failed, with reasoning, pending, state
+            str(first.resolve()): [1, 0, 0, 1, 0, 1, 0, "available"],
+            str(second.resolve()): [1, 0, 4, 2, 0, 5, 0, "available"],
         }
         status, rows_after, _ = handlers.remove(str(second.resolve()))
         assert "2 files" in status and [row[0] for row in rows_after] == [str(first.resolve())]
