@@ -117,7 +117,8 @@ def stages_line(stages: StageCounts) -> str:
 
 def status_from_json(data: dict[str, Any]) -> CollectionStatus:
     """The inverse of `CollectionStatus.to_json` (a status read from `ume serve`)."""
-    return CollectionStatus(**{**data, "info": CollectionInfo.from_json(data["info"])})
+    info, stages = CollectionInfo.from_json(data["info"]), StageCounts(**data["stages"])
+    return CollectionStatus(**{**data, "info": info, "stages": stages})
 
 
 def format_status(status: CollectionStatus) -> str:

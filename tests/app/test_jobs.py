@@ -163,7 +163,8 @@ def test_the_index_tab_runs_through_the_job_runner(index: FixtureIndex, tmp_path
         assert "1 indexed" in summary and failures == []
         assert any(desc and "building the search index" in desc for desc in said)
         rows = handlers.job_rows()
-        assert rows[0][:5] == [job.id, "page", str(folder), "done", "1/1"]
+        assert any(desc and desc.startswith("adding reasoning to 1 items") for desc in said)
+        assert rows[0][:5] == [job.id, "page", str(folder), "done", "1/1 items"]  # the fill's count
         assert str(folder) in {row[0] for row in handlers.library_rows()}
         ctx.gate.pause()
         assert "paused" in handlers.background_html()
