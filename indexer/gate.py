@@ -11,11 +11,15 @@ A server shares one model between people searching and the indexing it runs in t
 `wait_turn` between decode steps and between batches, so a search waits at most one decode step
 behind it; `pause`/`resume` hold the background work at the next such point (the Index tab's
 pause button), without losing the batch in flight.
+
+Searches come first but cannot starve the background: when searches keep arriving, the
+background still takes one step each `patience_s` (a search then waits at most that one step).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,7 +27,8 @@ from contextlib import contextmanager
 class Gate:
     """Searches in the foreground, indexing in the background; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, patience_s: float = 0.5) -> None:
+        self.patience_s = patience_s
         self._changed = threading.Condition()
         self._searches = 0
         self._paused = False
@@ -41,9 +46,20 @@ class Gate:
                 self._changed.notify_all()
 
     def wait_turn(self, timeout: float | None = None) -> bool:
-        """Block while a search runs or the background is paused; False if `timeout` ran out."""
+        """Block while paused, and while searches run (for `patience_s` at most); False if
+        `timeout` ran out first."""
+        now = time.monotonic()
+        give_way_until = now + self.patience_s
+        deadline = None if timeout is None else now + timeout
         with self._changed:
-            return self._changed.wait_for(lambda: not self._searches and not self._paused, timeout)
+            while self._paused or (self._searches and time.monotonic() < give_way_until):
+                wake = None if self._paused else give_way_until
+                if deadline is not None:
+                    wake = deadline if wake is None else min(wake, deadline)
+                    if time.monotonic() >= deadline:
+                        return False
+                self._changed.wait(None if wake is None else max(wake - time.monotonic(), 0.0))
+            return True
 
     def pause(self) -> None:
         with self._changed:
