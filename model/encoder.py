@@ -33,6 +33,7 @@ from model.engine import (
     Sampling,
     StepCallback,
     TokenIds,
+    WaitTurn,
     disc_embeddings,
     generate_embeddings,
     parse_completion,
@@ -276,6 +277,7 @@ class Encoder:
         top_k: int = 0,
         seed: int | None = None,
         on_tokens: TokenCallback | None = None,
+        wait_turn: WaitTurn | None = None,
     ) -> Encoded:
         """Embed prepared inputs, batching by prompt length; results come back in input order.
 
@@ -288,6 +290,8 @@ class Encoder:
             `top_p` 1 set no limit).
         seed: makes sampling repeatable; None draws from torch's global random source.
         on_tokens: called with (input index, its generated tokens so far) after every token.
+        wait_turn: called before every batch and every decode step, and may block there (the
+            batch in flight is kept): background work passes `indexer.gate.Gate.wait_turn`.
         """
         if mode not in ("disc", "gen", "both"):
             raise ValueError(f"mode must be disc, gen or both, not {mode!r}")
@@ -303,7 +307,9 @@ class Encoder:
         result = _EmptyResult(len(prepared), self.hidden_size, mode)
         for start in range(0, len(order), max(batch_size, 1)):
             chunk = order[start : start + batch_size]
-            self._run_batch([prepared[i] for i in chunk], chunk, sampling, result, on_tokens)
+            if wait_turn is not None:
+                wait_turn()
+            self._run_batch([prepared[i] for i in chunk], chunk, sampling, result, on_tokens, wait_turn)
         return result.finish(self.processor.tokenizer)
 
     def _run_batch(
@@ -313,13 +319,22 @@ class Encoder:
         sampling: Sampling,
         result: _EmptyResult,
         on_tokens: TokenCallback | None,
+        wait_turn: WaitTurn | None,
     ) -> None:
         batch = {k: v.to(self.device) for k, v in collate(items, self.token_ids.pad).items()}
         if result.mode == "disc":
             result.store_disc(indices, disc_embeddings(self.model, batch, self.token_ids))
             return
         on_step = _row_callback(indices, on_tokens) if on_tokens else None
-        out = generate_embeddings(self.model, batch, self.token_ids, sampling, result.mode == "both", on_step)
+        out = generate_embeddings(
+            self.model,
+            batch,
+            self.token_ids,
+            sampling,
+            want_disc=result.mode == "both",
+            on_step=on_step,
+            wait_turn=wait_turn,
+        )
         assert out.gen is not None
         result.store_gen(indices, out.gen, out.completions)
         if out.disc is not None:

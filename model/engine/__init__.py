@@ -35,7 +35,7 @@ Modules, in the order a call meets them:
 """
 
 from model.engine.completion import ParsedCompletion, format_ok, parse_completion, strip_trailers
-from model.engine.decode import BatchEmbeddings, generate_embeddings, use_cuda_graphs
+from model.engine.decode import BatchEmbeddings, WaitTurn, generate_embeddings, use_cuda_graphs
 from model.engine.prefill import (
     Batch,
     disc_embeddings,
@@ -57,6 +57,7 @@ __all__ = [
     "Sampling",
     "StepCallback",
     "TokenIds",
+    "WaitTurn",
     "append_completions",
     "disc_embeddings",
     "format_ok",

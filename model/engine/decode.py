@@ -9,6 +9,7 @@ elsewhere, which is how the tests check it).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,9 @@ COMPACT_DEAD_FRACTION = 0.125
 
 # KV-cache headroom allocated at prefill; longer generations grow the cache geometrically.
 DECODE_RESERVE = 1024
+
+# Called between two decode steps; may block (a background batch yielding to a search).
+WaitTurn = Callable[[], object]
 
 # How often (in steps) the loop looks at the host side: finished? compact? A dead row costs one
 # wasted row-step until then; looking every step would stall the device on every token.
@@ -64,12 +68,15 @@ def generate_embeddings(
     want_disc: bool = True,
     on_step: StepCallback | None = None,
     fixed_shape_steps: bool | None = None,
+    wait_turn: WaitTurn | None = None,
 ) -> BatchEmbeddings:
     """Prefill (disc), then decode until each row has consumed `<gen_emb>` (gen).
 
     `on_step` hears every token as it is chosen, the first ones included.
     `fixed_shape_steps` picks the CUDA-graph-ready loop (default: on CUDA for greedy decoding);
     off CUDA it runs the same fixed-shape steps eagerly, which is how the tests check it.
+    `wait_turn` is called before every decode step in either loop and may block there (the
+    batch in flight keeps its state), so other work on the model waits at most one step.
     """
     state, hidden = _prefill(model, batch, ids, sampling)
     disc = None
@@ -80,9 +87,9 @@ def generate_embeddings(
     if fixed_shape_steps is None:
         fixed_shape_steps = use_cuda_graphs(batch["input_ids"].device, sampling, on_step)
     if fixed_shape_steps:
-        _graph_loop(model, state, batch["attention_mask"])
+        _graph_loop(model, state, batch["attention_mask"], wait_turn)
     else:
-        _eager_loop(model, state, on_step)
+        _eager_loop(model, state, on_step, wait_turn)
     return BatchEmbeddings(disc=disc, gen=normalise(state.gen), completions=state.completions())
 
 
@@ -127,10 +134,14 @@ def _worth_compacting(state: DecodeState, alive: int) -> bool:
     return alive <= (1 - COMPACT_DEAD_FRACTION) * state.alive.shape[0]
 
 
-def _eager_loop(model: Any, state: DecodeState, on_step: StepCallback | None) -> None:
+def _eager_loop(
+    model: Any, state: DecodeState, on_step: StepCallback | None, wait_turn: WaitTurn | None
+) -> None:
     """Eager lean steps: any device, greedy or sampled, with optional per-token reporting."""
     text_model, step = model.model.language_model, 0
     while True:
+        if wait_turn is not None:
+            wait_turn()
         step += 1
         closing = state.closing()
         step_hidden = lean_decode_step(
@@ -150,10 +161,14 @@ def _eager_loop(model: Any, state: DecodeState, on_step: StepCallback | None) ->
     state.store_finished()
 
 
-def _graph_loop(model: Any, state: DecodeState, attention_mask: torch.Tensor) -> None:
+def _graph_loop(
+    model: Any, state: DecodeState, attention_mask: torch.Tensor, wait_turn: WaitTurn | None
+) -> None:
     """Greedy steps replayed from a CUDA graph, re-captured when rows are dropped or the cache grows.
 
-    `attention_mask` is the prompts' (batch, length) mask.
+    `attention_mask` is the prompts' (batch, length) mask. `wait_turn` runs on the host before
+    each replay and reads nothing from the device, so it adds no synchronisation (on CUDA the
+    device may still hold up to CHECK_EVERY queued steps when it blocks).
     """
     write_at = attention_mask.shape[1]  # the cache slot the next step writes
     capture = state.tokens.device.type == "cuda"
@@ -161,6 +176,8 @@ def _graph_loop(model: Any, state: DecodeState, attention_mask: torch.Tensor) ->
     step = GraphStep(model, state.caches, state.tokens, state.positions, bias, write_at, capture)
     while True:
         for _ in range(CHECK_EVERY):
+            if wait_turn is not None:
+                wait_turn()
             closing = state.closing()
             step_hidden, next_tokens = step.run(state.tokens)
             state.advance(closing, step_hidden, next_tokens)
