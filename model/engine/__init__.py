@@ -45,7 +45,8 @@ from model.engine.prefill import (
     run_prefill,
     truncate_after,
 )
-from model.engine.sampling import Sampling, pick_next_tokens
+from model.engine.refill import PromptSource
+from model.engine.sampling import Sampling, TokenOverride, forced_stops, pick_next_tokens
 from model.engine.state import StepCallback
 from model.engine.teacher_forcing import append_completions, gen_positions, teacher_forced_gen_embeddings
 from model.engine.tokens import TokenIds
@@ -54,12 +55,15 @@ __all__ = [
     "Batch",
     "BatchEmbeddings",
     "ParsedCompletion",
+    "PromptSource",
     "Sampling",
     "StepCallback",
     "TokenIds",
+    "TokenOverride",
     "WaitTurn",
     "append_completions",
     "disc_embeddings",
+    "forced_stops",
     "format_ok",
     "gen_positions",
     "generate_embeddings",
