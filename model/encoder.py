@@ -8,7 +8,9 @@
 `mode="disc"` is one forward pass cut at `<disc_emb>`; `mode="gen"`/`"both"` run one prefill
 and a decode loop that stops at `<gen_emb>` (see `model.engine`). Inputs are grouped by
 prompt length before batching, so padding is small and results do not depend on which other
-items share a call.
+items share a call. Given more inputs than `batch_size`, the decode batches continuously: waiting
+inputs take the places of rows that have finished, so the batch stays full (`refill=False` runs
+one batch after the other instead; greedy results are the same).
 
 `max_new_tokens` defaults to 8192 like the authors' inference. Capping it (e.g. 512) bounds the
 cost of a runaway generation; a row that hits the cap (or ends) without writing `<gen_emb>` gets

@@ -207,5 +207,4 @@ def _settle(state: DecodeState, step: GraphStep, steps: int) -> None:
     state.positions = step.positions.clone()
     state.bias.length += steps
     for layer in state.caches:
-        layer.length = state.bias.length
-        layer._expose()
+        layer.mark_written(state.bias.length)

@@ -5,6 +5,9 @@ generated token copies the entire cache: O(length) memory traffic per step, whic
 large-batch decode. `GrowingLayer` keeps a preallocated buffer with headroom, writes each step
 into it, and hands attention a view of the filled part. The buffer grows geometrically when the
 headroom runs out, so copies happen O(log length) times instead of once per token.
+
+Rows of a cache are independent: `GrowingLayer.stack` appends another cache's rows (continuous
+batching), both right-aligned so the next write lands in one column for all of them.
 """
 
 from __future__ import annotations
@@ -91,6 +94,11 @@ class GrowingLayer(DynamicLayer):
             blocks = [(getattr(self, name), mine), (getattr(other, name), theirs)]
             setattr(self, name, stack_windows(blocks, 2, capacity, 0.0))
         self.length = max(mine[1] - mine[0], theirs[1] - theirs[0])
+        self._expose()
+
+    def mark_written(self, length: int) -> None:
+        """The first `length` slots hold keys and values (written in place, by a replayed graph)."""
+        self.length = length
         self._expose()
 
     def crop(self, tokens_to_remove: int) -> None:
