@@ -317,10 +317,9 @@ class Encoder:
         order = sorted(range(len(prepared)), key=lambda i: prepared[i].length, reverse=True)
         result = _EmptyResult(len(prepared), self.hidden_size, mode)
         size = max(batch_size, 1)
-        continuous = refill and mode != "disc"
-        groups = (
-            [order] if continuous else [order[start : start + size] for start in range(0, len(order), size)]
-        )
+        groups = [order[start : start + size] for start in range(0, len(order), size)]
+        if refill and mode != "disc" and len(order) > size:
+            groups = [order]  # one decode: the inputs past the first batch join as rows finish
         for group in groups:
             if wait_turn is not None:
                 wait_turn()

@@ -80,11 +80,20 @@ def assert_same_as_alone(out: BatchEmbeddings, expected: list[BatchEmbeddings], 
         torch.testing.assert_close(out.disc[position], reference.disc[0], atol=1e-5, rtol=0)
 
 
+ARRIVALS = [
+    ("longest first", 1),
+    ("longest first", 3),
+    ("shortest first", 1),
+    ("shortest first", 3),
+    ("shuffled", 2),
+    ("shuffled", 5),
+]
+
+
 @pytest.mark.parametrize("fixed_shape", [False, True])
-@pytest.mark.parametrize("width", [1, 3, 5])
-@pytest.mark.parametrize("kind", ["longest first", "shortest first", "shuffled"])
+@pytest.mark.parametrize(("kind", "width"), ARRIVALS)
 def test_a_joining_input_decodes_as_it_would_alone(
-    encoder: Encoder, references: tuple, fixed_shape: bool, width: int, kind: str
+    encoder: Encoder, references: tuple, fixed_shape: bool, kind: str, width: int
 ) -> None:
     items, stops, expected = references
     order = arrival(kind, items)
@@ -217,3 +226,8 @@ def test_forced_stops_end_each_input_at_its_length(encoder: Encoder) -> None:
         replace(Sampling(max_new_tokens=6), override=forced_stops(torch.tensor([50]), encoder.token_ids)),
     )
     assert len(capped.completions[0]) == 6
+
+
+def test_no_inputs_give_an_empty_result(encoder: Encoder) -> None:
+    encoded = encoder.encode_prepared([], mode="both", batch_size=2)
+    assert len(encoded) == 0 and encoded.gen is not None and encoded.gen.shape == (0, encoder.hidden_size)
