@@ -8,8 +8,15 @@ a separate full forward with all hidden states for disc. Ours: `Encoder.encode_p
 Both decode greedily from the same prompts, so they generate the same tokens; the script checks
 that and prints items/s side by side with the ratio.
 
+`--stop-lengths LO-HI` measures continuous batching instead: each item is forced to write
+`<gen_emb>` at a length drawn uniformly from LO..HI (real checkpoints stop at different lengths; a
+random model does not), and gen mode runs twice on the same items, each batch decoded to its end
+and with finished rows refilled from the waiting items; the script checks that both give the same
+tokens and prints items/s side by side (the authors'-style baseline is not run then).
+
     python benchmarks/encode.py                      # tiny model on CPU
     python benchmarks/encode.py --preset 2b --items 512 --batch-size 512 --new-tokens 400   # GPU
+    python benchmarks/encode.py --items 64 --batch-size 16 --stop-lengths 16-96 --out r.json
 """
 
 from __future__ import annotations
@@ -17,6 +24,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import platform
+import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +35,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.encoder import Encoder, document_task, task_text
+from model.encoder import Encoded, Encoder, document_task, task_text
+from model.engine import forced_stops
 from model.inputs import PreparedInput, collate, image_input
 from model.tiny import build_processor, build_tokenizer
 
@@ -164,7 +175,88 @@ def ours(encoder: Encoder, prepared: list[PreparedInput], new_tokens: int, batch
     return timings, result
 
 
-def main() -> None:
+def stop_range(text: str) -> tuple[int, int]:
+    """'200-600' -> (200, 600)."""
+    low, _, high = text.partition("-")
+    if not (low.isdigit() and high.isdigit()) or not 1 <= int(low) <= int(high):
+        raise argparse.ArgumentTypeError(f"expected LO-HI with 1 <= LO <= HI, not {text!r}")
+    return int(low), int(high)
+
+
+def timed_gen(encoder: Encoder, prepared: list[PreparedInput], args, stops: torch.Tensor, refill: bool):
+    """(seconds, result) of gen mode with every item stopped at its drawn length."""
+    sync(args.device)
+    began = time.perf_counter()
+    result = encoder.encode_prepared(
+        prepared,
+        mode="gen",
+        batch_size=args.batch_size,
+        max_new_tokens=max(args.new_tokens, int(stops.max())),
+        refill=refill,
+        override=forced_stops(stops, encoder.token_ids),
+    )
+    sync(args.device)
+    return time.perf_counter() - began, result
+
+
+def refill_comparison(encoder: Encoder, prepared: list[PreparedInput], args) -> dict:
+    """Gen mode with per-item stop lengths, batches decoded to their end against refilled ones.
+
+    The two runs alternate `--repeats` times and each keeps its fastest, so that load from other
+    processes on a shared machine hits both alike.
+    """
+    low, high = args.stop_lengths
+    stops = torch.randint(low, high + 1, (len(prepared),), generator=torch.Generator().manual_seed(0))
+    runs: dict[str, tuple[float, Encoded]] = {}
+    for _ in range(args.repeats):
+        for name, refill in (("without_refill", False), ("with_refill", True)):
+            seconds, result = timed_gen(encoder, prepared, args, stops, refill)
+            runs[name] = min(runs.get(name, (seconds, result)), (seconds, result), key=lambda run: run[0])
+    (plain_s, plain), (refilled_s, refilled) = runs["without_refill"], runs["with_refill"]
+    assert plain.gen is not None and refilled.gen is not None
+    same = sum(a == b for a, b in zip(plain.completion, refilled.completion, strict=True))
+    tokens = int(stops.sum())
+    plain_rate, refilled_rate = len(prepared) / plain_s, len(prepared) / refilled_s
+    print(f"{'mode':6} {'without refill items/s':>22} {'with refill items/s':>20} {'ratio':>7}")
+    print(f"{'gen':6} {plain_rate:22.2f} {refilled_rate:20.2f} {refilled_rate / plain_rate:6.2f}x")
+    return {
+        "stop_lengths": f"{low}-{high}",
+        "generated_tokens": tokens,
+        "gen_without_refill_items_per_s": round(plain_rate, 3),
+        "gen_with_refill_items_per_s": round(refilled_rate, 3),
+        "gen_without_refill_tokens_per_s": round(tokens / plain_s, 1),
+        "gen_with_refill_tokens_per_s": round(tokens / refilled_s, 1),
+        "refill_ratio": round(plain_s / refilled_s, 2),
+        "repeats": args.repeats,
+        "same_completions": f"{same}/{len(prepared)}",
+        "max_gen_difference": float(np.abs(plain.gen - refilled.gen).max()),
+    }
+
+
+def against_authors(encoder: Encoder, prepared: list[PreparedInput], args) -> dict:
+    """Our encoder against the authors' style on the same items; both generate --new-tokens."""
+    base_items = prepared[: args.baseline_items or len(prepared)]
+    base_t, base_completions = authors_style(encoder, base_items, args.new_tokens, args.device)
+    our_t, result = ours(encoder, prepared, args.new_tokens, args.batch_size, args.device)
+    tokenizer = encoder.processor.tokenizer
+    same = sum(
+        tokenizer.decode(c, skip_special_tokens=True) == result.completion[i]
+        for i, c in enumerate(base_completions)
+    )
+    report: dict = {"baseline_items": len(base_items), "same_completions": f"{same}/{len(base_items)}"}
+    print(f"{'mode':6} {'authors-style items/s':>22} {'ours items/s':>14} {'ratio':>7}")
+    for mode in ("disc", "gen"):
+        base_rate, our_rate = len(base_items) / base_t[mode], len(prepared) / our_t[mode]
+        report[f"{mode}_baseline_items_per_s"], report[f"{mode}_ours_items_per_s"] = (
+            round(base_rate, 3),
+            round(our_rate, 3),
+        )
+        report[f"{mode}_ratio"] = round(our_rate / base_rate, 2)
+        print(f"{mode:6} {base_rate:22.2f} {our_rate:14.2f} {our_rate / base_rate:6.1f}x")
+    return report
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -176,8 +268,18 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--text-tokens", type=int, default=74)
     parser.add_argument("--layers", type=int, default=None, help="shrink the 2b preset's depth (smoke runs)")
+    parser.add_argument(
+        "--stop-lengths", type=stop_range, default=None, metavar="LO-HI", help="compare refill on and off"
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="--stop-lengths runs of each; fastest kept")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    parser.add_argument("--machine", default=None, help="a description of the machine, for the report")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     torch.manual_seed(0)
     encoder = load_encoder(args.preset, args.device, args.layers)
     # Generation never stops on its own in a random model unless it hits <|im_end|>; forbid an
@@ -189,36 +291,26 @@ def main() -> None:
     else:
         prepared = real_prompts(encoder, args.items, args.image_size)
     ours(encoder, prepared[: min(4, len(prepared))], 4, args.batch_size, args.device)  # warm-up
-    base_items = prepared[: args.baseline_items or len(prepared)]
-    base_t, base_completions = authors_style(encoder, base_items, args.new_tokens, args.device)
-    our_t, result = ours(encoder, prepared, args.new_tokens, args.batch_size, args.device)
-    tokenizer = encoder.processor.tokenizer
-    same = sum(
-        tokenizer.decode(c, skip_special_tokens=True) == result.completion[i]
-        for i, c in enumerate(base_completions)
-    )
     report = {
+        "command": shlex.join(["python", *sys.argv]),
+        "machine": args.machine or platform.processor() or platform.machine(),
         "preset": args.preset,
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "items": len(prepared),
-        "baseline_items": len(base_items),
         "new_tokens": args.new_tokens,
         "prompt_tokens": float(np.mean([p.length for p in prepared])),
         "batch_size": args.batch_size,
-        "same_completions": f"{same}/{len(base_items)}",
     }
-    print(f"{'mode':6} {'authors-style items/s':>22} {'ours items/s':>14} {'ratio':>7}")
-    for mode in ("disc", "gen"):
-        base_rate, our_rate = len(base_items) / base_t[mode], len(prepared) / our_t[mode]
-        report[f"{mode}_baseline_items_per_s"], report[f"{mode}_ours_items_per_s"] = (
-            round(base_rate, 3),
-            round(our_rate, 3),
-        )
-        report[f"{mode}_ratio"] = round(our_rate / base_rate, 2)
-        print(f"{mode:6} {base_rate:22.2f} {our_rate:14.2f} {our_rate / base_rate:6.1f}x")
+    if args.stop_lengths:
+        report.update(refill_comparison(encoder, prepared, args))
+    else:
+        report.update(against_authors(encoder, prepared, args))
     if args.device.startswith("cuda"):
         report["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
     print(json.dumps(report))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@
 `mode="disc"` is one forward pass cut at `<disc_emb>`; `mode="gen"`/`"both"` run one prefill
 and a decode loop that stops at `<gen_emb>` (see `model.engine`). Inputs are grouped by
 prompt length before batching, so padding is small and results do not depend on which other
-items share a call.
+items share a call. Given more inputs than `batch_size`, the decode batches continuously: waiting
+inputs take the places of rows that have finished, so the batch stays full (`refill=False` runs
+one batch after the other instead; greedy results are the same).
 
 `max_new_tokens` defaults to 8192 like the authors' inference. Capping it (e.g. 512) bounds the
 cost of a runaway generation; a row that hits the cap (or ends) without writing `<gen_emb>` gets
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +35,8 @@ from model.engine import (
     Sampling,
     StepCallback,
     TokenIds,
+    TokenOverride,
+    WaitTurn,
     disc_embeddings,
     generate_embeddings,
     parse_completion,
@@ -276,18 +280,29 @@ class Encoder:
         top_k: int = 0,
         seed: int | None = None,
         on_tokens: TokenCallback | None = None,
+        wait_turn: WaitTurn | None = None,
+        refill: bool = True,
+        override: TokenOverride | None = None,
     ) -> Encoded:
         """Embed prepared inputs, batching by prompt length; results come back in input order.
 
         mode: "disc" (one forward cut at `<disc_emb>`), "gen" (prefill, then decode until
             `<gen_emb>`) or "both" (disc and gen from the same prefill).
-        batch_size: inputs per forward pass.
+        batch_size: inputs per forward pass; in gen and both modes, the rows decoded at once.
         max_new_tokens: the cap on each generation; a row that reaches it without `<gen_emb>`
             takes gen from its last generated step.
         do_sample, temperature, top_p, top_k: sample instead of greedy decoding (`top_k` 0 and
             `top_p` 1 set no limit).
-        seed: makes sampling repeatable; None draws from torch's global random source.
+        seed: makes sampling repeatable; None draws from torch's global random source. One
+            random source serves a whole batch, so sampled tokens depend on the batch.
         on_tokens: called with (input index, its generated tokens so far) after every token.
+        wait_turn: called before every batch and every decode step, and may block there (the
+            batch in flight is kept): background work passes `indexer.gate.Gate.wait_turn`.
+        refill: continuous batching: with more inputs than `batch_size`, waiting inputs take the
+            places of rows that finish, so the decode keeps a full batch (see
+            `model.engine.refill`); False decodes one batch after the other, each to its end.
+        override: rewrites each chosen token, given the input's index here (tests and benchmarks
+            force stop lengths with `model.engine.forced_stops`).
         """
         if mode not in ("disc", "gen", "both"):
             raise ValueError(f"mode must be disc, gen or both, not {mode!r}")
@@ -301,29 +316,77 @@ class Encoder:
         )
         order = sorted(range(len(prepared)), key=lambda i: prepared[i].length, reverse=True)
         result = _EmptyResult(len(prepared), self.hidden_size, mode)
-        for start in range(0, len(order), max(batch_size, 1)):
-            chunk = order[start : start + batch_size]
-            self._run_batch([prepared[i] for i in chunk], chunk, sampling, result, on_tokens)
+        size = max(batch_size, 1)
+        groups = [order[start : start + size] for start in range(0, len(order), size)]
+        if refill and mode != "disc" and len(order) > size:
+            groups = [order]  # one decode: the inputs past the first batch join as rows finish
+        for group in groups:
+            if wait_turn is not None:
+                wait_turn()
+            if mode == "disc":
+                batch = self._collated([prepared[i] for i in group])
+                result.store_disc(group, disc_embeddings(self.model, batch, self.token_ids))
+                continue
+            run = _Run(group, size, on_tokens, wait_turn, override)
+            self._generate(prepared, run, sampling, result)
         return result.finish(self.processor.tokenizer)
 
-    def _run_batch(
-        self,
-        items: list[PreparedInput],
-        indices: list[int],
-        sampling: Sampling,
-        result: _EmptyResult,
-        on_tokens: TokenCallback | None,
+    def _collated(self, items: list[PreparedInput]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in collate(items, self.token_ids.pad).items()}
+
+    def _generate(
+        self, prepared: Sequence[PreparedInput], run: _Run, sampling: Sampling, result: _EmptyResult
     ) -> None:
-        batch = {k: v.to(self.device) for k, v in collate(items, self.token_ids.pad).items()}
-        if result.mode == "disc":
-            result.store_disc(indices, disc_embeddings(self.model, batch, self.token_ids))
-            return
-        on_step = _row_callback(indices, on_tokens) if on_tokens else None
-        out = generate_embeddings(self.model, batch, self.token_ids, sampling, result.mode == "both", on_step)
+        """One decode over `run.order`: the first `run.width` inputs start, the others join as
+        rows finish."""
+        taken = min(run.width, len(run.order))
+
+        def more(count: int) -> dict[str, torch.Tensor] | None:
+            nonlocal taken
+            chunk = run.order[taken : taken + count]
+            taken += len(chunk)
+            return self._collated([prepared[i] for i in chunk]) if chunk else None
+
+        out = generate_embeddings(
+            self.model,
+            self._collated([prepared[i] for i in run.order[:taken]]),
+            self.token_ids,
+            replace(sampling, override=_in_caller_numbers(run.override, run.order, self.device)),
+            want_disc=result.mode == "both",
+            on_step=_row_callback(run.order, run.on_tokens) if run.on_tokens else None,
+            wait_turn=run.wait_turn,
+            refill=more if len(run.order) > taken else None,
+        )
         assert out.gen is not None
-        result.store_gen(indices, out.gen, out.completions)
+        result.store_gen(run.order, out.gen, out.completions)
         if out.disc is not None:
-            result.store_disc(indices, out.disc)
+            result.store_disc(run.order, out.disc)
+
+
+@dataclass
+class _Run:
+    """One decode call of `encode_prepared`: its inputs in arrival order and the caller's hooks."""
+
+    order: list[int]  # input indices; the engine numbers them 0, 1, ... in this order
+    width: int  # rows decoded at once
+    on_tokens: TokenCallback | None
+    wait_turn: WaitTurn | None
+    override: TokenOverride | None
+
+
+def _in_caller_numbers(
+    override: TokenOverride | None, order: list[int], device: torch.device
+) -> TokenOverride | None:
+    """The engine numbers a call's inputs by arrival; the caller's `override` expects its own."""
+    if override is None:
+        return None
+    numbers = torch.tensor(order, device=device)
+    caller = override
+
+    def renumbered(tokens: torch.Tensor, inputs: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        return caller(tokens, numbers[inputs], before)
+
+    return renumbered
 
 
 class _EmptyResult:

@@ -6,7 +6,8 @@ step once and replaying it removes that. A graph needs fixed shapes, so the step
 whole preallocated cache with an additive bias that keeps not-yet-written slots at -inf (exactly
 zero weight), and writes each new key/value at a position held in a device tensor.
 
-The graph is captured again when the batch shrinks (finished rows dropped) or the cache must grow.
+The graph is captured again when the batch changes (finished rows dropped, waiting prompts
+joined) or the cache must grow.
 Used for greedy decoding on CUDA only; sampling and CPU runs take the eager lean step.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 
 from model.engine.kv_cache import GrowingLayer, aligned
-from model.engine.lean_step import KVWrite, decode_layers
+from model.engine.lean_step import AttentionBias, KVWrite, decode_layers
 
 
 class GraphStep:
@@ -96,16 +97,7 @@ class GraphStep:
         return self.hidden.clone(), self.next_tokens
 
 
-def full_capacity_bias(attention_mask: torch.Tensor, capacity: int, dtype: torch.dtype) -> torch.Tensor:
-    """(rows, 1, 1, capacity) bias: 0 on the prompt, -inf on its left padding and on free slots."""
-    rows, length = attention_mask.shape
-    capacity = aligned(capacity)
-    bias = torch.full((rows, 1, 1, capacity), float("-inf"), dtype=dtype, device=attention_mask.device)
-    bias[:, 0, 0, :length].masked_fill_(attention_mask.bool(), 0.0)
-    return bias
-
-
-def grow_caches(caches: list[GrowingLayer], bias: torch.Tensor, capacity: int) -> torch.Tensor:
+def grow_caches(caches: list[GrowingLayer], bias: AttentionBias, capacity: int) -> None:
     """Enlarge every layer's buffers (and the bias) to at least `capacity` slots."""
     capacity = aligned(capacity)
     for layer in caches:
@@ -115,6 +107,4 @@ def grow_caches(caches: list[GrowingLayer], bias: torch.Tensor, capacity: int) -
             new = old.new_zeros((*old.shape[:2], capacity, old.shape[-1]))
             new[:, :, : old.shape[2]] = old
             setattr(layer, name, new)
-    grown = torch.full((*bias.shape[:3], capacity), float("-inf"), dtype=bias.dtype, device=bias.device)
-    grown[..., : bias.shape[-1]] = bias
-    return grown
+    bias.resize(capacity)

@@ -5,10 +5,14 @@ generated token copies the entire cache: O(length) memory traffic per step, whic
 large-batch decode. `GrowingLayer` keeps a preallocated buffer with headroom, writes each step
 into it, and hands attention a view of the filled part. The buffer grows geometrically when the
 headroom runs out, so copies happen O(log length) times instead of once per token.
+
+Rows of a cache are independent: `GrowingLayer.stack` appends another cache's rows (continuous
+batching), both right-aligned so the next write lands in one column for all of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -81,10 +85,51 @@ class GrowingLayer(DynamicLayer):
         self._value_buffer = self._value_buffer[indices]
         self._expose()
 
+    def stack(self, mine: Window, other: GrowingLayer, theirs: Window, capacity: int) -> None:
+        """Append `other`'s rows below this layer's, keeping only each one's `Window` of columns;
+        both end in one column, the new length (see `stack_windows`)."""
+        assert self._key_buffer is not None and self._value_buffer is not None
+        assert other._key_buffer is not None and other._value_buffer is not None
+        for name in ("_key_buffer", "_value_buffer"):
+            blocks = [(getattr(self, name), mine), (getattr(other, name), theirs)]
+            setattr(self, name, stack_windows(blocks, 2, capacity, 0.0))
+        self.length = max(mine[1] - mine[0], theirs[1] - theirs[0])
+        self._expose()
+
+    def mark_written(self, length: int) -> None:
+        """The first `length` slots hold keys and values (written in place, by a replayed graph)."""
+        self.length = length
+        self._expose()
+
     def crop(self, tokens_to_remove: int) -> None:
         if tokens_to_remove < 0 and self.is_initialized:
             self.length = max(self.length + tokens_to_remove, 0)
             self._expose()
+
+
+# The columns [start, end) of a block of rows that some row may still attend to.
+Window = tuple[int, int]
+
+
+def stack_windows(
+    blocks: Sequence[tuple[torch.Tensor, Window]], dim: int, capacity: int, fill: float
+) -> torch.Tensor:
+    """Stack blocks of rows into one tensor, each block's window right-aligned to end in one column.
+
+    The shared end is the widest window's width, so the decode's next write lands in the same
+    column for every row; `dim` is the column dimension, every slot outside a window is `fill`.
+    """
+    width = max(end - start for _, (start, end) in blocks)
+    first = blocks[0][0]
+    shape = list(first.shape)
+    shape[0], shape[dim] = sum(block.shape[0] for block, _ in blocks), capacity
+    out = first.new_full(shape, fill)
+    row = 0
+    for block, (start, end) in blocks:
+        rows = out[row : row + block.shape[0]]
+        rows.narrow(dim, width - (end - start), end - start).copy_(block.narrow(dim, start, end - start))
+        row += block.shape[0]
+    return out
 
 
 def growing_cache(num_layers: int, reserve: int) -> Cache:

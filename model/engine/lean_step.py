@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from model.engine.kv_cache import ALIGN, GrowingLayer, aligned
+from model.engine.kv_cache import ALIGN, GrowingLayer, Window, aligned, stack_windows
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -26,25 +26,59 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 class AttentionBias:
-    """(batch, 1, 1, capacity) additive mask: 0 where a row may attend, -inf on its left padding."""
+    """(rows, 1, 1, capacity) additive mask over the cache's slots: 0 where a row may attend, -inf
+    on its left padding and on slots not written yet; the first `length` slots are written.
 
-    def __init__(self, attention_mask: torch.Tensor, reserve: int, dtype: torch.dtype) -> None:
-        rows, length = attention_mask.shape
-        capacity = aligned(length + reserve)
-        self.bias = torch.zeros((rows, 1, 1, capacity), dtype=dtype, device=attention_mask.device)
-        self.bias[:, 0, 0, :length].masked_fill_(attention_mask == 0, float("-inf"))
+    The eager step reads the first `length` slots, the fixed-shape step all of them."""
+
+    def __init__(self, bias: torch.Tensor, length: int) -> None:
+        self.bias = bias
         self.length = length
 
+    @classmethod
+    def of_prompts(cls, attention_mask: torch.Tensor, capacity: int, dtype: torch.dtype) -> AttentionBias:
+        """The bias of left-padded prompts (attention_mask (rows, length)) with `capacity` slots."""
+        rows, length = attention_mask.shape
+        shape = (rows, 1, 1, aligned(max(capacity, length)))
+        bias = torch.full(shape, float("-inf"), dtype=dtype, device=attention_mask.device)
+        bias[:, 0, 0, :length].masked_fill_(attention_mask.bool(), 0.0)
+        return cls(bias, length)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.bias.shape[-1])
+
     def step(self) -> torch.Tensor:
-        """The bias covering every cached position plus the new token."""
+        """Open the slot the next token is written to; returns the bias over the written slots."""
+        if self.length == self.capacity:
+            self.resize(self.capacity + ALIGN)
+        self.bias[..., self.length] = 0.0
         self.length += 1
-        if self.length > self.bias.shape[-1]:
-            grown = torch.zeros_like(self.bias[..., :ALIGN])
-            self.bias = torch.cat([self.bias, grown], dim=-1)
         return self.bias[..., : self.length]
+
+    def resize(self, capacity: int) -> None:
+        """`capacity` slots (aligned; never fewer than are written), the new ones closed."""
+        capacity = aligned(max(capacity, self.length))
+        resized = self.bias.new_full((*self.bias.shape[:3], capacity), float("-inf"))
+        resized[..., : self.length] = self.bias[..., : self.length]
+        self.bias = resized
 
     def select(self, keep: torch.Tensor) -> None:
         self.bias = self.bias[keep]
+
+    def window(self) -> Window:
+        """The written slots some row may still attend to: those left of every row's first open
+        slot are padding for all of them, and a merge can drop them."""
+        open_slots = self.bias[:, 0, 0, : self.length] == 0
+        if open_slots.shape[0] == 0:
+            return self.length, self.length  # no rows: nothing to keep
+        return int(open_slots.int().argmax(dim=1).min()), self.length
+
+    def stack(self, mine: Window, other: AttentionBias, theirs: Window, capacity: int) -> None:
+        """Append `other`'s rows as `GrowingLayer.stack` appends their keys and values."""
+        blocks = [(self.bias, mine), (other.bias, theirs)]
+        self.bias = stack_windows(blocks, 3, capacity, float("-inf"))
+        self.length = max(mine[1] - mine[0], theirs[1] - theirs[0])
 
 
 KVWrite = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from model.engine.tokens import TokenIds
+
+# Rewrites the tokens just chosen: (tokens (rows,), each row's input index (rows,), tokens each row
+# generated before these (rows,)) -> tokens. Tests and benchmarks force stop lengths with it.
+TokenOverride = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,8 @@ class Sampling:
     # Token ids never to emit. RL rollouts ban the vision placeholders: a sampled
     # `<|image_pad|>` would be taken for an image slot when the rollout is scored.
     banned_tokens: tuple[int, ...] = ()
+    # Applied after each choice, in every loop (the CUDA graph's choices included); None costs nothing.
+    override: TokenOverride | None = None
 
 
 def seeded_generator(sampling: Sampling, device: torch.device) -> torch.Generator | None:
@@ -54,3 +63,23 @@ def pick_next_tokens(
         sorted_probs = sorted_probs * keep
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def forced_stops(stop_lengths: torch.Tensor, ids: TokenIds) -> TokenOverride:
+    """Input i writes `<gen_emb>` as its `stop_lengths[i]`-th token and nothing ends it before.
+
+    Real checkpoints stop at different lengths; a random or tiny model does not, so tests and
+    benchmarks impose them. An early `<gen_emb>` or `<|im_end|>` becomes `<disc_emb>`, a token
+    that neither ends nor marks a row.
+    """
+
+    on_device: dict[torch.device, torch.Tensor] = {}  # copied once, not at every step
+
+    def override(tokens: torch.Tensor, inputs: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        if tokens.device not in on_device:
+            on_device[tokens.device] = stop_lengths.to(tokens.device)
+        due = before + 1 >= on_device[tokens.device][inputs]
+        early = (tokens == ids.gen_emb) | (tokens == ids.eos)
+        return torch.where(due, ids.gen_emb, torch.where(early, ids.disc_emb, tokens))
+
+    return override
