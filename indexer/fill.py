@@ -192,6 +192,7 @@ class FillPass:
             mode=self.mode,
             batch_size=len(batch),
             max_new_tokens=self.config.max_new_tokens,
+            wait_turn=None if self.gate is None else self.gate.wait_turn,  # between decode steps
         )
         self.store.upsert(self.config.collection, self._points(batch, encoded))
         self._batches_written += 1

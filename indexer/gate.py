@@ -10,7 +10,8 @@ A server shares one model between people searching and the indexing it runs in t
 (the reasoning pass generates hundreds of tokens per item). The background work calls
 `wait_turn` between decode steps and between batches, so a search waits at most one decode step
 behind it; `pause`/`resume` hold the background work at the next such point (the Index tab's
-pause button), without losing the batch in flight.
+pause button) — the reasoning pass, not the first pass that makes new files searchable
+(`yield_to_searches`) — without losing the batch in flight.
 
 Searches come first but cannot starve the background: when searches keep arriving, the
 background still takes one step each `patience_s` (a search then waits at most that one step).
@@ -48,12 +49,19 @@ class Gate:
     def wait_turn(self, timeout: float | None = None) -> bool:
         """Block while paused, and while searches run (for `patience_s` at most); False if
         `timeout` ran out first."""
+        return self._wait(True, timeout)
+
+    def yield_to_searches(self, timeout: float | None = None) -> bool:
+        """`wait_turn` for work that a pause does not hold (making new files searchable)."""
+        return self._wait(False, timeout)
+
+    def _wait(self, honour_pause: bool, timeout: float | None) -> bool:
         now = time.monotonic()
         give_way_until = now + self.patience_s
         deadline = None if timeout is None else now + timeout
         with self._changed:
-            while self._paused or (self._searches and time.monotonic() < give_way_until):
-                wake = None if self._paused else give_way_until
+            while (honour_pause and self._paused) or (self._searches and time.monotonic() < give_way_until):
+                wake = None if honour_pause and self._paused else give_way_until
                 if deadline is not None:
                     wake = deadline if wake is None else min(wake, deadline)
                     if time.monotonic() >= deadline:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from indexer.catalog.schema import MODE_VECTORS, FileSettings, ItemPlace
 from indexer.catalog.store import Store
 from indexer.config import IndexConfig
+from indexer.gate import Gate
 from indexer.load import LoadFailure, LoadSettings, check_size, load_inputs
 from indexer.scan import ScannedFile, fingerprint, walk
 from indexer.state import IndexedState
@@ -152,8 +153,10 @@ class Pipeline:
         owns: Owns = lambda path: True,
         progress: bool = True,
         on_progress: ProgressCallback | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.encoder, self.store, self.config = encoder, store, config
+        self.gate = gate  # in a server: searches go ahead of this pass's batches
         self.state, self.owns = state, owns
         self.settings = LoadSettings(
             config.segment_seconds, config.pdf_dpi, config.max_file_size, encoder.budget
@@ -319,6 +322,7 @@ class Pipeline:
                 mode=self.mode,
                 batch_size=self.config.batch_size,
                 max_new_tokens=self.config.max_new_tokens,
+                wait_turn=None if self.gate is None else self.gate.yield_to_searches,
             )
         for position, (accumulator, row, _) in enumerate(batch):
             for name, vectors in accumulator.vectors.items():

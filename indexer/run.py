@@ -187,6 +187,7 @@ class _Run:
             self.shard.owns,
             self.progress,
             self.on_progress,
+            self.gate,
         )
         summary = pipeline.run(roots)
         self.on_disk = pipeline.on_disk

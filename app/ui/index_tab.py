@@ -138,8 +138,12 @@ class IndexHandlers:
     def background_html(self) -> str:
         """Whether background work is paused, and what the folder watcher did last."""
         paused = self.ctx.gate.paused
-        state = "paused: indexing waits until you resume" if paused else "running"
-        lines = [f"<p>Background indexing: <b>{state}</b></p>"]
+        state = (
+            "paused: reasoning waits until you resume (new files still become searchable)"
+            if paused
+            else "running"
+        )
+        lines = [f"<p>Reasoning pass: <b>{state}</b></p>"]
         watcher = self.ctx.watcher
         if watcher is not None:
             note = watcher.last
@@ -249,7 +253,7 @@ def build_jobs_panel(handlers: IndexHandlers) -> None:
     """The jobs table and the pause/resume controls, re-read every few seconds."""
     with gr.Row(equal_height=True):
         background = gr.HTML(handlers.background_html)
-        pause = gr.Button("Pause background work", scale=0, min_width=200)
+        pause = gr.Button("Pause the reasoning pass", scale=0, min_width=200)
         resume = gr.Button("Resume", scale=0, min_width=120)
     jobs = gr.Dataframe(
         value=handlers.job_rows,
