@@ -130,6 +130,17 @@ class Searchers:
         }
 
 
+def index_alone(url: str, folder: Path) -> float:
+    """Seconds to index `folder` through the server with nothing else running (the baseline)."""
+    began = time.perf_counter()
+    body = {"collection": "media", "roots": [str(folder)], "fields": INDEX_FIELDS}
+    with httpx.stream("POST", f"{url}/ume/index", json=body, timeout=None) as response:
+        for line in response.iter_lines():
+            if json.loads(line).get("event") in ("done", "failed"):
+                break
+    return round(time.perf_counter() - began, 2)
+
+
 def load_phase(url: str, new_folder: Path, timings: dict[str, float | None]) -> None:
     """Index `new_folder` through the server while a reasoning search runs; time both stages."""
     began = time.perf_counter()
@@ -177,12 +188,14 @@ def main() -> None:
     parser.add_argument("--new-photos", type=int, default=24, help="photos of the folder indexed under load")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--limit", type=int, default=2000, help="searches per client at most, per phase")
+    parser.add_argument("--note", default="", help="what else the machine was doing, for the JSON")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ume-serve-load-"))
     model = build_tiny_model(work / "model")
     write_photos(work / "library", args.photos, seed=0)
     write_photos(work / "new", args.new_photos, seed=1)
+    write_photos(work / "alone", args.new_photos, seed=2)
     data = ["--data-dir", str(work / "data")]
     fields = ["--max-new-tokens", "48", "--no-progress"]
     if ume(["index", str(work / "library"), *data, "--model", str(model), *fields]) not in (0, 1):
@@ -190,7 +203,7 @@ def main() -> None:
     process, url = start_server(work / "data", model, work / "serve.log")
     try:
         idle = Searchers(url, args.clients, args.limit).run_for(args.idle_seconds)
-        timings: dict[str, float | None] = {}
+        timings: dict[str, float | None] = {"index_alone_s": index_alone(url, work / "alone")}
         loaded = Searchers(url, args.clients, args.limit).run_for(
             0, during=lambda: load_phase(url, work / "new", timings)
         )
@@ -201,8 +214,8 @@ def main() -> None:
     for key in ("searches_per_s", "p50_ms", "p95_ms", "errors"):
         print(f"fast search {key:<12}{idle[key]:>12}{loaded[key]:>16}")
     print(f"new folder: first item searchable after {timings.get('first_searchable_s')} s, "
-          f"whole run ended after {timings.get('run_end_s')} s; reasoning search took "
-          f"{timings.get('reasoning_search_s')} s")  # fmt: skip
+          f"whole run ended after {timings.get('run_end_s')} s (alone: {timings['index_alone_s']} s); "
+          f"reasoning search took {timings.get('reasoning_search_s')} s")  # fmt: skip
     if args.out is not None:
         result = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -212,6 +225,7 @@ def main() -> None:
             "idle": idle,
             "while_indexing": loaded,
             **timings,
+            "note": args.note,
         }
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 class Gate:
     """Searches in the foreground, indexing in the background; see the module docstring."""
 
-    def __init__(self, patience_s: float = 0.5) -> None:
+    def __init__(self, patience_s: float = 0.2) -> None:
         self.patience_s = patience_s
         self._changed = threading.Condition()
         self._searches = 0
