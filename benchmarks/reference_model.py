@@ -42,7 +42,11 @@ HERE = Path(__file__).resolve().parent
 SFT_CONFIG = HERE / "reference_sft.toml"
 RL_CONFIG = HERE / "reference_rl.toml"
 SEED = 0
-TRAIN_SIZES = {"train_shapes": 2400, "videos": 600, "pages": 600}
+TRAIN_SIZES = {"train_shapes": 2400, "videos": 600, "pages": 1200}
+# One source dataset: each SFT batch mixes images, segments and pages. In batches of pages
+# alone, all pages' disc embeddings (queries' and pages') fell to one point within 200 steps
+# and stayed there (an InfoNCE saddle: identical embeddings get identical gradients).
+MIXED_DATASET = "tiny_world"
 RL_SIZES = {"shapes": 600, "videos": 100, "pages": 100}
 TOLERANCE = 0.05  # a rebuilt model may differ a little (thread scheduling): Hit@1 within this
 # What a checkpoint directory holds besides the optimizer and data position.
@@ -73,7 +77,7 @@ def export(checkpoint: Path, out: Path) -> None:
 def build(work: Path, sft_checkpoint: Path | None) -> tuple[Path, dict[str, object]]:
     """SFT then GRPO on the world under `work`; (final checkpoint, training numbers)."""
     started = time.monotonic()
-    train_file, _ = world_files(work)
+    train_file = mixed(world_files(work)[0])
     if sft_checkpoint is None:
         model_dir = build_tiny_model(work / "model", seed=SEED, words=tiny_world_words())
         sft_checkpoint = train(SFTRun, model_dir, train_file, work / "sft", None, SFT_CONFIG)
@@ -95,6 +99,16 @@ def world_files(work: Path) -> tuple[Path, Path]:
         return data / "train.jsonl", data / "heldout.jsonl"
     sizes = {"held_out": HELD_OUT, "held_out_motions": HELD_OUT_MOTIONS, "held_out_pages": HELD_OUT_PAGES}
     return write_tiny_world(data, seed=SEED, **TRAIN_SIZES, **sizes)
+
+
+def mixed(train_file: Path) -> Path:
+    """The training records under one dataset name, so batches mix the three kinds."""
+    records = [json.loads(line) for line in train_file.read_text().splitlines()]
+    path = train_file.with_name("train-mixed.jsonl")
+    path.write_text(
+        "".join(json.dumps(record | {"dataset_name": MIXED_DATASET}) + "\n" for record in records)
+    )
+    return path
 
 
 def check(rebuilt: dict[str, dict[str, float]], shipped: dict[str, dict[str, float]]) -> list[str]:
