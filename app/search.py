@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -93,6 +93,8 @@ class IndexedItem:
     summary: str | None
     reasoning: str | None  # the model's reasoning about the item, written when it was indexed
     root: str | None
+    # Names of the vectors the item holds ("disc", "gen"); empty for items from before schema 2.
+    vectors: tuple[str, ...] = field(default=(), kw_only=True)
 
     @property
     def name(self) -> str:
@@ -167,6 +169,7 @@ def item_from_payload(point_id: str, payload: dict[str, Any]) -> IndexedItem:
         summary=record.summary,
         reasoning=record.reasoning,
         root=record.facts.root or None,
+        vectors=record.vectors,
     )
 
 

@@ -74,9 +74,17 @@ def evaluate(model_dir: Path, pairs: list[Pair]) -> dict[str, float]:
     }
 
 
-def train(stage: type[SFTRun] | type[RLRun], start: Path, data: Path, out: Path, steps: int | None) -> Path:
-    """Run one stage with its benchmark config from `start` on `data`; the final checkpoint."""
+def train(
+    stage: type[SFTRun] | type[RLRun],
+    start: Path,
+    data: Path,
+    out: Path,
+    steps: int | None,
+    config_file: Path | None = None,
+) -> Path:
+    """Run one stage with its config (the benchmark's by default) from `start` on `data`."""
     kind, path = (SFTConfig, CONFIG) if stage is SFTRun else (RLConfig, RL_CONFIG)
+    path = config_file or path
     overrides = {
         "model": str(start),
         "data": [{"path": data, "format": "released"}],

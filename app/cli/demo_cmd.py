@@ -1,11 +1,15 @@
-"""`ume demo`: index the bundled examples into an embedded index and open the search UI.
+"""`ume demo`: index a gallery into an embedded index and open the search UI.
 
 It serves the page the way `ume serve` does (same server options, same policy for the Index tab)
-on a context of its own: the demo's index, its model, and the test-model banner when it applies.
+on a context of its own: the demo's index, its model, and the offline-model banner when it applies.
 
-It uses the real model when it loads. Offline without cached weights it says so in one line,
-builds the tiny untrained test model into the demo's data directory, and the UI shows a banner
-that results come from an untrained model, so nobody mistakes random rankings for the method.
+Which model: `--model NAME` when given, or UME-R1-2B when a GPU is present, if it loads. Without
+a GPU the 2B model takes minutes per reasoning search, so the demo runs the shipped reference
+model (`models/ume-r1-tiny-world`, trained on the tiny world) on a gallery written from that
+world, with example queries in its words; it does the same when the named model cannot be
+loaded (offline, no cache). Only when the reference model is missing (an install without the
+repository's `models/`) does it fall back to an untrained test model. The UI then shows a banner
+that results come from a tiny offline model, so nobody mistakes them for the method's.
 """
 
 from __future__ import annotations
@@ -27,10 +31,15 @@ from indexer.catalog.open import default_data_dir, open_store
 from indexer.config import DEFAULT_COLLECTION, IndexConfig
 from indexer.summary import RunSummary
 from model.encoder import DEFAULT_MODEL, Encoder
+from model.world import REFERENCE_MODEL
+from model.world.files import SEGMENT_SECONDS
+from model.world.gallery import write_gallery
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "media"
 TEST_MODEL_FOLDER = "tiny-model"
+GALLERY_FOLDER = "world-gallery"
 TEST_MODEL_MAX_NEW_TOKENS = 16  # the random model never stops by itself: keep its babble short
+REFERENCE_MAX_NEW_TOKENS = 48  # a well-formed tiny-world completion is ~25 tokens
 DEMO_SEGMENT_SECONDS = 4.0  # the example clip is 12 s: three segments to tell apart
 
 
@@ -38,12 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser("demo", help="index the bundled examples and open the search UI")
     demo.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
-        help="tried first; an untrained offline test model is used if it cannot load",
+        default=None,
+        help=f"the model to run (default: {DEFAULT_MODEL} on a GPU, else the tiny reference model); "
+        "the reference model is used if it cannot load",
     )
     demo.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
     demo.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens")
-    demo.add_argument("--media", type=Path, default=None, help="folder to index (default: examples/media)")
+    demo.add_argument(
+        "--media", type=Path, default=None, help="folder to index (default: the model's gallery)"
+    )
     demo.add_argument(
         "--data-dir",
         type=Path,
@@ -92,25 +104,62 @@ def hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
         return False
 
 
-def load_demo_encoder(model: str, data_dir: Path, device: str | None) -> tuple[Encoder, bool]:
-    """(encoder, is_test_model): the named model (cached, else downloaded), else the test model."""
-    try:
-        return Encoder.from_pretrained(model, device=device, local_files_only=True), False
-    except Exception:
-        pass  # not cached: try the hub below when it can be reached
-    try:
-        if not Path(model).exists() and not hub_reachable():
-            raise ConnectionError("offline: the model hub cannot be reached and no copy is cached")
-        return Encoder.from_pretrained(model, device=device), False
-    except Exception as error:  # offline, no cache, no disk space: every reason ends the same way
-        reason = first_sentence(error.__cause__ or error)
-        target = data_dir / TEST_MODEL_FOLDER
+def load_demo_encoder(model: str | None, data_dir: Path, device: str | None) -> tuple[Encoder, bool]:
+    """(encoder, is_offline_model): the real model when asked for or on a GPU, else the reference."""
+    name = model or DEFAULT_MODEL
+    if model is None and not torch.cuda.is_available():
         print(
-            f"ume demo: cannot load {model} ({reason}); using an untrained test model built in "
-            f"{target}, so results will be random",
+            f"ume demo: no GPU, so using the tiny reference model instead of {name} (minutes per "
+            f"reasoning search on a CPU); pass --model {name} to run it anyway",
             file=sys.stderr,
         )
-    return Encoder.from_pretrained(offline_test_model(data_dir / TEST_MODEL_FOLDER), device=device), True
+        return offline_encoder(data_dir, device), True
+    try:
+        return load_named_model(name, device), False
+    except Exception as error:  # offline, no cache, no disk space: every reason ends the same way
+        reason = first_sentence(error.__cause__ or error)
+        print(f"ume demo: cannot load {name} ({reason}); using the tiny reference model", file=sys.stderr)
+    return offline_encoder(data_dir, device), True
+
+
+def load_named_model(name: str, device: str | None) -> Encoder:
+    """The named model from the cache, else downloaded (only when the hub answers at all)."""
+    try:
+        return Encoder.from_pretrained(name, device=device, local_files_only=True)
+    except Exception:
+        pass  # not cached: try the hub below when it can be reached
+    if not Path(name).exists() and not hub_reachable():
+        raise ConnectionError("offline: the model hub cannot be reached and no copy is cached")
+    return Encoder.from_pretrained(name, device=device)
+
+
+def offline_encoder(data_dir: Path, device: str | None) -> Encoder:
+    """The shipped reference model, or an untrained test model when it is not there."""
+    if (REFERENCE_MODEL / "config.json").is_file():
+        return Encoder.from_pretrained(REFERENCE_MODEL, device=device)
+    target = data_dir / TEST_MODEL_FOLDER
+    print(
+        f"ume demo: no reference model at {REFERENCE_MODEL}; using an untrained test model built in "
+        f"{target}, so results will be random",
+        file=sys.stderr,
+    )
+    return Encoder.from_pretrained(offline_test_model(target), device=device)
+
+
+def is_reference(encoder: Encoder) -> bool:
+    return Path(encoder.model_id).resolve() == REFERENCE_MODEL.resolve()
+
+
+def demo_media(media: Path | None, encoder: Encoder, data_dir: Path) -> tuple[Path, float]:
+    """(folder to index, its video segment length): the reference model gets its own world."""
+    if media is not None:
+        return Path(media), DEMO_SEGMENT_SECONDS
+    if not is_reference(encoder):
+        return EXAMPLES, DEMO_SEGMENT_SECONDS
+    gallery = data_dir / GALLERY_FOLDER
+    if not (gallery / "queries.jsonl").is_file():  # written once: it is deterministic
+        write_gallery(gallery)
+    return gallery, SEGMENT_SECONDS
 
 
 def first_sentence(error: BaseException, limit: int = 120) -> str:
@@ -129,7 +178,12 @@ def offline_test_model(folder: Path) -> Path:
 
 
 def index_examples(
-    encoder: Encoder, media: Path, data_dir: Path, mode: str, max_new_tokens: int | None
+    encoder: Encoder,
+    media: Path,
+    data_dir: Path,
+    mode: str,
+    max_new_tokens: int | None,
+    segment_seconds: float = DEMO_SEGMENT_SECONDS,
 ) -> RunSummary:
     from indexer.run import index_folders
 
@@ -140,7 +194,7 @@ def index_examples(
         model=encoder.model_id,
         mode=mode,  # type: ignore[arg-type]
         data_dir=data_dir,
-        segment_seconds=DEMO_SEGMENT_SECONDS,
+        segment_seconds=segment_seconds,
         reembed=True,  # the demo's own index: rebuild it when the model changed
         **settings,
     )
@@ -148,7 +202,7 @@ def index_examples(
 
 
 def prepare_demo(
-    model: str,
+    model: str | None = None,
     media: Path | None = None,
     data_dir: Path | None = None,
     device: str | None = None,
@@ -156,14 +210,14 @@ def prepare_demo(
     max_new_tokens: int | None = None,
     **options: Any,
 ) -> AppContext:
-    """Load a model, index the examples, and return the context the UI serves."""
+    """Load a model, index the gallery, and return the context the UI serves."""
     folder = demo_data_dir(data_dir)
-    media = Path(media or EXAMPLES)
-    if not media.is_dir():
+    if media is not None and not Path(media).is_dir():
         raise UserError(f"no media folder at {media}: pass --media DIR")
     encoder, is_test_model = load_demo_encoder(model, folder, device)
+    media, segment_seconds = demo_media(media, encoder, folder)
     if is_test_model and max_new_tokens is None:
-        max_new_tokens = TEST_MODEL_MAX_NEW_TOKENS
+        max_new_tokens = REFERENCE_MAX_NEW_TOKENS if is_reference(encoder) else TEST_MODEL_MAX_NEW_TOKENS
     mode = index_mode or ("both" if is_test_model or torch.cuda.is_available() else "disc")
     if mode == "disc":
         print(
@@ -171,7 +225,7 @@ def prepare_demo(
             "a CPU); pass --index-mode both for all three search modes",
             file=sys.stderr,
         )
-    summary = index_examples(encoder, media, folder, mode, max_new_tokens)
+    summary = index_examples(encoder, media, folder, mode, max_new_tokens, segment_seconds)
     print(f"ume demo: {summary.points} items from {media} in {folder}", file=sys.stderr)
     return make_context(
         open_store(data_dir=folder),
@@ -179,6 +233,6 @@ def prepare_demo(
         encoder,
         test_model=is_test_model,
         max_new_tokens=max_new_tokens or DEFAULT_QUERY_MAX_NEW_TOKENS,
-        index_settings={"data_dir": folder, "segment_seconds": DEMO_SEGMENT_SECONDS},
+        index_settings={"data_dir": folder, "segment_seconds": segment_seconds},
         **options,
     )

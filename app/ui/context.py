@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 
 ROOTS_REFRESH_SECONDS = 10.0  # a hit outside the known roots re-reads them, at most this often
 TEST_MODEL_NOTICE = (
-    "Results come from an untrained test model: the real UME-R1 weights could not be loaded, so "
-    "rankings and reasoning are random. Load zhibinlan/UME-R1-2B for real results."
+    "Results come from a tiny offline model, not UME-R1: the reference model trained only on a "
+    "synthetic world (coloured shapes, moving shapes, pages of two words: try the example "
+    "queries), or an untrained one where that is missing. For real results run "
+    "`ume demo --model zhibinlan/UME-R1-2B` (a GPU makes reasoning searches take seconds)."
 )
 
 

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 DETAIL_PIXELS = 1600  # longest side sent to the browser for a photo or page
 NO_REASONING = "(no reasoning stored: this item was indexed with disc embeddings only)"
 NO_SUMMARY = "(no summary stored)"
+UNKNOWN_REASONING = "(no reasoning stored)"  # items from before indexes listed their vectors
+NO_THINK = "(the model reasoned about this item, but its generation held no <think> … </think> part)"
+NO_ANSWER = "(the model reasoned about this item, but its generation held no <answer> summary)"
 REASONING_LABEL = "The model's reasoning about this item (written when it was indexed)"
 REASONING_NOTE = (
     "This is what the model wrote while embedding the item. It is not an explanation of why "
@@ -108,9 +111,19 @@ def item_detail(ctx: AppContext, item: IndexedItem) -> Detail:
         header=header_html(ctx, item),
         image=image,
         video=video,
-        summary=item.summary or NO_SUMMARY,
-        reasoning=item.reasoning or NO_REASONING,
+        summary=item.summary or (NO_ANSWER if "gen" in item.vectors else NO_SUMMARY),
+        reasoning=item.reasoning or missing_reasoning(item),
     )
+
+
+def missing_reasoning(item: IndexedItem) -> str:
+    """Why an item shows no reasoning: disc only, or a generation without a `<think>` part.
+
+    An item with a gen vector was generated for; what is missing then is the model's format.
+    """
+    if "gen" in item.vectors:
+        return NO_THINK
+    return NO_REASONING if item.vectors else UNKNOWN_REASONING
 
 
 def _media(ctx: AppContext, item: IndexedItem) -> tuple[Any, Any]:

@@ -37,6 +37,7 @@ from app.ui.controls import (
 from app.ui.detail import Detail, detail_pane, empty_detail, item_detail
 from app.ui.display_media import tile
 from app.ui.uploads import example_image
+from model.world.gallery import read_example_queries
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
         )
     mode_help = gr.HTML(elem_id="ume-mode-help")
     mode_reasons = gr.Textbox("{}", visible="hidden")
+    example_queries(ctx, text, kind)
     example = "Search by example: an image or a video clip (combines with the words)"
     with gr.Accordion(example, open=False), gr.Row():
         image = example_image(
@@ -338,6 +340,18 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
     gallery.select(handlers.select, [hits], pane.outputs, api_visibility="private", queue=False)
     mode.change(mode_visibility, [mode], [shortlist, query_reasoning], api_visibility="private", queue=False)
     return controls
+
+
+def example_queries(ctx: AppContext, text: gr.Textbox, kind: gr.Dropdown) -> None:
+    """Clickable queries the loaded model ships with (the reference model does), in its words.
+
+    A click fills the words and the kind: the model was taught each kind's own task.
+    """
+    encoder = ctx.service.encoder if ctx.service is not None else None
+    examples = read_example_queries(encoder.model_id) if encoder is not None else []
+    if examples:
+        label = "Example queries in the words this model was trained on"
+        gr.Examples([list(example) for example in examples], [text, kind], label=label)
 
 
 def _coalesced(updates: queue.Queue[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:

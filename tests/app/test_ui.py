@@ -41,6 +41,8 @@ from indexer.catalog import schema
 from indexer.catalog.open import open_store
 from indexer.catalog.store import Match, Point
 from model.encoder import Encoder
+from model.world import REFERENCE_MODEL
+from model.world.gallery import plan_gallery, read_example_queries, write_gallery
 from tests.app.fixture_index import (
     COLLECTION,
     MAX_NEW_TOKENS,
@@ -497,7 +499,7 @@ def test_indexing_from_the_browser_follows_the_serving_policy(ui: RunningUI, tmp
         ui.ctx.indexing = saved
 
 
-def test_demo_falls_back_to_the_test_model_offline(
+def test_demo_falls_back_to_the_reference_model_offline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.cli.demo_cmd import EXAMPLES, prepare_demo
@@ -508,14 +510,37 @@ def test_demo_falls_back_to_the_test_model_offline(
     shutil.copy(EXAMPLES / CAT, media / "cat.jpg")
     ctx = prepare_demo("zhibinlan/UME-R1-2B", media=media, data_dir=tmp_path / "demo")
     try:
-        said = [line for line in capsys.readouterr().err.splitlines() if "untrained test model" in line]
-        assert len(said) == 1 and "zhibinlan/UME-R1-2B" in said[0]
+        said = [line for line in capsys.readouterr().err.splitlines() if "tiny reference model" in line]
+        assert len(said) == 1 and "cannot load zhibinlan/UME-R1-2B" in said[0]
         assert ctx.test_model and TEST_MODEL_NOTICE in ctx.banner_html()
-        assert (tmp_path / "demo" / "tiny-model" / "config.json").is_file()
-        assert ctx.service is not None
+        assert ctx.service is not None and ctx.service.encoder is not None
+        assert Path(ctx.service.encoder.model_id) == REFERENCE_MODEL
         assert ctx.service.available_modes() == {"fast": None, "reasoning": None, "rerank": None}
         assert [Path(h.path).name for h in ctx.service.search("cat", top_k=5).hits] == ["cat.jpg"]
         assert ctx.files.roots == [Path(os.path.abspath(media))]
+    finally:
+        assert ctx.service is not None
+        ctx.service.store.close()
+
+
+def test_demo_without_a_gpu_runs_the_reference_model_on_its_world(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.cli import demo_cmd
+
+    small = plan_gallery(images=2, clips=1, documents=1, pages_per_document=2)
+    monkeypatch.setattr(demo_cmd, "write_gallery", lambda folder: write_gallery(folder, small))
+    monkeypatch.setattr(demo_cmd.torch.cuda, "is_available", lambda: False)
+    ctx = demo_cmd.prepare_demo(data_dir=tmp_path / "demo")
+    try:
+        assert "no GPU, so using the tiny reference model" in capsys.readouterr().err
+        assert ctx.test_model and ctx.service is not None and ctx.service.encoder is not None
+        assert ctx.files.roots == [Path(os.path.abspath(tmp_path / "demo" / "world-gallery"))]
+        assert len(ctx.service.browse()) == 6  # 2 images, 2 video segments, 2 PDF pages
+        examples = read_example_queries(ctx.service.encoder.model_id)
+        assert {kind for _, kind in examples} == {"image", "video", "document"}
+        page = json.dumps(build_ui(ctx).get_config_file(), default=str)
+        assert all(json.dumps(text) in page for text, _ in examples)  # clickable on the page
     finally:
         assert ctx.service is not None
         ctx.service.store.close()
