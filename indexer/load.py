@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from indexer.catalog.schema import FileSettings
+from indexer.config import IndexConfig
 from indexer.scan import ScannedFile
 from model.inputs import (
     INDEXING_BUDGET,
@@ -49,6 +50,11 @@ class LoadSettings:
     pdf_dpi: int
     max_file_size: int
     budget: VisionBudget = INDEXING_BUDGET
+
+    @classmethod
+    def of(cls, config: IndexConfig, budget: VisionBudget) -> LoadSettings:
+        """The settings an indexing run's config gives, under the encoder's pixel budget."""
+        return cls(config.segment_seconds, config.pdf_dpi, config.max_file_size, budget)
 
     def for_kind(self, kind: str) -> FileSettings:
         """The settings that shape a file of this kind."""

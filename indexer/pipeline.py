@@ -158,9 +158,7 @@ class Pipeline:
         self.encoder, self.store, self.config = encoder, store, config
         self.gate = gate  # in a server: searches go ahead of this pass's batches
         self.state, self.owns = state, owns
-        self.settings = LoadSettings(
-            config.segment_seconds, config.pdf_dpi, config.max_file_size, encoder.budget
-        )
+        self.settings = LoadSettings.of(config, encoder.budget)
         if config.mode is None or config.model is None:
             raise ValueError("settle config.mode and config.model before building a pipeline")
         self.mode, self.model_id = config.mode, config.model

@@ -178,7 +178,6 @@ class _Run:
         dim = existing.dim if existing else 0
         self.info = check_compatible(store, name, collection_info(self.model, dim, self.mode))
         self.state = IndexedState.load(store, name)
-        roots = list(dict.fromkeys([*self.config.roots, *self.extra_roots]))
         pipeline = Pipeline(
             self.lazy_encoder,
             store,
@@ -189,11 +188,16 @@ class _Run:
             self.on_progress,
             self.gate,
         )
-        summary = pipeline.run(roots)
+        summary = pipeline.run(self.all_roots)
         self.on_disk = pipeline.on_disk
         if self.model_seconds:
             summary.seconds["model"] = self.model_seconds
         return summary
+
+    @property
+    def all_roots(self) -> list[Path]:
+        """The roots asked for, then the old roots of a re-embedded collection, each once."""
+        return list(dict.fromkeys([*self.config.roots, *self.extra_roots]))
 
     @property
     def mode(self) -> Mode:
@@ -207,11 +211,8 @@ class _Run:
 
     def fill(self, store: Store, summary: RunSummary) -> None:
         """Give the items under the run's roots the vectors its mode wants and they lack."""
-        roots = [root for root in dict.fromkeys([*self.config.roots, *self.extra_roots]) if root.exists()]
-        config = self.config
-        settings = LoadSettings(
-            config.segment_seconds, config.pdf_dpi, config.max_file_size, self.lazy_encoder.budget
-        )
+        roots = [root for root in self.all_roots if root.exists()]
+        settings = LoadSettings.of(self.config, self.lazy_encoder.budget)
         for vector in MODE_VECTORS[self.mode]:  # disc first: it is fast (a no-op scroll if none lack it)
             report = FillPass(
                 self.lazy_encoder.get,
@@ -222,15 +223,11 @@ class _Run:
                 self.shard.owns,
                 self.gate,
                 self.say,
-                self._items_progress,
+                self.on_progress,
                 self.progress,
             ).run(roots)
             summary.filled[vector] = summary.filled.get(vector, 0) + report.filled
             summary.seconds[f"fill_{vector}"] = report.seconds
-
-    def _items_progress(self, done: int, total: int) -> None:
-        if self.on_progress is not None:
-            self.on_progress(done, total)
 
     def _settle(self, existing: CollectionInfo | None) -> None:
         """No --mode or --model given: keep the collection's, or the defaults for a new one.
@@ -266,11 +263,8 @@ class _Run:
         """Count what the collection holds, per stage, and build the search index."""
         collection, started = self.config.collection, time.perf_counter()
         stages = stage_counts(store, collection)
-        summary.points, summary.with_reasoning, summary.pending = (
-            stages.searchable,
-            stages.with_reasoning,
-            stages.pending,
-        )
+        summary.points, summary.with_reasoning = stages.searchable, stages.with_reasoning
+        summary.pending = stages.pending
         self.say(f"building the search index over {summary.points:,} items (minutes for a large collection)")
         store.finalize(collection)
         summary.seconds["store"] = summary.seconds.get("store", 0.0) + time.perf_counter() - started
