@@ -4,55 +4,74 @@ Layout under the data directory:
 
     lock                          held (flock) while a process has the index open
     collections/NAME/info.json    the CollectionInfo, written last: a collection whose creation
-                                  was interrupted has no info and is not listed
-    collections/NAME/shard/       the qdrant-edge shard (segments and write-ahead log)
+                                  was interrupted has no info and is not listed; it also names
+                                  the live shard directory (`shard` when it names none)
+    collections/NAME/shard[-N]/   the live qdrant-edge shard (segments and write-ahead log)
+    collections/NAME/build/       a copy being optimised in the background (`edge_build`)
 
 Design decisions:
 - Shards open lazily on first use, so listing collections or reading their info stays instant
   however large the index is.
 - Upserts go through the shard's write-ahead log, so a point is durable once `upsert` returns
   even if the process dies before `close`.
-- qdrant-edge builds HNSW only when asked (`optimize`, blocking); until `finalize` runs, searches
-  are exact scans, which are correct, only slower on large collections.
+- qdrant-edge builds HNSW only when asked (`optimize`, which blocks the whole process), so
+  `finalize` builds it on a copy in a child process and swaps the copy in when it is done
+  (`indexer.catalog.edge_build`); until then searches are exact scans (or use the older graph),
+  which are correct, only slower on large collections.
+- One re-entrant lock guards every use of a shard, so a swap never closes a shard that another
+  thread is reading.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from qdrant_edge import (
     CountRequest,
-    Distance,
-    EdgeConfig,
-    EdgeOptimizersConfig,
     EdgeShard,
-    EdgeVectorParams,
     FieldCondition,
     Filter,
+    HasVectorCondition,
     IsEmptyCondition,
     MatchAny,
     MatchValue,
     PayloadSchemaType,
+    QuantizationSearchParams,
     Query,
     QueryRequest,
     RangeFloat,
     ScrollRequest,
+    SearchParams,
     UpdateOperation,
 )
 from qdrant_edge import Point as EdgePoint
 
+from indexer.catalog import tuning
+from indexer.catalog.edge_build import (
+    BUILD_DIR,
+    BUILD_LOG,
+    Build,
+    Journal,
+    ShardSettings,
+    edge_config,
+    remove_tree,
+    shard_generation,
+)
 from indexer.catalog.schema import PAYLOAD_INDEXES
 from indexer.catalog.store import (
     ClosesOnExit,
     CollectionInfo,
     FieldValue,
+    GraphStatus,
     Hit,
     Match,
     PayloadIndexKind,
@@ -75,9 +94,13 @@ try:
 except ImportError:  # Windows: the shard's own WAL lock still refuses a second opener
     fcntl = None  # type: ignore[assignment]
 
+log = logging.getLogger(__name__)
+
 LOCK_FILE = "lock"
 INFO_FILE = "info.json"
-SHARD_DIR = "shard"
+SHARD_DIR = "shard"  # the live shard of a collection whose info names none
+SHARD_KEY = "shard"  # the info.json key naming the live shard directory
+VECTOR_BYTES = 4  # float32
 UPSERT_CHUNK = 512  # points per engine update: bounds the memory of one conversion
 EDGE_INDEX_TYPES = {
     "keyword": PayloadSchemaType.Keyword,
@@ -90,7 +113,7 @@ class EdgeStore(ClosesOnExit):
     """The default engine: an index in a local directory, nothing to start.
 
     `indexing_threshold_kb` (per segment, fixed at collection creation) is Qdrant's size below
-    which `finalize` leaves a segment as an exact scan; None keeps Qdrant's default.
+    which a segment stays an exact scan; None keeps `tuning.INDEXING_THRESHOLD_KB`.
     """
 
     def __init__(self, data_dir: Path, indexing_threshold_kb: int | None = None) -> None:
@@ -101,7 +124,10 @@ class EdgeStore(ClosesOnExit):
         self._indexing_threshold_kb = indexing_threshold_kb
         self._shards: dict[str, EdgeShard] = {}
         self._infos: dict[str, CollectionInfo] = {}
-        self._opening = threading.Lock()
+        self._dirs: dict[str, str] = {}  # the live shard's directory name, per collection
+        self._builds: dict[str, Build] = {}  # background builds in progress
+        self._wanted: dict[str, str] = {}  # a quantization asked for while a build ran
+        self._lock = threading.RLock()
         self._closed = False
 
     def create_collection(self, name: str, info: CollectionInfo) -> None:
@@ -111,35 +137,41 @@ class EdgeStore(ClosesOnExit):
             return
         folder = self._collections_dir / name
         shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted creation
-        shard = EdgeShard.create(str(folder / SHARD_DIR), self._config(info))
+        shard = EdgeShard.create(str(folder / SHARD_DIR), edge_config(self._settings(info)))
         create_field_indexes(shard, PAYLOAD_INDEXES)
         shard.flush()
-        write_info(folder / INFO_FILE, info)
-        with self._opening:
+        write_info(folder / INFO_FILE, info, SHARD_DIR)
+        with self._lock:
             self._shards[name] = shard
             self._infos[name] = info
+            self._dirs[name] = SHARD_DIR
 
     def collection_info(self, name: str) -> CollectionInfo | None:
         self._check_open()
         check_collection_name(name)
-        if name in self._infos:
-            return self._infos[name]
-        info = read_info(self._collections_dir / name / INFO_FILE)
-        if info is not None:
-            self._infos[name] = info
-        return info
+        with self._lock:
+            if name in self._infos:
+                return self._infos[name]
+            found = read_info(self._collections_dir / name / INFO_FILE)
+            if found is None:
+                return None
+            self._infos[name], self._dirs[name] = found
+            return found[0]
 
     def record_info(self, name: str, info: CollectionInfo) -> None:
         self._info(name)
         check_info(info)
-        write_info(self._collections_dir / name / INFO_FILE, info)
-        with self._opening:
+        with self._lock:
+            write_info(self._collections_dir / name / INFO_FILE, info, self._dirs[name])
             self._infos[name] = info
 
     def ensure_payload_indexes(self, name: str, indexes: dict[str, PayloadIndexKind]) -> None:
-        shard = self._shard(name)
-        create_field_indexes(shard, indexes)  # Qdrant leaves an existing index as it is
-        shard.flush()
+        with self._lock:
+            shard = self._shard(name)
+            create_field_indexes(shard, indexes)  # Qdrant leaves an existing index as it is
+            shard.flush()
+            if name in self._builds:
+                self._builds[name].journal.field_indexes.update(indexes)
 
     def list_collections(self) -> list[str]:
         self._check_open()
@@ -148,33 +180,53 @@ class EdgeStore(ClosesOnExit):
 
     def drop_collection(self, name: str) -> None:
         check_collection_name(name)
-        with self._opening:
+        with self._lock:
+            build = self._builds.pop(name, None)
+            if build is not None:
+                build.cancel()
             shard = self._shards.pop(name, None)
             self._infos.pop(name, None)
-        if shard is not None:
-            shard.close()
-        shutil.rmtree(self._collections_dir / name, ignore_errors=True)
+            self._dirs.pop(name, None)
+            if shard is not None:
+                shard.close()
+            shutil.rmtree(self._collections_dir / name, ignore_errors=True)
 
     def upsert(self, name: str, points: Sequence[Point]) -> None:
-        shard = self._shard(name)
-        check_points(name, self._info(name), points)
-        for start in range(0, len(points), UPSERT_CHUNK):
-            chunk = [to_edge_point(p) for p in points[start : start + UPSERT_CHUNK]]
-            shard.update(UpdateOperation.upsert_points(chunk))
+        with self._lock:
+            shard, journal = self._shard(name), self._journal(name)
+            check_points(name, self._info(name), points)
+            for start in range(0, len(points), UPSERT_CHUNK):
+                chunk = points[start : start + UPSERT_CHUNK]
+                shard.update(UpdateOperation.upsert_points([to_edge_point(p) for p in chunk]))
+                if journal is not None:
+                    journal.touched([p.id for p in chunk])
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
-        if ids:
+        if not ids:
+            return
+        with self._lock:
             self._shard(name).update(UpdateOperation.delete_points(list(ids)))
+            journal = self._journal(name)
+            if journal is not None:
+                journal.touched(ids)
 
     def delete_where(self, name: str, match: Match) -> None:
         edge_filter = to_edge_filter(match) or Filter()
-        self._shard(name).update(UpdateOperation.delete_points_by_filter(edge_filter))
+        with self._lock:
+            self._shard(name).update(UpdateOperation.delete_points_by_filter(edge_filter))
+            journal = self._journal(name)
+            if journal is not None:
+                journal.filtered("delete", match)
 
     def set_payload_where(self, name: str, match: Match, payload: dict[str, Any]) -> None:
         edge_filter = to_edge_filter(match) or Filter()
-        shard = self._shard(name)
-        shard.update(UpdateOperation.set_payload_by_filter(edge_filter, payload))
-        shard.flush()
+        with self._lock:
+            shard = self._shard(name)
+            shard.update(UpdateOperation.set_payload_by_filter(edge_filter, payload))
+            shard.flush()
+            journal = self._journal(name)
+            if journal is not None:
+                journal.filtered("set_payload", match, payload)
 
     def scroll(
         self,
@@ -183,7 +235,6 @@ class EdgeStore(ClosesOnExit):
         with_vectors: bool = False,
         batch: int = 1000,
     ) -> Iterator[StoredPoint]:
-        shard = self._shard(name)
         edge_filter = to_edge_filter(match)
         offset: Any = None
         while True:
@@ -194,47 +245,93 @@ class EdgeStore(ClosesOnExit):
                 with_payload=True,
                 with_vector=with_vectors,
             )
-            records, offset = shard.scroll(request)
+            with self._lock:  # page by page: a swap may come between two pages
+                records, offset = self._shard(name).scroll(request)
             yield from (to_stored(r) for r in records)
             if offset is None:
                 return
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
-        records = self._shard(name).retrieve(list(ids), True, with_vectors)
+        with self._lock:
+            records = self._shard(name).retrieve(list(ids), True, with_vectors)
         by_id = {stored[0]: stored for stored in map(to_stored, records)}
         return [by_id[i] for i in ids if i in by_id]
 
     def count(self, name: str, match: Match | None = None) -> int:
-        return self._shard(name).count(CountRequest(exact=True, filter=to_edge_filter(match)))
+        with self._lock:
+            return self._shard(name).count(CountRequest(exact=True, filter=to_edge_filter(match)))
 
     def search(
         self, name: str, vector: str, query: np.ndarray, limit: int, match: Match | None = None
     ) -> list[Hit]:
-        shard = self._shard(name)
         query32 = as_float32(query)
-        check_vector(name, self._info(name), vector, len(query32))
-        request = QueryRequest(
-            limit=limit,
-            query=Query.Nearest(query32, using=vector),  # type: ignore[arg-type]
-            filter=to_edge_filter(match),
-            with_payload=True,
-        )
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in shard.query(request)]
+        with self._lock:
+            shard, info = self._shard(name), self._info(name)
+            check_vector(name, info, vector, len(query32))
+            request = QueryRequest(
+                limit=limit,
+                query=Query.Nearest(query32, using=vector),  # type: ignore[arg-type]
+                filter=to_edge_filter(match),
+                with_payload=True,
+                params=search_params(info.quantization),
+            )
+            found = shard.query(request)
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
     def finalize(self, name: str) -> None:
-        """Build HNSW and flush. Blocks: ~25 s at 10k and ~30 min at 100k 2x1536-d points on 2 cores."""
-        shard = self._shard(name)
-        shard.optimize()
-        shard.flush()
+        """Start building the search graph in the background when enough vectors lack one.
+
+        Points below the indexing threshold are scanned exactly in their small segment, so a
+        run that adds a few items to a large collection starts no build at all.
+        """
+        with self._lock:
+            shard, info = self._shard(name), self._info(name)
+            shard.flush()
+            if name in self._builds:
+                self._builds[name].again = True
+                return
+            missing = self._vectors(shard, info) - shard.info().indexed_vectors_count
+            threshold_kb = self._indexing_threshold_kb or tuning.INDEXING_THRESHOLD_KB
+            if missing * info.dim * VECTOR_BYTES / len(info.vectors) >= threshold_kb * 1024:
+                self._start_build(name, self._settings(info), missing)
+
+    def graph_status(self, name: str) -> GraphStatus:
+        with self._lock:
+            shard, info = self._shard(name), self._info(name)
+            indexed, vectors = shard.info().indexed_vectors_count, self._vectors(shard, info)
+            build = self._builds.get(name)
+            if build is not None:
+                return GraphStatus("building", indexed, vectors, build.elapsed_s(), build.estimate_s)
+            return GraphStatus("ready" if indexed else "exact", indexed, vectors)
+
+    def set_quantization(self, name: str, quantization: str) -> None:
+        if quantization not in tuning.QUANTIZATIONS:
+            choices = ", ".join(tuning.QUANTIZATIONS)
+            raise StoreError(f"quantization must be one of {choices}, got {quantization!r}")
+        with self._lock:
+            shard, info = self._shard(name), self._info(name)
+            if name in self._builds:
+                self._wanted[name] = quantization
+                self._builds[name].again = True
+            elif tuning.quantized(quantization) == tuning.quantized(info.quantization):
+                self.record_info(name, replace(info, quantization=quantization))
+            else:
+                shard.flush()
+                wanted = self._settings(replace(info, quantization=quantization))
+                self._start_build(name, wanted, self._vectors(shard, info))
 
     def indexed_vector_count(self, name: str) -> int:
-        """Vectors already in an HNSW graph (0 until `finalize` indexes a large enough segment)."""
-        return self._shard(name).info().indexed_vectors_count
+        """Vectors already in an HNSW graph (0 until a build indexes a large enough segment)."""
+        with self._lock:
+            return self._shard(name).info().indexed_vectors_count
 
     def close(self) -> None:
         self._closed = True
-        with self._opening:
+        with self._lock:
+            builds, self._builds = list(self._builds.values()), {}
             shards, self._shards = list(self._shards.values()), {}
+        for build in builds:
+            build.cancel()  # its journal dies with this process: the next finalize builds again
         for shard in shards:
             shard.flush()
             shard.close()
@@ -253,19 +350,65 @@ class EdgeStore(ClosesOnExit):
             raise closed_error(str(self.data_dir))
 
     def _shard(self, name: str) -> EdgeShard:
+        """The live shard, opened on first use; a background build that has finished is swapped
+        in first."""
         self._check_open()
-        self._info(name)
-        with self._opening:
+        with self._lock:
+            self._info(name)
+            build = self._builds.get(name)
+            if build is not None and build.finished():
+                self._complete(name, build)
             if name not in self._shards:
-                self._shards[name] = load_shard(self._collections_dir / name / SHARD_DIR)
+                folder = self._collections_dir / name
+                remove_leftovers(folder, self._dirs[name])
+                self._shards[name] = load_shard(folder / self._dirs[name])
             return self._shards[name]
 
-    def _config(self, info: CollectionInfo) -> EdgeConfig:
-        vectors = {v: EdgeVectorParams(size=info.dim, distance=Distance.Cosine) for v in info.vectors}
-        optimizers = None
-        if self._indexing_threshold_kb is not None:
-            optimizers = EdgeOptimizersConfig(indexing_threshold=self._indexing_threshold_kb)
-        return EdgeConfig(vectors=vectors, optimizers=optimizers)
+    def _journal(self, name: str) -> Journal | None:
+        build = self._builds.get(name)
+        return build.journal if build is not None else None
+
+    def _settings(self, info: CollectionInfo) -> ShardSettings:
+        return ShardSettings(info.dim, info.vectors, info.quantization, self._indexing_threshold_kb)
+
+    def _vectors(self, shard: EdgeShard, info: CollectionInfo) -> int:
+        """Vectors stored, every name counted (vector-less records hold none)."""
+        return sum(
+            shard.count(CountRequest(exact=True, filter=Filter(must=[HasVectorCondition(v)])))
+            for v in info.vectors
+        )
+
+    def _start_build(self, name: str, settings: ShardSettings, vectors: int) -> None:
+        folder = self._collections_dir / name
+        build = Build(folder, settings, tuning.build_estimate_s(vectors, settings.dim))
+        self._builds[name] = build  # before the copy: writes from now on are journaled
+        log.info("building the search graph of %r in the background (%d vectors)", name, vectors)
+        build.start(folder / self._dirs[name])
+
+    def _complete(self, name: str, build: Build) -> None:
+        """Swap a finished build in (see `edge_build`), or drop a failed one."""
+        del self._builds[name]
+        if not build.succeeded():
+            log.warning("building the search graph of %r failed: %s", name, build.failure())
+            build.cancel()
+            return
+        folder, live = self._collections_dir / name, self._shards.pop(name)
+        staging = load_shard(build.directory)
+        replay(build.journal, live, staging)
+        staging.close()
+        old_dir, new_dir = self._dirs[name], f"shard-{shard_generation(self._dirs[name]) + 1}"
+        os.replace(build.directory, folder / new_dir)
+        info = replace(self._infos[name], quantization=build.settings.quantization)
+        write_info(folder / INFO_FILE, info, new_dir)  # the swap
+        self._infos[name], self._dirs[name] = info, new_dir
+        live.close()
+        remove_tree(folder / old_dir)
+        (folder / BUILD_LOG).unlink(missing_ok=True)
+        self._shards[name] = load_shard(folder / new_dir)
+        wanted = self._wanted.pop(name, info.quantization)
+        if build.again or wanted != info.quantization:
+            vectors = self._vectors(self._shards[name], info)
+            self._start_build(name, self._settings(replace(info, quantization=wanted)), vectors)
 
 
 def make_dirs(folder: Path) -> None:
@@ -306,22 +449,63 @@ def create_field_indexes(shard: EdgeShard, indexes: dict[str, PayloadIndexKind])
         shard.update(UpdateOperation.create_field_index(field_name, EDGE_INDEX_TYPES[kind]))
 
 
-def write_info(path: Path, info: CollectionInfo) -> None:
-    """Write atomically: a crash leaves either no info file or a complete one."""
+def write_info(path: Path, info: CollectionInfo, shard_dir: str) -> None:
+    """Write atomically: a crash leaves either no info file or a complete one (the old or the
+    new, naming the old or the new live shard)."""
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(info.to_json(), indent=2))
+    temporary.write_text(json.dumps(info.to_json() | {SHARD_KEY: shard_dir}, indent=2))
     os.replace(temporary, path)
 
 
-def read_info(path: Path) -> CollectionInfo | None:
+def read_info(path: Path) -> tuple[CollectionInfo, str] | None:
+    """The recorded info and the live shard's directory name."""
     if not path.is_file():
         return None
     try:
-        return CollectionInfo.from_json(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        return CollectionInfo.from_json(data), str(data.get(SHARD_KEY) or SHARD_DIR)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise StoreError(
             f"collection metadata {path} is unreadable ({error}): drop the collection and re-index"
         ) from error
+
+
+def remove_leftovers(folder: Path, live_dir: str) -> None:
+    """What a killed build left: its copy, and a copy renamed but never named live."""
+    remove_tree(folder / BUILD_DIR)
+    for path in folder.glob("shard*"):
+        if path.is_dir() and path.name != live_dir:
+            remove_tree(path)
+
+
+def replay(journal: Journal, live: EdgeShard, staging: EdgeShard) -> None:
+    """Bring the copy up to date with the writes the live shard took during the build."""
+    create_field_indexes(staging, journal.field_indexes)  # type: ignore[arg-type]
+    for operation, match, payload in journal.by_filter:
+        edge_filter = to_edge_filter(match) or Filter()
+        if operation == "delete":
+            staging.update(UpdateOperation.delete_points_by_filter(edge_filter))
+        else:
+            staging.update(UpdateOperation.set_payload_by_filter(edge_filter, payload))
+    ids = sorted(journal.ids)
+    for start in range(0, len(ids), UPSERT_CHUNK):
+        chunk = ids[start : start + UPSERT_CHUNK]
+        records = live.retrieve(list(chunk), True, True)  # type: ignore[arg-type]
+        present = [to_edge_point(Point(i, payload, dict(v))) for i, payload, v in map(to_stored, records)]
+        if present:
+            staging.update(UpdateOperation.upsert_points(present))
+        gone = set(chunk) - {str(record.id) for record in records}
+        if gone:
+            staging.update(UpdateOperation.delete_points(sorted(gone)))
+    staging.flush()
+
+
+def search_params(quantization: str) -> SearchParams | None:
+    """int8 searches rescore their best candidates with the original vectors."""
+    if not tuning.quantized(quantization):
+        return None
+    rescore = QuantizationSearchParams(rescore=True, oversampling=tuning.OVERSAMPLING)
+    return SearchParams(quantization=rescore)
 
 
 def to_edge_point(point: Point) -> EdgePoint:

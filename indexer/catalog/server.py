@@ -9,6 +9,8 @@ Design decisions:
   neither listed nor touched.
 - Every write waits for the server (`wait=True`), so a point is durable once `upsert` returns.
 - Connection failures become one-line `StoreError`s that say how to start the server.
+- A server builds its HNSW graph in the background by itself; int8 quantization is a collection
+  setting it applies (and rebuilds) in the background too, so switching keeps every point.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import functools
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -25,11 +28,13 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from indexer.catalog import tuning
 from indexer.catalog.schema import PAYLOAD_INDEXES
 from indexer.catalog.store import (
     ClosesOnExit,
     CollectionInfo,
     FieldValue,
+    GraphStatus,
     Hit,
     Match,
     PayloadIndexKind,
@@ -95,10 +100,19 @@ class ServerStore(ClosesOnExit):
                 f"Qdrant at {self.location} already has a collection {name!r} that ume did not "
                 "create: choose another name"
             )
+        int8 = tuning.quantized(info.quantization)
         vectors = {
-            v: models.VectorParams(size=info.dim, distance=models.Distance.COSINE) for v in info.vectors
+            v: models.VectorParams(size=info.dim, distance=models.Distance.COSINE, on_disk=int8 or None)
+            for v in info.vectors
         }
-        self._client.create_collection(name, vectors, metadata={INFO_KEY: info.to_json()})
+        self._client.create_collection(
+            name,
+            vectors,
+            hnsw_config=hnsw_config(),
+            optimizers_config=models.OptimizersConfigDiff(default_segment_number=tuning.SEGMENTS),
+            quantization_config=quantization_config(info.quantization),
+            metadata={INFO_KEY: info.to_json()},
+        )
         self._create_payload_indexes(name, PAYLOAD_INDEXES)
         self._infos[name] = info
 
@@ -207,20 +221,54 @@ class ServerStore(ClosesOnExit):
     ) -> list[Hit]:
         query32 = as_float32(query)
         check_vector(name, self._info(name), vector, len(query32))
-        response = self._client.query_points(
-            name,
-            query=query32.tolist(),
-            using=vector,
-            query_filter=to_filter(match),
-            limit=limit,
-            with_payload=True,
-        )
+        with warnings.catch_warnings():
+            # local mode warns that it scans exactly whatever the params say; a server uses them
+            warnings.simplefilter("ignore", UserWarning)
+            response = self._client.query_points(
+                name,
+                query=query32.tolist(),
+                using=vector,
+                query_filter=to_filter(match),
+                limit=limit,
+                with_payload=True,
+                search_params=search_params(self._info(name).quantization),
+            )
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
     @translate_errors
     def finalize(self, name: str) -> None:
         """Nothing to do: a Qdrant server builds its HNSW index in the background."""
         self._info(name)
+
+    @translate_errors
+    def graph_status(self, name: str) -> GraphStatus:
+        """From the server's collection status: yellow while its optimizers (HNSW) run.
+
+        qdrant-client's local mode keeps no graph: it always scans exactly.
+        """
+        self._info(name)
+        found = self._client.get_collection(name)
+        indexed = found.indexed_vectors_count or 0
+        vectors = found.points_count or 0
+        if found.status == models.CollectionStatus.YELLOW:
+            return GraphStatus("building", indexed, vectors)
+        return GraphStatus("ready" if indexed else "exact", indexed, vectors)
+
+    @translate_errors
+    def set_quantization(self, name: str, quantization: str) -> None:
+        info = self._info(name)
+        if quantization not in tuning.QUANTIZATIONS:
+            choices = ", ".join(tuning.QUANTIZATIONS)
+            raise StoreError(f"quantization must be one of {choices}, got {quantization!r}")
+        if tuning.quantized(quantization) != tuning.quantized(info.quantization):
+            int8 = tuning.quantized(quantization)
+            self._client.update_collection(
+                name,
+                vectors_config={v: models.VectorParamsDiff(on_disk=int8) for v in info.vectors},
+                hnsw_config=hnsw_config(),
+                quantization_config=quantization_config(quantization) or models.Disabled.DISABLED,
+            )
+        self.record_info(name, replace(info, quantization=quantization))
 
     def close(self) -> None:
         if not self._closed:
@@ -243,6 +291,28 @@ class ServerStore(ClosesOnExit):
             warnings.simplefilter("ignore", UserWarning)
             for field_name, kind in indexes.items():
                 self._client.create_payload_index(name, field_name, SERVER_INDEX_TYPES[kind], wait=True)
+
+
+def hnsw_config() -> models.HnswConfigDiff:
+    return models.HnswConfigDiff(m=tuning.HNSW_M, ef_construct=tuning.HNSW_EF_CONSTRUCT)
+
+
+def quantization_config(quantization: str) -> models.ScalarQuantization | None:
+    """int8 kept in RAM, originals on disk (the vectors' `on_disk`) for rescoring."""
+    if not tuning.quantized(quantization):
+        return None
+    scalar = models.ScalarQuantizationConfig(
+        type=models.ScalarType.INT8, quantile=tuning.QUANTILE, always_ram=True
+    )
+    return models.ScalarQuantization(scalar=scalar)
+
+
+def search_params(quantization: str) -> models.SearchParams | None:
+    """int8 searches rescore their best candidates with the original vectors."""
+    if not tuning.quantized(quantization):
+        return None
+    rescore = models.QuantizationSearchParams(rescore=True, oversampling=tuning.OVERSAMPLING)
+    return models.SearchParams(quantization=rescore)
 
 
 def connect(location: str, api_key: str | None) -> QdrantClient:

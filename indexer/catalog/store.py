@@ -21,9 +21,10 @@ Design decisions:
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -55,6 +56,10 @@ class CollectionInfo:
     # Which of them an indexing run fills when told nothing else ("disc", "gen" or "both");
     # empty for collections made before it was recorded, which fill all their vectors.
     mode: str = ""
+    # How vectors are kept for search: "int8" (quantized in RAM, originals on disk), "none"
+    # (full precision, chosen), or empty (full precision until a run ends above
+    # `tuning.QUANTIZE_ABOVE_POINTS`; every collection made before it was recorded).
+    quantization: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -63,7 +68,8 @@ class CollectionInfo:
             "schema_version": self.schema_version,
             "vectors": list(self.vectors),
         }
-        return data | ({"mode": self.mode} if self.mode else {})
+        data |= {"mode": self.mode} if self.mode else {}
+        return data | ({"quantization": self.quantization} if self.quantization else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CollectionInfo:
@@ -73,6 +79,7 @@ class CollectionInfo:
             schema_version=int(data["schema_version"]),
             vectors=tuple(data["vectors"]),
             mode=str(data.get("mode") or ""),
+            quantization=str(data.get("quantization") or ""),
         )
 
 
@@ -99,6 +106,50 @@ class Match:
     not_fields: dict[str, FieldValue] = field(default_factory=dict)
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     missing: tuple[str, ...] = ()
+
+
+GraphState = Literal["exact", "building", "ready"]
+
+
+@dataclass(frozen=True)
+class GraphStatus:
+    """Where a collection's search graph (HNSW) stands.
+
+    `exact`: no graph yet (a small collection, or one never finalised): searches scan every
+    vector, which is correct, only slower on large collections. `building`: a graph is being
+    built in the background while searches keep answering from what there was before.
+    `ready`: searches use the graph (points added since are scanned exactly until the next
+    build).
+    """
+
+    state: GraphState
+    indexed: int = 0  # vectors in a graph
+    vectors: int = 0  # vectors stored, every name counted
+    elapsed_s: float | None = None  # building: seconds since it started
+    estimate_s: float | None = None  # building: how long the whole build should take
+
+    def describe(self) -> str:
+        """One line for a status display."""
+        if self.state == "ready":
+            return f"search graph: ready ({self.indexed:,} of {self.vectors:,} vectors in it)"
+        if self.state == "exact":
+            return f"search graph: none, exact scan over {self.vectors:,} vectors"
+        elapsed = self.elapsed_s or 0.0
+        line = f"search graph: building ({duration(elapsed)} elapsed"
+        if self.estimate_s is not None:
+            left = self.estimate_s - elapsed
+            line += f", about {duration(left)} left" if left > 0 else ", taking longer than estimated"
+        return line + "); searches answer meanwhile"
+
+
+def duration(seconds: float) -> str:
+    """`42 s`, `3 min 5 s`, `1 h 2 min`."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
 @dataclass(frozen=True)
@@ -180,7 +231,20 @@ class Store(Protocol):
         ...
 
     def finalize(self, name: str) -> None:
-        """End of an indexing run: build search indexes where the engine needs to be told."""
+        """End of an indexing run: start building the search graph where the engine needs to be
+        told, in the background; returns at once and searches keep answering meanwhile
+        (`graph_status` follows the build, `wait_for_graph` waits for it)."""
+        ...
+
+    def graph_status(self, name: str) -> GraphStatus:
+        """Where the collection's search graph stands (see `GraphStatus`)."""
+        ...
+
+    def set_quantization(self, name: str, quantization: str) -> None:
+        """Keep the collection's vectors as `quantization` ("int8", or "none" for full
+        precision) from now on, with the current HNSW settings, keeping every point: nothing is
+        embedded again. Like `finalize`, the rebuild runs in the background; the recorded
+        info says the new quantization once searches use it."""
         ...
 
     def close(self) -> None:
@@ -234,8 +298,8 @@ def needs_creation(name: str, existing: CollectionInfo | None, wanted: Collectio
     """False when the collection already exists as wanted; StoreError when it holds another."""
     if existing is None:
         return True
-    if existing == wanted:
-        return False
+    if replace(existing, quantization=wanted.quantization) == wanted:
+        return False  # how vectors are kept is changed by `set_quantization`, not by creating
     raise StoreError(
         f"collection {name!r} already exists for {existing.model_id} ({existing.dim}-d, schema "
         f"{existing.schema_version}): drop it or choose another name"
@@ -276,6 +340,20 @@ def check_vector(name: str, info: CollectionInfo, vector_name: str, size: int) -
             f"collection {name!r} holds {info.dim}-d vectors from {info.model_id}, got {size}-d: "
             "use the same model or re-index into a new collection"
         )
+
+
+def wait_for_graph(
+    store: Store, name: str, on_wait: Callable[[GraphStatus], None] | None = None, poll_s: float = 0.5
+) -> GraphStatus:
+    """Block until the collection's search graph is no longer building; `on_wait` hears each
+    status seen meanwhile (to show progress)."""
+    while True:
+        status = store.graph_status(name)
+        if status.state != "building":
+            return status
+        if on_wait is not None:
+            on_wait(status)
+        time.sleep(poll_s)
 
 
 def as_float32(vector: list[float] | np.ndarray) -> np.ndarray:

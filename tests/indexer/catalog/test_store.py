@@ -19,7 +19,7 @@ import pytest
 
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.open import open_store
-from indexer.catalog.store import CollectionInfo, Match, Point, Store, StoreError
+from indexer.catalog.store import CollectionInfo, Match, Point, Store, StoreError, wait_for_graph
 
 DIM = 8
 INFO = CollectionInfo(model_id="tiny-ume", dim=DIM, schema_version=1, vectors=("disc", "gen"))
@@ -290,6 +290,7 @@ def test_edge_search_works_before_and_after_hnsw_is_built(tmp_path: Path) -> Non
         before = [[h.id for h in store.search("media", "disc", q, 5)] for q in queries]
         assert store.indexed_vector_count("media") == 0
         store.finalize("media")
+        assert wait_for_graph(store, "media", poll_s=0.1).state == "ready"
         assert store.indexed_vector_count("media") == len(points)
         after = [[h.id for h in store.search("media", "disc", q, 5)] for q in queries]
     assert after == before

@@ -1,0 +1,224 @@
+"""The embedded engine's search graph, built beside the live shard while searches go on.
+
+qdrant-edge 0.9 builds HNSW only in `EdgeShard.optimize()`, which holds the GIL for the whole
+build (measured: a thread querying another shard in the same process got 1 query in 7 s) and
+blocks every query on the shard it optimises. So a build never runs on the live shard:
+
+1. the live shard is flushed and its directory copied to `build/` beside it (~1 s per GB);
+2. a child process (`python -m indexer.catalog.edge_build`, niced) opens the copy with the
+   wanted settings (HNSW, segments, int8 or not) and optimises it; the live shard keeps
+   answering from its own segments (exact scans, or its older graph) meanwhile;
+3. every write to the live shard during the build is noted in a journal; once the child has
+   finished, the journal is replayed into the copy, the copy becomes `shard-N/`, and the
+   collection's info.json, written atomically, names it: that write is the swap.
+
+The journal lives in memory, so a build never outlives its process: a killed or interrupted
+build leaves `build/` (or an unnamed `shard-N/`) behind, which the next open removes, and the
+collection is as it was before the build began. Switching to int8 quantization (or new HNSW
+settings) is the same copy, opened with another configuration: nothing is embedded again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qdrant_edge import (
+    Distance,
+    EdgeConfig,
+    EdgeOptimizersConfig,
+    EdgeShard,
+    EdgeVectorParams,
+    HnswIndexConfig,
+    Memory,
+    ScalarQuantizationConfig,
+    ScalarType,
+)
+
+from indexer.catalog import tuning
+from indexer.catalog.store import Match
+
+BUILD_DIR = "build"  # the copy being optimised
+BUILD_LOG = "build.log"  # the child's stderr, kept when it fails
+NICENESS = 10  # the child yields the cores to searches and indexing
+CHILD_MODULE = "indexer.catalog.edge_build"  # what the child runs (`main` below)
+PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for the child when its parent dies
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    """What a shard is (re)built with; sent to the child as JSON."""
+
+    dim: int
+    vectors: tuple[str, ...]
+    quantization: str = ""  # "int8", else full precision
+    indexing_threshold_kb: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ShardSettings:
+        data = json.loads(text)
+        return cls(data["dim"], tuple(data["vectors"]), data["quantization"], data["indexing_threshold_kb"])
+
+
+def edge_config(settings: ShardSettings) -> EdgeConfig:
+    """The engine configuration for `settings` (see `indexer.catalog.tuning` for the numbers).
+
+    Quantized collections keep their original vectors on disk (read only to rescore) and the
+    int8 ones pinned in RAM; payloads are on disk either way (qdrant-edge's default).
+    """
+    int8 = tuning.quantized(settings.quantization)
+    originals = Memory.Cold if int8 else None
+    vectors = {
+        name: EdgeVectorParams(size=settings.dim, distance=Distance.Cosine, memory=originals)
+        for name in settings.vectors
+    }
+    quantization = None
+    if int8:
+        quantization = ScalarQuantizationConfig(
+            ScalarType.Int8, quantile=tuning.QUANTILE, memory=Memory.Pinned
+        )
+    optimizers = EdgeOptimizersConfig(
+        default_segment_number=tuning.SEGMENTS,
+        indexing_threshold=settings.indexing_threshold_kb or tuning.INDEXING_THRESHOLD_KB,
+    )
+    hnsw = HnswIndexConfig(m=tuning.HNSW_M, ef_construct=tuning.HNSW_EF_CONSTRUCT, full_scan_threshold=10_000)
+    return EdgeConfig(
+        vectors=vectors, hnsw_config=hnsw, quantization_config=quantization, optimizers=optimizers
+    )
+
+
+@dataclass
+class Journal:
+    """Writes made to the live shard during a build, to be replayed into the copy.
+
+    Points written by id are copied again from the live shard (or deleted when gone there);
+    writes by filter are repeated in order first. The live shard is the truth either way.
+    """
+
+    ids: set[str] = field(default_factory=set)
+    by_filter: list[tuple[str, Match, dict[str, Any]]] = field(default_factory=list)
+    field_indexes: dict[str, str] = field(default_factory=dict)
+
+    def touched(self, ids: Sequence[str]) -> None:
+        self.ids.update(ids)
+
+    def filtered(self, operation: str, match: Match, payload: dict[str, Any] | None = None) -> None:
+        self.by_filter.append((operation, match, payload or {}))
+
+
+@dataclass
+class Build:
+    """One background build of a collection's shard (see the module docstring)."""
+
+    folder: Path  # the collection's folder
+    settings: ShardSettings
+    estimate_s: float
+    journal: Journal = field(default_factory=Journal)
+    started: float = field(default_factory=time.monotonic)
+    again: bool = False  # finalize was called during the build: build once more afterwards
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def directory(self) -> Path:
+        return self.folder / BUILD_DIR
+
+    def start(self, live_dir: Path) -> None:
+        """Copy the (flushed) live shard and start optimising the copy in a child process."""
+        remove_tree(self.directory)
+        shutil.copytree(live_dir, self.directory)
+        with open(self.folder / BUILD_LOG, "wb") as log:
+            command = [sys.executable, "-m", CHILD_MODULE, str(self.directory)]
+            self.process = subprocess.Popen(
+                [*command, self.settings.to_json()],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=os.environ | {"PYTHONPATH": child_path()},
+            )
+
+    def finished(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def succeeded(self) -> bool:
+        return self.finished() and self.process is not None and self.process.returncode == 0
+
+    def failure(self) -> str:
+        """The last line the child wrote, for the log."""
+        lines = (self.folder / BUILD_LOG).read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else f"exit status {self.process.returncode if self.process else '?'}"
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def cancel(self) -> None:
+        """Stop the child and remove the copy (the live shard is untouched)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        remove_tree(self.directory)
+
+
+def child_path() -> str:
+    """The child imports this package from where the parent did."""
+    here = str(Path(__file__).resolve().parents[2])
+    return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def shard_generation(name: str) -> int:
+    """`shard` (every collection made before builds were swapped) is 0, `shard-N` is N."""
+    prefix, _, number = name.partition("-")
+    return int(number) if prefix == "shard" and number.isdigit() else 0
+
+
+def optimize(directory: Path, settings: ShardSettings) -> None:
+    """The child's work: open the copy with the wanted settings and build its graph."""
+    shard = EdgeShard.load(str(directory), edge_config(settings))
+    shard.optimize()
+    shard.flush()
+    shard.close()
+
+
+def main(argv: Sequence[str]) -> int:
+    directory, settings = Path(argv[0]), ShardSettings.from_json(argv[1])
+    if not die_with_parent():
+        return 1
+    if hasattr(os, "nice"):
+        os.nice(NICENESS)
+    optimize(directory, settings)
+    return 0
+
+
+def die_with_parent() -> bool:
+    """Ask Linux to end this child when the process that started it dies (its journal died
+    with it, so the copy is useless); False when the parent is already gone."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the next open removes the copy instead
+        pass
+    return os.getppid() == parent and parent != 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,209 @@
+"""Search graphs built in the background, int8 quantization, and switching a collection to it.
+
+The embedded engine builds its graph in a child process on a copy of the shard; these tests
+hold that child at a gate (`gated_build`) to search and write while a build is under way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.catalog import edge_build
+from indexer.catalog.edge import EdgeStore
+from indexer.catalog.open import open_store
+from indexer.catalog.store import CollectionInfo, Match, Point, Store, wait_for_graph
+from tests.indexer.catalog.gated_build import GATE_ENV
+
+DIM = 32
+POINTS = 600
+INFO = CollectionInfo("tiny-ume", DIM, 3, ("disc", "gen"))
+INT8 = CollectionInfo("tiny-ume", DIM, 3, ("disc", "gen"), quantization="int8")
+WAIT_S = 120
+
+
+def unit_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
+    vectors = rng.standard_normal((rows, DIM)).astype(np.float32)  # (rows, DIM)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def make_points(count: int, seed: int = 0, first: int = 0) -> list[Point]:
+    rng = np.random.default_rng(seed)
+    disc, gen = unit_rows(rng, count), unit_rows(rng, count)
+    return [
+        Point(str(uuid.UUID(int=first + i + 1)), {"i": first + i}, {"disc": disc[i], "gen": gen[i]})
+        for i in range(count)
+    ]
+
+
+def queries(count: int = 8) -> np.ndarray:
+    return unit_rows(np.random.default_rng(99), count)
+
+
+def exact_top(points: list[Point], query: np.ndarray, limit: int = 10) -> list[str]:
+    """The true nearest ids by cosine (the vectors are unit length)."""
+    matrix = np.stack([np.asarray(p.vectors["disc"]) for p in points])  # (points, DIM)
+    order = np.argsort(-(matrix @ query), kind="stable")[:limit]
+    return [points[i].id for i in order]
+
+
+def top_ids(store: Store, query: np.ndarray, limit: int = 10) -> list[str]:
+    return [hit.id for hit in store.search("media", "disc", query, limit)]
+
+
+def open_engine(engine: str, path: Path) -> Store:
+    if engine == "edge":
+        return EdgeStore(path, indexing_threshold_kb=1)  # so a few thousand points get a graph
+    return open_store(qdrant_url=f"local:{path}")
+
+
+def quantized_files(store: EdgeStore) -> list[Path]:
+    return list((store.data_dir / "collections" / "media").glob("shard*/segments/*/*/quantized.data"))
+
+
+@pytest.fixture
+def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Builds wait until the returned path exists."""
+    path = tmp_path / "gate"
+    monkeypatch.setenv(GATE_ENV, str(path))
+    monkeypatch.setattr(edge_build, "CHILD_MODULE", "tests.indexer.catalog.gated_build")
+    yield path
+    path.touch()
+
+
+def test_searches_answer_correctly_while_the_graph_builds(tmp_path: Path, gate: Path) -> None:
+    points = make_points(POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        store.finalize("media")
+        assert store.graph_status("media").state == "building"
+        for query in queries():
+            assert top_ids(store, query) == exact_top(points, query)
+        # writes during the build reach the live shard now and the new graph after the swap
+        added = make_points(50, seed=1, first=POINTS)
+        store.upsert("media", added)
+        store.delete("media", [points[0].id])
+        store.set_payload_where("media", Match({"i": 1}), {"tag": "kept"})
+        assert store.graph_status("media").state == "building"
+        gate.touch()
+        status = wait_for_graph(store, "media", poll_s=0.1)
+        assert status.state == "ready"
+        assert status.indexed >= 2 * POINTS - 2
+        now = points[1:] + added
+        assert store.count("media") == len(now)
+        for query in queries():
+            assert top_ids(store, query) == exact_top(now, query)
+        assert store.retrieve("media", [points[1].id])[0][1] == {"i": 1, "tag": "kept"}
+    with EdgeStore(tmp_path / "index") as reopened:
+        assert reopened.graph_status("media").state == "ready"
+        assert reopened.count("media") == len(now)
+
+
+def test_adding_a_few_items_to_a_graph_starts_no_rebuild(tmp_path: Path) -> None:
+    points = make_points(POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=64) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        store.finalize("media")
+        indexed = wait_for_graph(store, "media", poll_s=0.1).indexed
+        few = make_points(20, seed=2, first=POINTS)
+        store.upsert("media", few)
+        store.finalize("media")
+        status = store.graph_status("media")
+        assert (status.state, status.indexed) == ("ready", indexed)
+        assert top_ids(store, np.asarray(few[3].vectors["disc"]), 1) == [few[3].id]
+
+
+@pytest.mark.parametrize("engine", ["edge", "server"])
+def test_an_int8_collection_finds_what_full_precision_finds(engine: str, tmp_path: Path) -> None:
+    points = make_points(POINTS)
+    with open_engine(engine, tmp_path / "int8") as store:
+        store.create_collection("media", INT8)
+        store.upsert("media", points)
+        store.finalize("media")
+        wait_for_graph(store, "media", poll_s=0.1)
+        if isinstance(store, EdgeStore):
+            assert quantized_files(store), "the engine kept no int8 vectors"
+        for query in queries():
+            assert top_ids(store, query) == exact_top(points, query)
+        assert store.collection_info("media") == INT8
+
+
+@pytest.mark.parametrize("engine", ["edge", "server"])
+def test_switching_to_int8_keeps_every_point_and_answer(engine: str, tmp_path: Path) -> None:
+    points = make_points(POINTS)
+    with open_engine(engine, tmp_path / "index") as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        store.finalize("media")
+        wait_for_graph(store, "media", poll_s=0.1)
+        before = [top_ids(store, query) for query in queries()]
+        if isinstance(store, EdgeStore):
+            assert not quantized_files(store)
+        store.set_quantization("media", "int8")
+        wait_for_graph(store, "media", poll_s=0.1)
+        assert store.collection_info("media") == INT8
+        if isinstance(store, EdgeStore):
+            assert quantized_files(store), "the switch kept no int8 vectors"
+        assert store.count("media") == POINTS
+        assert [top_ids(store, query) for query in queries()] == before
+    with open_engine(engine, tmp_path / "index") as reopened:
+        assert reopened.collection_info("media") == INT8
+        assert reopened.count("media") == POINTS
+        assert [top_ids(reopened, query) for query in queries()] == before
+
+
+START_AND_DIE = """
+import os, sys, uuid
+import numpy as np
+from indexer.catalog import edge_build
+from indexer.catalog.edge import EdgeStore
+from indexer.catalog.store import CollectionInfo, Point
+edge_build.CHILD_MODULE = "tests.indexer.catalog.gated_build"
+store = EdgeStore(sys.argv[1], indexing_threshold_kb=1)
+store.create_collection("media", CollectionInfo("tiny-ume", 8, 3, ("disc",)))
+rng = np.random.default_rng(0)
+store.upsert("media", [Point(str(uuid.UUID(int=i + 1)), {}, {"disc": rng.standard_normal(8)}) for i in range(300)])
+store.set_quantization("media", "int8")
+os._exit(0)  # killed mid-build: no swap, no clean-up
+"""
+
+
+def test_a_killed_build_leaves_a_usable_collection(tmp_path: Path, gate: Path) -> None:
+    index = tmp_path / "index"
+    subprocess.run([sys.executable, "-c", START_AND_DIE, str(index)], check=True)
+    folder = index / "collections" / "media"
+    assert (folder / "build").is_dir()
+    shutil.copytree(folder / "shard", folder / "shard-7")  # as if killed between rename and swap
+    gate.touch()
+    with EdgeStore(index, indexing_threshold_kb=1) as store:
+        assert store.count("media") == 300
+        assert store.collection_info("media") == CollectionInfo("tiny-ume", 8, 3, ("disc",))
+        assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["shard"]
+        query = np.asarray(store.retrieve("media", [str(uuid.UUID(int=5))], True)[0][2]["disc"])
+        assert top_ids(store, query, 1) == [str(uuid.UUID(int=5))]
+        store.set_quantization("media", "int8")  # the switch can simply be asked for again
+        assert wait_for_graph(store, "media", poll_s=0.1).state == "ready"
+        assert store.collection_info("media").quantization == "int8"  # type: ignore[union-attr]
+
+
+def test_collections_written_before_builds_were_swapped_open_unchanged(tmp_path: Path) -> None:
+    with EdgeStore(tmp_path / "index") as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", make_points(10))
+    info_file = tmp_path / "index" / "collections" / "media" / "info.json"
+    legacy = {k: v for k, v in json.loads(info_file.read_text()).items() if k != "shard"}
+    info_file.write_text(json.dumps(legacy))  # no "shard", no "quantization": an older ume's
+    with EdgeStore(tmp_path / "index") as store:
+        assert store.collection_info("media") == INFO
+        assert store.count("media") == 10
+        assert store.graph_status("media").state == "exact"
