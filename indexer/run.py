@@ -35,11 +35,12 @@ from indexer.catalog.collection import (
     collection_mode,
     ensure_collection,
     make_ready,
+    quantization_to_apply,
     resolved_model_id,
     stage_counts,
 )
 from indexer.catalog.schema import DEFAULT_MODE, MODE_VECTORS
-from indexer.catalog.store import CollectionInfo, Store
+from indexer.catalog.store import CollectionInfo, GraphStatus, Store, wait_for_graph
 from indexer.config import ConfigError, IndexConfig, collection_model
 from indexer.fill import FillPass
 from indexer.gate import Gate
@@ -55,6 +56,7 @@ from model.inputs import INDEXING_BUDGET
 log = logging.getLogger(__name__)
 
 StageCallback = Callable[[str], None]  # one line saying what a slow step is doing
+GraphCallback = Callable[[GraphStatus], None]  # the search graph's build, while the run waits
 
 
 def index_folders(
@@ -66,6 +68,7 @@ def index_folders(
     on_progress: ProgressCallback | None = None,
     on_stage: StageCallback | None = None,
     gate: Gate | None = None,
+    on_graph: GraphCallback | None = None,
 ) -> RunSummary:
     """Index `config.roots` into `config.collection`; see the module docstring.
 
@@ -76,12 +79,18 @@ def index_folders(
     in words, every step that can take more than a moment (loading the model, removing files
     gone from disk, building the search index), so a run never stalls in silence. `gate`, in a
     server, lets interactive searches go first: the fill passes wait their turn at it.
+
+    The search graph is built in the background at the end (`Store.finalize`). A run that
+    opened the store itself waits for it before closing (`on_graph(status)` hears how far it
+    is, about twice a second); with a `store` handed in, the run ends at once and searches
+    answer meanwhile.
     """
     started = time.perf_counter()
     shard = shard or ShardSpec()
     config = _resolved(config, shard)
     log.info("indexing with %s", config.model_dump_json())
-    run = _Run(config, encoder, shard, progress, on_progress, on_stage, gate)
+    run = _Run(config, encoder, shard, progress, on_progress, on_stage, gate, on_graph)
+    run.owns_store = store is None
     if store is not None and shard.world == 1:
         summary = run.alone(store)
     elif shard.world == 1:
@@ -125,6 +134,8 @@ class _Run:
     on_progress: ProgressCallback | None = None
     on_stage: StageCallback | None = None
     gate: Gate | None = None
+    on_graph: GraphCallback | None = None
+    owns_store: bool = True  # the run opened the store: it waits for the search graph
     info: CollectionInfo | None = None  # what the collection holds, once known
     extra_roots: list[Path] = field(default_factory=list)  # old roots of a re-embedded collection
     state: IndexedState = field(default_factory=IndexedState)
@@ -260,15 +271,45 @@ class _Run:
         summary.seconds["store"] = summary.seconds.get("store", 0.0) + time.perf_counter() - started
 
     def finish(self, store: Store, summary: RunSummary) -> RunSummary:
-        """Count what the collection holds, per stage, and build the search index."""
+        """Count what the collection holds, per stage, and build the search graph (switching to
+        int8 first when asked, or when the collection has grown past the threshold)."""
         collection, started = self.config.collection, time.perf_counter()
         stages = stage_counts(store, collection)
         summary.points, summary.with_reasoning = stages.searchable, stages.with_reasoning
         summary.pending = stages.pending
-        self.say(f"building the search index over {summary.points:,} items (minutes for a large collection)")
+        info = store.collection_info(collection)
+        quantization = quantization_to_apply(info, self.config.quantize, summary.points)
+        if quantization is not None:
+            self.say(f"keeping the vectors as {quantization} from now on (nothing is embedded again)")
+            store.set_quantization(collection, quantization)
+        self.say(
+            f"building the search index over {summary.points:,} items (in the background: "
+            "searches answer meanwhile)"
+        )
         store.finalize(collection)
         summary.seconds["store"] = summary.seconds.get("store", 0.0) + time.perf_counter() - started
+        summary.graph = self.wait_graph(store, summary) if self.owns_store else self.graph_state(store)
         return summary
+
+    def graph_state(self, store: Store) -> str:
+        status = store.graph_status(self.config.collection)
+        if status.state == "building":
+            self.say(status.describe())
+        return status.state
+
+    def wait_graph(self, store: Store, summary: RunSummary) -> str:
+        """Wait for a background build before the store closes, saying so (a close would stop it)."""
+        collection, started = self.config.collection, time.perf_counter()
+        status = store.graph_status(collection)
+        if status.state == "building":
+            self.say(
+                f"{status.describe()}; Ctrl-C skips it: every item is saved, and searches scan "
+                "exactly until the next `ume index` builds the graph"
+            )
+            status = wait_for_graph(store, collection, self.on_graph)
+            summary.seconds["graph"] = time.perf_counter() - started
+            self.say(status.describe())
+        return status.state
 
     def _load_encoder(self) -> Encoder:
         encoder = self.encoder

@@ -43,6 +43,7 @@ class RunSummary:
     filled: dict[str, int] = field(default_factory=dict)  # items given a vector they lacked, by name
     with_reasoning: int = 0  # items of the collection holding gen vectors after the run
     pending: int = 0  # items of the collection still lacking a vector of its mode after the run
+    graph: str = ""  # the search graph when the run ended: exact, building or ready
     failures: list[Failure] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
@@ -56,6 +57,7 @@ class RunSummary:
         names = {*self.filled, *other.filled}
         merged.filled = {name: self.filled.get(name, 0) + other.filled.get(name, 0) for name in names}
         merged.failures = self.failures + other.failures
+        merged.graph = self.graph or other.graph
         stages = [*self.seconds, *(stage for stage in other.seconds if stage not in self.seconds)]
         merged.seconds = {
             stage: self.seconds.get(stage, 0.0) + other.seconds.get(stage, 0.0) for stage in stages
@@ -76,6 +78,7 @@ class RunSummary:
             f"{self.embedded} items embedded, {self.points} in the collection",
             f"reasoning: {self.filled.get('gen', 0)} items given it this run, {self.with_reasoning} "
             f"have it, {self.pending} pending",
+            *([f"search graph: {self.graph}"] if self.graph else []),
             "seconds: " + ", ".join(f"{stage} {value:.1f}" for stage, value in self.seconds.items()),
         ]
         lines += [f"failed: {failure.path}: {failure.reason}" for failure in self.failures]

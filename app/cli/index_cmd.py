@@ -17,9 +17,10 @@ from indexer.catalog.collection import (
     StageCounts,
     collection_mode,
     describe,
+    quantization_line,
     stale_notice,
 )
-from indexer.catalog.store import CollectionInfo
+from indexer.catalog.store import CollectionInfo, GraphStatus
 from indexer.config import (
     ConfigError,
     IndexConfig,
@@ -80,10 +81,18 @@ def run_index(args: argparse.Namespace) -> int:
     server = handoff.server_for(args)
     if server is not None:
         return handoff.index(server, args, config)
+    graph = GraphProgress()
     try:
-        summary = index_folders(config, progress=progress, on_stage=say_stage if progress else None)
+        summary = index_folders(
+            config,
+            progress=progress,
+            on_stage=say_stage if progress else None,
+            on_graph=graph if progress else None,
+        )
     except ConfigError as error:
         raise UserError(str(error)) from error
+    finally:
+        graph.close()
     print_summary(summary, args.json)
     return 1 if summary.failed else 0
 
@@ -91,6 +100,27 @@ def run_index(args: argparse.Namespace) -> int:
 def say_stage(line: str) -> None:
     """A slow step's line on stderr, above the progress bar rather than through it."""
     tqdm.write(f"ume: {line}", file=sys.stderr)
+
+
+class GraphProgress:
+    """A bar for the search graph's background build: elapsed time against the measured estimate
+    (qdrant-edge reports no progress of its own)."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __call__(self, status: GraphStatus) -> None:
+        total = max(1, round(status.estimate_s or 0))
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc="search graph", unit="s", file=sys.stderr, leave=False)
+            self.bar.bar_format = "{desc}: {bar} {elapsed} elapsed, estimate {total_fmt} s"
+        self.bar.n = min(total, round(status.elapsed_s or 0))
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -129,7 +159,10 @@ def format_status(status: CollectionStatus) -> str:
         f"model {info.model_id} ({info.dim}-d vectors, mode {collection_mode(info)}, "
         f"schema {info.schema_version})",
         stages_line(status.stages),
+        quantization_line(info),
     ]
+    if status.graph:
+        lines.append(status.graph)
     if status.incomplete:
         lines.append(f"{status.incomplete} files left incomplete by an interrupted run: run ume index again")
     notice = stale_notice(status.stale)

@@ -1,5 +1,6 @@
 """Index tab: the library (indexed folders with their counts and state, re-scan, remove), adding
-a folder, the server's indexing jobs with progress and ETA, and pausing background work.
+a folder, the server's indexing jobs with progress and ETA, the search graph's background build,
+and pausing background work.
 
 Runs are jobs of the server's one job runner (`AppContext.jobs`, see `app.jobs`), which also
 runs `ume index` handed over from a shell and the folder watcher's re-scans; a click queues a job
@@ -143,7 +144,7 @@ class IndexHandlers:
             if paused
             else "running"
         )
-        lines = [f"<p>Reasoning pass: <b>{state}</b></p>"]
+        lines = [f"<p>Reasoning pass: <b>{state}</b></p>", *self.graph_lines()]
         watcher = self.ctx.watcher
         if watcher is not None:
             note = watcher.last
@@ -153,6 +154,18 @@ class IndexHandlers:
                 said = f"{at} · {html.escape(note.root)} · {html.escape(note.what)}"
             lines.append(f"<p>Folder watcher: {said}</p>")
         return f'<div class="ume-run ume-background">{"".join(lines)}</div>'
+
+    def graph_lines(self) -> list[str]:
+        """The search graph: building in the background (searches answer meanwhile), ready, or
+        none yet (exact scan)."""
+        service = self.ctx.service
+        if service is None:
+            return []
+        try:
+            line = service.store.graph_status(self.ctx.collection).describe()
+        except StoreError:
+            return []  # no collection yet
+        return [f"<p>{html.escape(line[:1].upper() + line[1:])}</p>"]
 
     def pause(self) -> str:
         self.ctx.gate.pause()

@@ -19,6 +19,7 @@ from indexer.catalog import schema
 from indexer.catalog.migrations import SchemaMismatch, upgrade
 from indexer.catalog.schema import FAILED, ITEM_KINDS, MODE_VECTORS, PENDING, SCHEMA_VERSION, FileRecord
 from indexer.catalog.store import VECTOR_NAMES, CollectionInfo, Store, StoreError
+from indexer.catalog.tuning import QUANTIZE_ABOVE_POINTS, quantized
 from indexer.catalog.widening import resume_widening, widen
 from model.encoder import Mode
 from model.inputs import INDEXING_BUDGET, RECIPE_VERSION, VisionBudget, embedding_recipe
@@ -111,6 +112,30 @@ def fit_mode(store: Store, collection: str, info: CollectionInfo, mode: Mode) ->
         info = replace(info, mode=wanted)
         store.record_info(collection, info)
     return info
+
+
+def quantization_to_apply(info: CollectionInfo | None, asked: str | None, items: int) -> str | None:
+    """The quantization a run should switch the collection to at its end, or None to keep it.
+
+    Asked for (`--quantize`): that, unless the collection already keeps it. Not asked: int8
+    once the collection holds more than `QUANTIZE_ABOVE_POINTS` items, unless full precision was
+    chosen ("none" is recorded and kept).
+    """
+    if info is None:
+        return None
+    if asked is not None:
+        return None if asked == info.quantization else asked
+    if not info.quantization and items > QUANTIZE_ABOVE_POINTS:
+        return "int8"
+    return None
+
+
+def quantization_line(info: CollectionInfo) -> str:
+    """How the collection keeps its vectors, in words."""
+    if quantized(info.quantization):
+        return "vectors: int8 in memory, originals on disk for rescoring"
+    chosen = " (chosen)" if info.quantization == "none" else ""
+    return f"vectors: full precision{chosen}, int8 above {QUANTIZE_ABOVE_POINTS:,} items"
 
 
 def collection_mode(info: CollectionInfo) -> Mode:
@@ -259,6 +284,7 @@ class CollectionStatus:
     stale: int  # files embedded under an older recipe; the next run re-embeds them
     stages: StageCounts  # items searchable, with reasoning, and still waiting for a vector
     failures: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
+    graph: str = ""  # the search graph: `GraphStatus.describe()`
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -284,4 +310,5 @@ def describe(store: Store, collection: str) -> CollectionStatus:
         stale=stale_files(store, collection),
         stages=stage_counts(store, collection),
         failures=[{"path": record.path, "reason": record.reason or "unknown"} for record in failed],
+        graph=store.graph_status(collection).describe(),
     )

@@ -237,3 +237,22 @@ def test_a_collection_of_a_newer_schema_is_refused_then_rebuilt_with_reembed(
     assert (code, summary["indexed"], summary["points"]) == (0, GOOD_FILES, ITEMS)
     assert main(["status", *data, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["info"]["schema_version"] == info.schema_version
+
+
+def test_quantize_switches_a_collection_without_embedding_again(
+    library, tiny_model_dir, tmp_path, capsys
+) -> None:
+    shutil.rmtree(library / "broken")
+    data = ["--data-dir", str(tmp_path / "index")]
+    assert main(index_args(library, tiny_model_dir, *data)) == 0
+    capsys.readouterr()
+    code, summary = run_json(capsys, [*index_args(library, tiny_model_dir, *data), "--quantize", "int8"])
+    assert (code, summary["embedded"], summary["points"]) == (0, 0, ITEMS)
+    assert summary["graph"] in ("exact", "ready")  # the run waited for the rebuild
+    assert main(["status", *data, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["info"]["quantization"], status["points"]) == ("int8", ITEMS)
+    assert status["graph"].startswith("search graph: ")
+    assert main(["status", *data]) == 0
+    assert "vectors: int8 in memory, originals on disk" in capsys.readouterr().out
+    assert stored_segments(tmp_path / "index") == expected_segments(library)

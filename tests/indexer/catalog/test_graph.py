@@ -6,6 +6,7 @@ hold that child at a gate (`gated_build`) to search and write while a build is u
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -18,9 +19,11 @@ import numpy as np
 import pytest
 
 from indexer.catalog import edge_build
+from indexer.catalog.collection import quantization_to_apply
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.open import open_store
 from indexer.catalog.store import CollectionInfo, Match, Point, Store, wait_for_graph
+from indexer.catalog.tuning import QUANTIZE_ABOVE_POINTS
 from tests.indexer.catalog.gated_build import GATE_ENV
 
 DIM = 32
@@ -166,13 +169,15 @@ START_AND_DIE = """
 import os, sys, uuid
 import numpy as np
 from indexer.catalog import edge_build
+from indexer.catalog.collection import quantization_to_apply
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.store import CollectionInfo, Point
 edge_build.CHILD_MODULE = "tests.indexer.catalog.gated_build"
 store = EdgeStore(sys.argv[1], indexing_threshold_kb=1)
 store.create_collection("media", CollectionInfo("tiny-ume", 8, 3, ("disc",)))
 rng = np.random.default_rng(0)
-store.upsert("media", [Point(str(uuid.UUID(int=i + 1)), {}, {"disc": rng.standard_normal(8)}) for i in range(300)])
+vectors = rng.standard_normal((300, 8))
+store.upsert("media", [Point(str(uuid.UUID(int=i + 1)), {}, {"disc": v}) for i, v in enumerate(vectors)])
 store.set_quantization("media", "int8")
 os._exit(0)  # killed mid-build: no swap, no clean-up
 """
@@ -207,3 +212,16 @@ def test_collections_written_before_builds_were_swapped_open_unchanged(tmp_path:
         assert store.collection_info("media") == INFO
         assert store.count("media") == 10
         assert store.graph_status("media").state == "exact"
+
+
+def test_runs_switch_to_int8_past_the_threshold_unless_full_precision_was_chosen() -> None:
+    full, chosen = INFO, dataclasses.replace(INFO, quantization="none")
+    big = QUANTIZE_ABOVE_POINTS + 1
+    assert quantization_to_apply(full, None, QUANTIZE_ABOVE_POINTS) is None
+    assert quantization_to_apply(full, None, big) == "int8"
+    assert quantization_to_apply(chosen, None, big) is None
+    assert quantization_to_apply(INT8, None, big) is None
+    assert quantization_to_apply(INT8, "int8", 10) is None
+    assert quantization_to_apply(INT8, "none", 10) == "none"
+    assert quantization_to_apply(full, "int8", 10) == "int8"
+    assert quantization_to_apply(None, "int8", 10) is None  # no collection: nothing to switch
