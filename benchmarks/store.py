@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.catalog.open import open_store
-from indexer.catalog.store import CollectionInfo, Match, Point, Store
+from indexer.catalog.store import CollectionInfo, Match, Point, Store, wait_for_graph
 
 KINDS = ("image", "pdf_page", "video_segment")
 FOLDERS = tuple(f"/data/folder{i}" for i in range(10))
@@ -100,11 +100,17 @@ def measure(label: str, opener: Callable[[], Store], args: argparse.Namespace, n
         upsert_s = 0.0
         for points in point_batches(n, args.dim, args.batch, args.seed):
             upsert_s += timed(partial(store.upsert, COLLECTION, points))
-        finalize_s = timed(partial(store.finalize, COLLECTION))
+        finalize_s = timed(partial(finalize_and_wait, store))
         plain = query_latencies(store, queries, None)
         filtered = query_latencies(store, queries, FILTER)
     reopen_s = timed(partial(reopen, opener))
     return Measurement(label, n / upsert_s, finalize_s, plain, filtered, reopen_s)
+
+
+def finalize_and_wait(store: Store) -> None:
+    """The search graph builds in the background: measure until searches use it."""
+    store.finalize(COLLECTION)
+    wait_for_graph(store, COLLECTION)
 
 
 def reopen(opener: Callable[[], Store]) -> None:

@@ -285,20 +285,19 @@ class EdgeStore(ClosesOnExit):
         run that adds a few items to a large collection starts no build at all.
         """
         with self._lock:
-            shard, info = self._shard(name), self._info(name)
-            shard.flush()
+            self._shard(name).flush()
             if name in self._builds:
                 self._builds[name].again = True
                 return
-            missing = self._vectors(shard, info) - shard.info().indexed_vectors_count
-            threshold_kb = self._indexing_threshold_kb or tuning.INDEXING_THRESHOLD_KB
-            if missing * info.dim * VECTOR_BYTES / len(info.vectors) >= threshold_kb * 1024:
-                self._start_build(name, self._settings(info), missing)
+            build = self._build_if_needed(name)
+        if build is not None:
+            self._copy_and_start(name, build)  # outside the lock: searches go on during the copy
 
     def graph_status(self, name: str) -> GraphStatus:
         with self._lock:
             shard, info = self._shard(name), self._info(name)
-            indexed, vectors = shard.info().indexed_vectors_count, self._vectors(shard, info)
+            vectors = self._vectors(shard, info)
+            indexed = min(vectors, shard.info().indexed_vectors_count)  # which counts deleted ones too
             build = self._builds.get(name)
             if build is not None:
                 return GraphStatus("building", indexed, vectors, build.elapsed_s(), build.estimate_s)
@@ -312,13 +311,14 @@ class EdgeStore(ClosesOnExit):
             shard, info = self._shard(name), self._info(name)
             if name in self._builds:
                 self._wanted[name] = quantization
-                self._builds[name].again = True
-            elif tuning.quantized(quantization) == tuning.quantized(info.quantization):
+                return
+            if tuning.quantized(quantization) == tuning.quantized(info.quantization):
                 self.record_info(name, replace(info, quantization=quantization))
-            else:
-                shard.flush()
-                wanted = self._settings(replace(info, quantization=quantization))
-                self._start_build(name, wanted, self._vectors(shard, info))
+                return
+            shard.flush()
+            wanted = self._settings(replace(info, quantization=quantization))
+            build = self._new_build(name, wanted, self._vectors(shard, info))
+        self._copy_and_start(name, build)
 
     def indexed_vector_count(self, name: str) -> int:
         """Vectors already in an HNSW graph (0 until a build indexes a large enough segment)."""
@@ -378,37 +378,73 @@ class EdgeStore(ClosesOnExit):
             for v in info.vectors
         )
 
-    def _start_build(self, name: str, settings: ShardSettings, vectors: int) -> None:
-        folder = self._collections_dir / name
-        build = Build(folder, settings, tuning.build_estimate_s(vectors, settings.dim))
-        self._builds[name] = build  # before the copy: writes from now on are journaled
+    def _build_if_needed(self, name: str) -> Build | None:
+        """A build (not started yet) when enough vectors lack a graph to fill a segment past the
+        indexing threshold; smaller remainders are scanned exactly, which is fast."""
+        shard, info = self._shard(name), self._info(name)
+        missing = self._vectors(shard, info) - shard.info().indexed_vectors_count
+        threshold_kb = self._indexing_threshold_kb or tuning.INDEXING_THRESHOLD_KB
+        if missing * info.dim * VECTOR_BYTES / len(info.vectors) < threshold_kb * 1024:
+            return None
+        return self._new_build(name, self._settings(info), missing)
+
+    def _new_build(self, name: str, settings: ShardSettings, vectors: int) -> Build:
+        """Register a build: from now on, writes to the live shard are journaled for it."""
+        build = Build(self._collections_dir / name, settings, tuning.build_estimate_s(vectors, settings.dim))
+        self._builds[name] = build
         log.info("building the search graph of %r in the background (%d vectors)", name, vectors)
-        build.start(folder / self._dirs[name])
+        return build
+
+    def _copy_and_start(self, name: str, build: Build) -> None:
+        try:
+            build.start(self._collections_dir / name / self._dirs[name])
+        except OSError as error:
+            with self._lock:
+                self._builds.pop(name, None)
+            build.cancel()
+            raise StoreError(
+                f"cannot copy collection {name!r} to build its search graph: {error.strerror or error}; "
+                "free some disk space (a build needs room for a second copy)"
+            ) from error
 
     def _complete(self, name: str, build: Build) -> None:
-        """Swap a finished build in (see `edge_build`), or drop a failed one."""
+        """Swap a finished build in (see `edge_build`), or drop a failed one; then start the
+        next build when one was asked for meanwhile."""
         del self._builds[name]
         if not build.succeeded():
             log.warning("building the search graph of %r failed: %s", name, build.failure())
             build.cancel()
             return
-        folder, live = self._collections_dir / name, self._shards.pop(name)
+        self._swap(name, build)
+        wanted, info = self._wanted.pop(name, None), self._infos[name]
+        again = None
+        if wanted is not None and tuning.quantized(wanted) != tuning.quantized(info.quantization):
+            vectors = self._vectors(self._shards[name], info)
+            again = self._new_build(name, self._settings(replace(info, quantization=wanted)), vectors)
+        elif wanted is not None and wanted != info.quantization:  # "" and "none": both full
+            self.record_info(name, replace(info, quantization=wanted))
+        if again is None and build.again:  # a run ended during the build: its points may want one
+            again = self._build_if_needed(name)
+        if again is not None:
+            again.start(self._collections_dir / name / self._dirs[name])
+
+    def _swap(self, name: str, build: Build) -> None:
+        """Replay the journal into the copy, then make it the live shard (info.json's write is
+        the swap itself)."""
+        folder, live = self._collections_dir / name, self._shards[name]
         staging = load_shard(build.directory)
         replay(build.journal, live, staging)
         staging.close()
         old_dir, new_dir = self._dirs[name], f"shard-{shard_generation(self._dirs[name]) + 1}"
         os.replace(build.directory, folder / new_dir)
         info = replace(self._infos[name], quantization=build.settings.quantization)
-        write_info(folder / INFO_FILE, info, new_dir)  # the swap
+        write_info(folder / INFO_FILE, info, new_dir)
         self._infos[name], self._dirs[name] = info, new_dir
+        del self._shards[name]
         live.close()
         remove_tree(folder / old_dir)
         (folder / BUILD_LOG).unlink(missing_ok=True)
         self._shards[name] = load_shard(folder / new_dir)
-        wanted = self._wanted.pop(name, info.quantization)
-        if build.again or wanted != info.quantization:
-            vectors = self._vectors(self._shards[name], info)
-            self._start_build(name, self._settings(replace(info, quantization=wanted)), vectors)
 
 
 def make_dirs(folder: Path) -> None:
