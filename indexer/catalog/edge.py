@@ -390,7 +390,8 @@ class EdgeStore(ClosesOnExit):
 
     def _new_build(self, name: str, settings: ShardSettings, vectors: int) -> Build:
         """Register a build: from now on, writes to the live shard are journaled for it."""
-        build = Build(self._collections_dir / name, settings, tuning.build_estimate_s(vectors, settings.dim))
+        estimate = tuning.build_estimate_s(vectors, settings.dim, settings.quantization)
+        build = Build(self._collections_dir / name, settings, estimate)
         self._builds[name] = build
         log.info("building the search graph of %r in the background (%d vectors)", name, vectors)
         return build
