@@ -225,3 +225,19 @@ def test_runs_switch_to_int8_past_the_threshold_unless_full_precision_was_chosen
     assert quantization_to_apply(INT8, "none", 10) == "none"
     assert quantization_to_apply(full, "int8", 10) == "int8"
     assert quantization_to_apply(None, "int8", 10) is None  # no collection: nothing to switch
+
+
+def test_int8_asked_for_during_a_build_follows_it(tmp_path: Path, gate: Path) -> None:
+    points = make_points(POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        store.finalize("media")
+        store.set_quantization("media", "int8")
+        assert store.collection_info("media") == INFO  # not yet: searches still use the old one
+        gate.touch()
+        assert wait_for_graph(store, "media", poll_s=0.1).state == "ready"
+        assert store.collection_info("media") == INT8
+        assert quantized_files(store)
+        for query in queries():
+            assert top_ids(store, query) == exact_top(points, query)
