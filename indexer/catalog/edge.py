@@ -7,7 +7,7 @@ Layout under the data directory:
                                   was interrupted has no info and is not listed; it also names
                                   the live shard directory (`shard` when it names none)
     collections/NAME/shard[-N]/   the live qdrant-edge shard (segments and write-ahead log)
-    collections/NAME/build/       a copy being optimised in the background (`edge_build`)
+    collections/NAME/build-TOKEN/ a copy being optimised in the background (`edge_build`)
 
 Design decisions:
 - Shards open lazily on first use, so listing collections or reading their info stays instant
@@ -509,8 +509,7 @@ def read_info(path: Path) -> tuple[CollectionInfo, str] | None:
 
 def remove_leftovers(folder: Path, live_dir: str) -> None:
     """What a killed build left: its copy, and a copy renamed but never named live."""
-    remove_tree(folder / BUILD_DIR)
-    for path in folder.glob("shard*"):
+    for path in [*folder.glob(f"{BUILD_DIR}-*"), *folder.glob("shard*")]:
         if path.is_dir() and path.name != live_dir:
             remove_tree(path)
 

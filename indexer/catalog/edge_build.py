@@ -4,7 +4,7 @@ qdrant-edge 0.9 builds HNSW only in `EdgeShard.optimize()`, which holds the GIL 
 build (measured: a thread querying another shard in the same process got 1 query in 7 s) and
 blocks every query on the shard it optimises. So a build never runs on the live shard:
 
-1. the live shard is flushed and its directory copied to `build/` beside it (~1 s per GB);
+1. the live shard is flushed and its directory copied to `build-TOKEN/` beside it;
 2. a child process (`python -m indexer.catalog.edge_build`, niced) opens the copy with the
    wanted settings (HNSW, segments, int8 or not) and optimises it; the live shard keeps
    answering from its own segments (exact scans, or its older graph) meanwhile;
@@ -13,21 +13,20 @@ blocks every query on the shard it optimises. So a build never runs on the live 
    collection's info.json, written atomically, names it: that write is the swap.
 
 The journal lives in memory, so a build never outlives its process: a killed or interrupted
-build leaves `build/` (or an unnamed `shard-N/`) behind, which the next open removes, and the
+build leaves `build-TOKEN/` (or an unnamed `shard-N/`) behind, which the next open removes, and the
 collection is as it was before the build began. Switching to int8 quantization (or new HNSW
 settings) is the same copy, opened with another configuration: nothing is embedded again.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,11 +47,12 @@ from qdrant_edge import (
 from indexer.catalog import tuning
 from indexer.catalog.store import Match
 
-BUILD_DIR = "build"  # the copy being optimised
+BUILD_DIR = "build"  # the copy being optimised is build-TOKEN: a child orphaned by a killed
+# process (it keeps working on its copy until the next open removes it) never writes into the
+# copy of a later build
 BUILD_LOG = "build.log"  # the child's stderr, kept when it fails
 NICENESS = 10  # the child yields the cores to searches and indexing
 CHILD_MODULE = "indexer.catalog.edge_build"  # what the child runs (`main` below)
-PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for the child when its parent dies
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,12 @@ class Build:
     journal: Journal = field(default_factory=Journal)
     started: float = field(default_factory=time.monotonic)
     again: bool = False  # finalize was called during the build: build once more afterwards
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def directory(self) -> Path:
-        return self.folder / BUILD_DIR
+        return self.folder / f"{BUILD_DIR}-{self.token}"
 
     def start(self, live_dir: Path) -> None:
         """Copy the (flushed) live shard and start optimising the copy in a child process."""
@@ -199,25 +200,14 @@ def optimize(directory: Path, settings: ShardSettings) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
+    """The child. It outlives a parent that is killed (Linux's parent-death signal follows the
+    starting thread, which in a server may be a short-lived worker); the next open of the
+    index removes the copy it works on, and its work is lost with the journal anyway."""
     directory, settings = Path(argv[0]), ShardSettings.from_json(argv[1])
-    if not die_with_parent():
-        return 1
     if hasattr(os, "nice"):
         os.nice(NICENESS)
     optimize(directory, settings)
     return 0
-
-
-def die_with_parent() -> bool:
-    """Ask Linux to end this child when the process that started it dies (its journal died
-    with it, so the copy is useless); False when the parent is already gone."""
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the next open removes the copy instead
-        pass
-    return os.getppid() == parent and parent != 1
 
 
 if __name__ == "__main__":

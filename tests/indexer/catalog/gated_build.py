@@ -19,11 +19,11 @@ GATE_ENV = "UME_TEST_BUILD_GATE"
 
 def wait_at_gate(parent: int) -> bool:
     gate = Path(os.environ[GATE_ENV])
-    while not gate.exists():
-        if os.getppid() != parent:
-            return False
+    while os.getppid() == parent:
+        if gate.exists():
+            return True
         time.sleep(0.05)
-    return True
+    return False
 
 
 if __name__ == "__main__":
