@@ -8,6 +8,8 @@ Design decisions:
   points stay purely data and collections that other applications keep on a shared server are
   neither listed nor touched.
 - Every write waits for the server (`wait=True`), so a point is durable once `upsert` returns.
+- A `ClusterLayout` (shards, replicas) goes into the creation request and nowhere else: the
+  server keeps it in the collection's config. Local mode accepts it and ignores it.
 - Connection failures become one-line `StoreError`s that say how to start the server.
 """
 
@@ -28,6 +30,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from indexer.catalog.schema import PAYLOAD_INDEXES
 from indexer.catalog.store import (
     ClosesOnExit,
+    ClusterLayout,
     CollectionInfo,
     FieldValue,
     Hit,
@@ -79,8 +82,11 @@ def translate_errors(method: Callable[Params, Result]) -> Callable[Params, Resul
 class ServerStore(ClosesOnExit):
     """A ume index held by a Qdrant server, or by qdrant-client's local mode."""
 
-    def __init__(self, location: str, api_key: str | None = None) -> None:
+    def __init__(
+        self, location: str, api_key: str | None = None, layout: ClusterLayout | None = None
+    ) -> None:
         self.location = location
+        self.layout = layout or ClusterLayout()
         self._client = connect(location, api_key)
         self._infos: dict[str, CollectionInfo] = {}
         self._closed = False
@@ -98,7 +104,13 @@ class ServerStore(ClosesOnExit):
         vectors = {
             v: models.VectorParams(size=info.dim, distance=models.Distance.COSINE) for v in info.vectors
         }
-        self._client.create_collection(name, vectors, metadata={INFO_KEY: info.to_json()})
+        self._client.create_collection(
+            name,
+            vectors,
+            shard_number=self.layout.shards,
+            replication_factor=self.layout.replicas,
+            metadata={INFO_KEY: info.to_json()},
+        )
         self._create_payload_indexes(name, PAYLOAD_INDEXES)
         self._infos[name] = info
 
