@@ -10,7 +10,8 @@ ENV PYTHONUNBUFFERED=1 \
     GRADIO_ANALYTICS_ENABLED=False \
     HF_HUB_DISABLE_TELEMETRY=1 \
     HF_HOME=/models \
-    UME_DATA_DIR=/data
+    UME_DATA_DIR=/data \
+    UME_REFERENCE_MODEL=/opt/ume/models/ume-r1-tiny-world
 
 WORKDIR /opt/ume
 # Dependencies first, so editing the code does not reinstall torch.
@@ -23,6 +24,8 @@ COPY model ./model
 COPY indexer ./indexer
 COPY app ./app
 COPY examples ./examples
+# The reference model `ume demo` runs without a GPU or offline (3.5 MB).
+COPY models ./models
 RUN pip install --no-deps . \
     && useradd --create-home --uid 1000 ume \
     && mkdir -p /data /models /media \

@@ -9,7 +9,7 @@ through `ume train`'s own code, measures held-out retrieval per kind (disc and g
 kind against its own held-out items) and writes the final model to DIR/ (weights, processor,
 the example queries the demo offers, `measured.json`). With --check, the shipped model is
 measured on the same held-out set and the run fails unless the rebuilt one retrieves as well
-(within `TOLERANCE`). Takes ~30 CPU minutes on 2 cores: it is not part of `make test`.
+(within `TOLERANCE`). Takes ~50 CPU minutes (one thread): it is not part of `make test`.
 """
 
 from __future__ import annotations

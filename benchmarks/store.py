@@ -1,171 +1,353 @@
-"""Storage engine speed: upsert throughput and query latency, embedded engine vs local mode.
+"""The embedded store at scale: upserts, graph build, concurrent queries, recall, memory, disk.
 
-Random L2-normalised points with both `disc` and `gen` vectors (1536-d, the UME-R1-2B width) and
-a realistic payload are written through the `Store` interface, then queried plainly and with a
-filter (kind AND any-of folders, about 7% of the points). The embedded engine (qdrant-edge) is
-measured after `finalize`, i.e. with HNSW built; qdrant-client's local mode is a pure-Python
-brute-force scan and serves as the baseline.
+Points carry `disc` and `gen` vectors (1536-d, the UME-R1-2B width) drawn from a clustered
+distribution that resembles an embedding collection (`benchmarks/synthetic.py` states it), and
+the payload `ume index` writes. They go through the `Store` interface into the embedded engine
+(qdrant-edge) configured for scale: int8 scalar quantization kept in RAM, the original vectors on
+disk (`open_int8_store`). Per size it measures, on `disc`:
 
-    python benchmarks/store.py                              # edge at 10k and 100k, local at 10k
-    python benchmarks/store.py --edge-points 2000 --local-points 2000 --queries 10   # quick look
+- upserts per second (the upsert calls alone);
+- graph ready: seconds from starting the HNSW build to a graph that answers searches;
+- query p50/p95 with 8 concurrent searchers (threads in one process, as `ume serve` runs them),
+  during the build and after it (plain, and filtered to about 7% of the points);
+- recall@10 against exact search (numpy over the same vectors) of HNSW on the original vectors
+  and of int8 HNSW with rescoring by the originals;
+- resident memory (RSS, counting resident pages of memory-mapped files, which is where the
+  on-disk vectors live once read) and the collection's allocated disk space.
+
+Results go to `benchmarks/results/store-<points>.json`. `--extrapolate 300000 1000000` fits a
+power law per figure to the measured files of the `--points` sizes and writes those sizes with
+`"measured": false`.
+
+    python benchmarks/store.py --points 5000 --queries 50            # a quick look (~1 min)
+    python benchmarks/store.py --points 25000 50000 100000 --note "quiet machine"
+    python benchmarks/store.py --extrapolate 300000 1000000
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
+import math
+import os
+import platform
+import resource
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import partial
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import psutil
+from qdrant_edge import (
+    QuantizationSearchParams,
+    Query,
+    QueryRequest,
+    SearchParams,
+)
 
-from indexer.catalog.open import open_store
-from indexer.catalog.store import CollectionInfo, Match, Point, Store, wait_for_graph
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import ClusteredCollection
 
+from indexer.catalog import tuning
+from indexer.catalog.edge import EdgeStore
+from indexer.catalog.store import CollectionInfo, Match, Point, Store
+
+COLLECTION = "bench"
+SEARCHERS = 8
+TOP_K = 10
 KINDS = ("image", "pdf_page", "video_segment")
 FOLDERS = tuple(f"/data/folder{i}" for i in range(10))
 FILTER = Match({"kind": "image", "folders": [FOLDERS[0], FOLDERS[1]]})
-COLLECTION = "bench"
-
-
-@dataclass
-class Measurement:
-    label: str
-    upsert_points_per_s: float
-    finalize_s: float
-    query_ms: list[float]
-    filtered_query_ms: list[float]
-    reopen_s: float
+INT8_QUANTILE = tuning.QUANTILE  # the store's own setting, reported
+OVERSAMPLING = 2.0  # int8 candidates fetched per result, then rescored with the originals
+RESULTS = Path(__file__).resolve().parent / "results"
+GIB = 1024**3
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--edge-points", type=int, nargs="*", default=[10_000, 100_000])
-    parser.add_argument("--local-points", type=int, nargs="*", default=[10_000])
+    parser.add_argument("--points", type=int, nargs="*", default=[25_000, 50_000, 100_000])
     parser.add_argument("--dim", type=int, default=1536)
-    parser.add_argument("--queries", type=int, default=30, help="queries per kind of search")
+    parser.add_argument("--queries", type=int, default=200, help="query vectors (recall is over all)")
+    parser.add_argument("--searches", type=int, default=50, help="searches per searcher after the build")
     parser.add_argument("--batch", type=int, default=256, help="points per upsert call")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scratch", type=Path, default=None, help="index folder's parent (default: temp)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--note", default="", help="what else the machine was doing, for the JSON")
+    parser.add_argument("--extrapolate", type=int, nargs="*", default=[], help="sizes to extrapolate")
     return parser.parse_args()
 
 
-def unit_rows(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
-    vectors = rng.standard_normal((rows, dim)).astype(np.float32)  # (rows, dim)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+def open_int8_store(path: Path) -> EdgeStore:
+    """The embedded store; `measure` creates its collection with int8 vectors in RAM and the
+    originals on disk (`CollectionInfo.quantization`)."""
+    return EdgeStore(path)
 
 
-def point_batches(total: int, dim: int, batch: int, seed: int) -> Iterator[list[Point]]:
-    """Generated lazily: 100k x 2 x 1536 floats would hold 1.2 GB at once."""
-    rng = np.random.default_rng(seed)
-    for start in range(0, total, batch):
-        rows = min(batch, total - start)
-        disc, gen = unit_rows(rng, rows, dim), unit_rows(rng, rows, dim)
-        yield [
-            Point(
-                str(uuid.uuid5(uuid.NAMESPACE_OID, str(start + i))),
-                {
-                    "path": f"/data/file{start + i}.jpg",
-                    "kind": KINDS[int(rng.integers(len(KINDS)))],
-                    "folders": ["/data", FOLDERS[int(rng.integers(len(FOLDERS)))]],
-                    "mtime": float(start + i),
-                    "summary": "a short summary of the item, as the model writes it",
-                },
-                {"disc": disc[i], "gen": gen[i]},
-            )
-            for i in range(rows)
-        ]
+def start_graph_build(store: EdgeStore) -> Callable[[], float | None]:
+    """Start building the search graph; the function returned gives the `time.perf_counter()`
+    at which the graph was ready, or None while it is being built.
 
-
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
-def query_latencies(store: Store, queries: np.ndarray, match: Match | None) -> list[float]:
-    store.search(COLLECTION, "disc", queries[0], 10, match)  # warm caches once
-    return [1000 * timed(partial(store.search, COLLECTION, "disc", q, 10, match)) for q in queries]
-
-
-def measure(label: str, opener: Callable[[], Store], args: argparse.Namespace, n: int) -> Measurement:
-    info = CollectionInfo("random", args.dim, 1, ("disc", "gen"))
-    queries = unit_rows(np.random.default_rng(args.seed + 1), args.queries, args.dim)
-    with opener() as store:
-        store.create_collection(COLLECTION, info)
-        upsert_s = 0.0
-        for points in point_batches(n, args.dim, args.batch, args.seed):
-            upsert_s += timed(partial(store.upsert, COLLECTION, points))
-        finalize_s = timed(partial(finalize_and_wait, store))
-        plain = query_latencies(store, queries, None)
-        filtered = query_latencies(store, queries, FILTER)
-    reopen_s = timed(partial(reopen, opener))
-    return Measurement(label, n / upsert_s, finalize_s, plain, filtered, reopen_s)
-
-
-def finalize_and_wait(store: Store) -> None:
-    """The search graph builds in the background: measure until searches use it."""
+    `finalize` starts the build in the background and returns at once; the store says when the
+    graph has been swapped in (`graph_status`).
+    """
+    ready_at: list[float] = []
     store.finalize(COLLECTION)
-    wait_for_graph(store, COLLECTION)
+
+    def ready() -> float | None:
+        if not ready_at and store.graph_status(COLLECTION).state != "building":
+            ready_at.append(time.perf_counter())
+        return ready_at[0] if ready_at else None
+
+    return ready
 
 
-def reopen(opener: Callable[[], Store]) -> None:
-    """Open, answer one count (the embedded engine loads its shard lazily), close."""
-    with opener() as store:
-        store.count(COLLECTION)
+def point_id(index: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, str(index)))
 
 
-def summary_rows(results: list[Measurement]) -> list[tuple[str, list[str]]]:
-    return [
-        ("upsert (points/s)", [f"{r.upsert_points_per_s:,.0f}" for r in results]),
-        ("finalize (s)", [f"{r.finalize_s:.1f}" for r in results]),
-        ("query p50 (ms)", [f"{statistics.median(r.query_ms):.2f}" for r in results]),
-        ("query p95 (ms)", [f"{percentile(r.query_ms, 95):.2f}" for r in results]),
-        ("filtered p50 (ms)", [f"{statistics.median(r.filtered_query_ms):.2f}" for r in results]),
-        ("filtered p95 (ms)", [f"{percentile(r.filtered_query_ms, 95):.2f}" for r in results]),
-        ("reopen + count (s)", [f"{r.reopen_s:.2f}" for r in results]),
-    ]
+def payload(index: int, rng: np.random.Generator) -> dict[str, Any]:
+    return {
+        "path": f"/data/file{index}.jpg",
+        "kind": KINDS[int(rng.integers(len(KINDS)))],
+        "folders": ["/data", FOLDERS[int(rng.integers(len(FOLDERS)))]],
+        "mtime": float(index),
+        "summary": "a short summary of the item, as the model writes it",
+    }
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
+def batches(data: ClusteredCollection, total: int) -> Iterator[tuple[int, np.ndarray, list[Point]]]:
+    """(first index, disc vectors, points) per upsert batch, generated as they are needed."""
+    for number, start in enumerate(range(0, total, data.batch_size)):
+        disc, gen = data.batch(number, min(data.batch_size, total - start))
+        rng = np.random.default_rng([data.seed, 3, number])
+        points = [
+            Point(point_id(start + i), payload(start + i, rng), {"disc": disc[i], "gen": gen[i]})
+            for i in range(len(disc))
+        ]
+        yield start, disc, points
 
 
-def print_table(results: list[Measurement]) -> None:
-    headers = ["", *(r.label for r in results)]
-    rows = [[name, *cells] for name, cells in summary_rows(results)]
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    for row in [headers, ["-" * w for w in widths], *rows]:
-        cells = zip(row, widths, strict=True)
-        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(cells)))
+class ExactTopK:
+    """Exact nearest neighbours of the queries, kept up to date batch by batch (numpy)."""
+
+    def __init__(self, queries: np.ndarray) -> None:
+        self.queries = queries
+        self.scores = np.full((len(queries), TOP_K), -np.inf, dtype=np.float32)
+        self.indices = np.zeros((len(queries), TOP_K), dtype=np.int64)
+
+    def add(self, start: int, vectors: np.ndarray) -> None:
+        scores = np.concatenate([self.scores, self.queries @ vectors.T], axis=1)
+        added = np.broadcast_to(np.arange(start, start + len(vectors)), (len(scores), len(vectors)))
+        indices = np.concatenate([self.indices, added], axis=1)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+        self.scores = np.take_along_axis(scores, best, axis=1)
+        self.indices = np.take_along_axis(indices, best, axis=1)
+
+    def ids(self) -> list[set[str]]:
+        return [{point_id(int(i)) for i in row} for row in self.indices]
 
 
-def size_label(n: int) -> str:
-    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+def fill(store: Store, data: ClusteredCollection, total: int, exact: ExactTopK) -> float:
+    """Upsert every point; returns points per second of the upsert calls alone."""
+    seconds = 0.0
+    for start, disc, points in batches(data, total):
+        began = time.perf_counter()
+        store.upsert(COLLECTION, points)
+        seconds += time.perf_counter() - began
+        exact.add(start, disc)
+    return total / seconds
 
 
-def open_engine(engine: str, path: Path) -> Store:
-    if engine == "edge":
-        return open_store(data_dir=path)
-    return open_store(qdrant_url=f"local:{path}")
+def timed_search(store: Store, query: np.ndarray, match: Match | None) -> float:
+    began = time.perf_counter()
+    store.search(COLLECTION, "disc", query, TOP_K, match)
+    return 1000 * (time.perf_counter() - began)
+
+
+def latencies_after(store: Store, queries: np.ndarray, per_searcher: int, match: Match | None) -> list[float]:
+    """Milliseconds per search, SEARCHERS threads each running `per_searcher` searches."""
+
+    def searcher(offset: int) -> list[float]:
+        picks = [queries[(offset * per_searcher + i) % len(queries)] for i in range(per_searcher)]
+        return [timed_search(store, q, match) for q in picks]
+
+    with ThreadPoolExecutor(SEARCHERS) as pool:
+        return [ms for part in pool.map(searcher, range(SEARCHERS)) for ms in part]
+
+
+def latencies_during(
+    store: Store, queries: np.ndarray, ready_at: Callable[[], float | None], since: float
+) -> list[float]:
+    """Milliseconds per search sent before the graph was ready, SEARCHERS threads searching.
+
+    Every searcher wants to send its first search at `since` (the build's start) and each next
+    one as soon as the previous one returns, and a search's time counts from then: an engine that
+    stalls the whole process while it builds (qdrant-edge 0.9.0 holds the GIL) shows that stall
+    in full instead of hiding it between two searches or before a searcher's first.
+    """
+
+    def searcher(offset: int) -> list[float]:
+        found, i, due = [], offset, since
+        while (ready := ready_at()) is None or due < ready:
+            store.search(COLLECTION, "disc", queries[i % len(queries)], TOP_K)
+            done = time.perf_counter()
+            found.append(1000 * (done - due))
+            due, i = done, i + SEARCHERS
+        return found
+
+    with ThreadPoolExecutor(SEARCHERS) as pool:
+        return [ms for part in pool.map(searcher, range(SEARCHERS)) for ms in part]
+
+
+def recall(
+    store: EdgeStore, queries: np.ndarray, truth: list[set[str]], quantization: QuantizationSearchParams
+) -> float:
+    """Mean share of the exact top 10 that the engine's top 10 finds."""
+    shard = store._shard(COLLECTION)  # the store's search takes no search parameters
+    found = 0
+    for query, exact in zip(queries, truth, strict=True):
+        request = QueryRequest(
+            limit=TOP_K,
+            query=Query.Nearest(query, using="disc"),  # type: ignore[arg-type]
+            params=SearchParams(quantization=quantization),
+        )
+        found += len(exact & {str(p.id) for p in shard.query(request)})
+    return found / (TOP_K * len(truth))
+
+
+def disk_gib(folder: Path) -> float:
+    """Allocated size of every file under `folder` (sparse files count what they use)."""
+    blocks = sum(f.stat().st_blocks for f in folder.rglob("*") if f.is_file())
+    return blocks * 512 / GIB
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(np.asarray(values), q)), 2) if values else None
+
+
+def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    data = ClusteredCollection(args.dim, args.seed, args.batch)
+    queries = data.queries(args.queries, points)
+    exact = ExactTopK(queries)
+    folder = scratch / f"store-{points}"
+    with open_int8_store(folder) as store:
+        info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
+        store.create_collection(COLLECTION, info)
+        upserts_per_s = fill(store, data, points, exact)
+        began = time.perf_counter()
+        ready_at = start_graph_build(store)
+        during = latencies_during(store, queries, ready_at, began)
+        while (ready := ready_at()) is None:
+            time.sleep(0.05)
+        graph_ready_s = ready - began
+        after = latencies_after(store, queries, args.searches, None)
+        filtered = latencies_after(store, queries, args.searches, FILTER)
+        truth = exact.ids()
+        hnsw = recall(store, queries, truth, QuantizationSearchParams(ignore=True))
+        rescored = QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+        int8 = recall(store, queries, truth, rescored)
+        rss = psutil.Process().memory_info().rss / GIB
+        indexed = store.indexed_vector_count(COLLECTION)
+    return {
+        "points": points,
+        "upserts_per_s": round(upserts_per_s, 1),
+        "graph_ready_s": round(graph_ready_s, 2),
+        "query_p50_ms": percentile(after, 50),
+        "query_p95_ms": percentile(after, 95),
+        "query_p95_during_build_ms": percentile(during, 95),
+        "recall_at_10_hnsw": round(hnsw, 4),
+        "recall_at_10_int8": round(int8, 4),
+        "rss_gib": round(rss, 3),
+        "disk_gib": round(disk_gib(folder), 3),
+        "measured": True,
+        "query_p50_during_build_ms": percentile(during, 50),
+        "searches_during_build": len(during),
+        "filtered_query_p95_ms": percentile(filtered, 95),
+        "rss_peak_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 3),
+        "indexed_vectors": indexed,
+        **context(args, data),
+    }
+
+
+def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, Any]:
+    memory = psutil.virtual_memory().total / GIB
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB"
+        + (f"; {args.note}" if args.note else ""),
+        "command": "python " + " ".join(sys.argv),
+        "distribution": data.describe(),
+        "store": f"qdrant-edge, vectors disc+gen {args.dim}-d cosine on disk, int8 scalar quantization "
+        f"(quantile {INT8_QUANTILE}) in RAM, HNSW defaults; rescoring oversampling {OVERSAMPLING}",
+        "note": f"{SEARCHERS} concurrent searchers (threads) on disc, top {TOP_K}; searches 'during "
+        "build' are those issued before the graph was ready; rss counts resident pages of mapped "
+        "files; recall is over all queries against exact numpy search",
+    }
+
+
+FITTED = ("upserts_per_s", "graph_ready_s", "query_p50_ms", "query_p95_ms", "query_p95_during_build_ms")
+FITTED_ONE_MINUS = ("recall_at_10_hnsw", "recall_at_10_int8")
+FITTED_LINEAR = ("rss_gib", "disk_gib")
+
+
+def extrapolate(sizes: list[int], results: Path, fit_to: list[int]) -> None:
+    """Write store-<size>.json for unmeasured sizes, fitted to the measured files of `fit_to`."""
+    found = [results / f"store-{points}.json" for points in fit_to]
+    measured = [json.loads(f.read_text()) for f in found if f.is_file()]
+    measured = sorted((m for m in measured if m.get("measured")), key=lambda m: m["points"])
+    if len(measured) < 2:
+        sys.exit("extrapolating needs at least two measured sizes in " + str(results))
+    n = np.array([m["points"] for m in measured], dtype=float)
+    for size in sizes:
+        guess: dict[str, Any] = {"points": size, "measured": False}
+        for key in (*FITTED, *FITTED_ONE_MINUS, *FITTED_LINEAR):
+            ys = np.array([m[key] if m[key] is not None else np.nan for m in measured], dtype=float)
+            guess[key] = fitted(key, n, ys, size)
+        guess["note"] = (
+            f"extrapolated from the measured sizes {[int(x) for x in n]}: a power law in points for "
+            "times and rates, for 1 - recall, and a straight line for memory and disk"
+        )
+        guess["machine"], guess["distribution"] = measured[-1]["machine"], measured[-1]["distribution"]
+        guess["command"] = "python " + " ".join(sys.argv)
+        (results / f"store-{size}.json").write_text(json.dumps(guess, indent=2) + "\n")
+
+
+def fitted(key: str, n: np.ndarray, ys: np.ndarray, size: int) -> float | None:
+    keep = ~np.isnan(ys)
+    if keep.sum() < 2:
+        return None
+    n, ys = n[keep], ys[keep]
+    if key in FITTED_LINEAR:
+        slope, intercept = np.polyfit(n, ys, 1)
+        return round(float(intercept + slope * size), 3)
+    values = 1 - ys if key in FITTED_ONE_MINUS else ys
+    slope, intercept = np.polyfit(np.log(n), np.log(np.maximum(values, 1e-6)), 1)
+    value = math.exp(intercept + slope * math.log(size))
+    return round(1 - value, 4) if key in FITTED_ONE_MINUS else round(value, 2)
 
 
 def main() -> None:
     args = parse_args()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="ume-store-bench-") as scratch:
-        runs = [("edge", n) for n in args.edge_points] + [("local", n) for n in args.local_points]
-        for engine, n in runs:
-            opener = partial(open_engine, engine, Path(scratch) / f"{engine}-{n}")
-            label = f"{'qdrant-edge' if engine == 'edge' else 'local mode'} {size_label(n)}"
-            print(f"measuring {label} ({args.dim}-d, disc + gen) ...", flush=True)
-            results.append(measure(label, opener, args, n))
-    print()
-    print_table(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.extrapolate:
+        extrapolate(args.extrapolate, args.out, args.points)
+        return
+    with tempfile.TemporaryDirectory(prefix="ume-store-bench-", dir=args.scratch) as scratch:
+        for points in args.points:
+            print(f"measuring {points:,} points ({args.dim}-d, disc + gen) ...", flush=True)
+            # A process per size, so its memory figures are its own (the peak RSS above all).
+            with ProcessPoolExecutor(1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+                result = pool.submit(measure, points, args, Path(scratch)).result()
+            (args.out / f"store-{points}.json").write_text(json.dumps(result, indent=2) + "\n")
+            shown = {k: v for k, v in result.items() if k not in ("distribution", "store", "note", "command")}
+            print(json.dumps(shown, indent=2), flush=True)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from indexer.catalog.open import DATA_DIR_ENV
-from indexer.catalog.store import CollectionInfo, check_collection_name
+from indexer.catalog.store import (
+    LAYOUT_NEEDS_SERVER,
+    ClusterLayout,
+    CollectionInfo,
+    check_collection_name,
+)
 from indexer.catalog.tuning import QUANTIZATIONS, QUANTIZE_ABOVE_POINTS
 from model.encoder import DEFAULT_MODEL, Mode
 from model.media import DEFAULT_PDF_DPI
 
 QDRANT_URL_ENV = "UME_QDRANT_URL"
 MODEL_ENV = "UME_MODEL"
+SHARDS_ENV = "UME_SHARDS"
+REPLICAS_ENV = "UME_REPLICAS"
 DEFAULT_COLLECTION = "media"
 GIB = 1024**3
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": GIB, "t": 1024**4}
@@ -78,6 +85,10 @@ class IndexConfig(BaseModel):
     max_file_size: int = Field(default=2 * GIB, gt=0)  # larger files fail as "absurdly large"
     data_dir: Path | None = None
     qdrant_url: str | None = None
+    # How a new collection on a Qdrant server is spread (None: the server's default, one shard,
+    # one copy); see `ClusterLayout`. Refused without qdrant_url.
+    shards: int | None = Field(default=None, ge=1)
+    replicas: int | None = Field(default=None, ge=1)
     device: str | None = None
     prune: bool = True
     reembed: bool = False
@@ -100,7 +111,12 @@ class IndexConfig(BaseModel):
     def _one_engine(self) -> IndexConfig:
         if self.data_dir is not None and self.qdrant_url is not None:
             raise ValueError("give --data-dir (embedded index) or --qdrant-url (server), not both")
+        if self.qdrant_url is None and self.layout().given:
+            raise ValueError(LAYOUT_NEEDS_SERVER)
         return self
+
+    def layout(self) -> ClusterLayout:
+        return ClusterLayout(self.shards, self.replicas)
 
     def where(self) -> str:
         """Human words for the index location, for log lines and messages."""
@@ -126,6 +142,36 @@ def add_store_arguments(parser: argparse.ArgumentParser, collection: bool = True
         default=os.environ.get(QDRANT_URL_ENV),
         help=f"use a Qdrant server instead (http(s)://HOST:PORT, local:PATH; env {QDRANT_URL_ENV})",
     )
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """--shards and --replicas: how a collection created on a Qdrant server is spread."""
+    group = parser.add_argument_group("Qdrant cluster (a collection created on a server)")
+    group.add_argument(
+        "--shards",
+        type=at_least_one,
+        default=os.environ.get(SHARDS_ENV),
+        metavar="N",
+        help=f"split a new collection into N shards across the cluster's nodes (env {SHARDS_ENV}; "
+        "default: the server's, one shard); fixed once created",
+    )
+    group.add_argument(
+        "--replicas",
+        type=at_least_one,
+        default=os.environ.get(REPLICAS_ENV),
+        metavar="R",
+        help=f"keep R copies of each shard on different nodes (env {REPLICAS_ENV}; default 1)",
+    )
+
+
+def at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_index_arguments(parser: argparse.ArgumentParser) -> None:

@@ -33,6 +33,7 @@ from indexer.catalog.store import StoreError
 from indexer.config import (
     ConfigError,
     IndexConfig,
+    add_cluster_arguments,
     add_index_arguments,
     add_store_arguments,
     config_from_args,
@@ -98,6 +99,7 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     if "--config-json" not in argv:
         add_store_arguments(parser)
+        add_cluster_arguments(parser)
         add_index_arguments(parser)
     return parser
 

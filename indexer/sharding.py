@@ -111,7 +111,7 @@ def open_store_waiting(config: IndexConfig, wait_s: float = STORE_WAIT_S) -> Sto
     waiting_said = False
     while True:
         try:
-            return open_store(config.data_dir, config.qdrant_url)
+            return open_store(config.data_dir, config.qdrant_url, layout=config.layout())
         except StoreError as error:
             if "in use" not in str(error) or time.monotonic() > deadline:
                 raise

@@ -7,8 +7,8 @@ import os
 
 from app.cli import UserError
 from indexer.catalog.open import open_store
-from indexer.catalog.store import Store
-from indexer.config import add_store_arguments, collection_model
+from indexer.catalog.store import LAYOUT_NEEDS_SERVER, ClusterLayout, Store
+from indexer.config import add_cluster_arguments, add_store_arguments, collection_model
 
 AUTH_ENV = "UME_AUTH"
 
@@ -18,11 +18,19 @@ def add_store_options(parser: argparse.ArgumentParser, collection: bool = True) 
     add_store_arguments(parser, collection=collection)
 
 
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """Add --shards and --replicas, for a command that may create a collection on a server."""
+    add_cluster_arguments(parser)
+
+
 def store_from_args(args: argparse.Namespace) -> Store:
     """The embedded index (--data-dir, default) or a Qdrant server (--qdrant-url)."""
     if args.data_dir is not None and args.qdrant_url is not None:
         raise UserError("give --data-dir (embedded index) or --qdrant-url (server), not both")
-    return open_store(data_dir=args.data_dir, qdrant_url=args.qdrant_url)
+    layout = ClusterLayout(getattr(args, "shards", None), getattr(args, "replicas", None))
+    if args.qdrant_url is None and layout.given:
+        raise UserError(LAYOUT_NEEDS_SERVER)
+    return open_store(data_dir=args.data_dir, qdrant_url=args.qdrant_url, layout=layout)
 
 
 def model_for(store: Store, collection: str, requested: str | None) -> str:

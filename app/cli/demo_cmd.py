@@ -31,7 +31,7 @@ from indexer.catalog.open import default_data_dir, open_store
 from indexer.config import DEFAULT_COLLECTION, IndexConfig
 from indexer.summary import RunSummary
 from model.encoder import DEFAULT_MODEL, Encoder
-from model.world import REFERENCE_MODEL
+from model.world import REFERENCE_MODEL, REFERENCE_MODEL_ENV
 from model.world.files import SEGMENT_SECONDS
 from model.world.gallery import write_gallery
 
@@ -139,8 +139,8 @@ def offline_encoder(data_dir: Path, device: str | None) -> Encoder:
         return Encoder.from_pretrained(REFERENCE_MODEL, device=device)
     target = data_dir / TEST_MODEL_FOLDER
     print(
-        f"ume demo: no reference model at {REFERENCE_MODEL}; using an untrained test model built in "
-        f"{target}, so results will be random",
+        f"ume demo: no reference model at {REFERENCE_MODEL} (set {REFERENCE_MODEL_ENV} to its folder); "
+        f"using an untrained test model built in {target}, so results will be random",
         file=sys.stderr,
     )
     return Encoder.from_pretrained(offline_test_model(target), device=device)

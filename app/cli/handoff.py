@@ -28,7 +28,8 @@ from indexer.summary import print_summary, summary_from_json
 
 CONNECT_S = 10.0
 SEARCH_S = 600.0  # a reasoning search may wait for the model behind other searches
-LOCATION_FIELDS = {"roots", "data_dir", "qdrant_url"}  # the server decides where it writes
+# the server decides where it writes, and how its collections are spread
+LOCATION_FIELDS = {"roots", "data_dir", "qdrant_url", "shards", "replicas"}
 
 
 def server_for(args: argparse.Namespace) -> RunningServer | None:

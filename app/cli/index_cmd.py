@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from app.cli import UserError, handoff
-from app.cli.common import add_login_option, add_store_options, store_from_args
+from app.cli.common import add_cluster_options, add_login_option, add_store_options, store_from_args
 from indexer.catalog.collection import (
     CollectionStatus,
     StageCounts,
@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Exit status: 0 all indexed, 1 some files failed, 2 usage error.",
     )
     add_store_options(index)
+    add_cluster_options(index)
     add_index_arguments(index)
     index.add_argument(
         "--workers",

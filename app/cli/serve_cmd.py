@@ -21,6 +21,7 @@ from typing import Any
 from app.cli import UserError, handoff
 from app.cli.common import (
     AUTH_ENV,
+    add_cluster_options,
     add_login_option,
     add_store_options,
     model_for,
@@ -73,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(serve)
     add_server_options(serve)
     add_store_options(serve)
+    add_cluster_options(serve)
     serve.set_defaults(handler=run_serve)
 
 
@@ -259,7 +261,12 @@ def run_serve(args: argparse.Namespace) -> int:
         args,
         max_new_tokens=args.max_new_tokens,
         indexing=indexing_policy(args.host, args.index_under),
-        index_settings={"data_dir": args.data_dir, "qdrant_url": args.qdrant_url},
+        index_settings={
+            "data_dir": args.data_dir,
+            "qdrant_url": args.qdrant_url,
+            "shards": args.shards,
+            "replicas": args.replicas,
+        },
     )
     demo = launch(build_ui(ctx), ctx, host=args.host, port=args.port, auth=auth, prevent_thread_lock=True)
     try:

@@ -8,6 +8,8 @@ Design decisions:
   points stay purely data and collections that other applications keep on a shared server are
   neither listed nor touched.
 - Every write waits for the server (`wait=True`), so a point is durable once `upsert` returns.
+- A `ClusterLayout` (shards, replicas) goes into the creation request and nowhere else: the
+  server keeps it in the collection's config. Local mode accepts it and ignores it.
 - Connection failures become one-line `StoreError`s that say how to start the server.
 - A server builds its HNSW graph in the background by itself; int8 quantization is a collection
   setting it applies (and rebuilds) in the background too, so switching keeps every point.
@@ -32,6 +34,7 @@ from indexer.catalog import tuning
 from indexer.catalog.schema import PAYLOAD_INDEXES
 from indexer.catalog.store import (
     ClosesOnExit,
+    ClusterLayout,
     CollectionInfo,
     FieldValue,
     GraphStatus,
@@ -84,8 +87,11 @@ def translate_errors(method: Callable[Params, Result]) -> Callable[Params, Resul
 class ServerStore(ClosesOnExit):
     """A ume index held by a Qdrant server, or by qdrant-client's local mode."""
 
-    def __init__(self, location: str, api_key: str | None = None) -> None:
+    def __init__(
+        self, location: str, api_key: str | None = None, layout: ClusterLayout | None = None
+    ) -> None:
         self.location = location
+        self.layout = layout or ClusterLayout()
         self._client = connect(location, api_key)
         self._infos: dict[str, CollectionInfo] = {}
         self._closed = False
@@ -111,6 +117,8 @@ class ServerStore(ClosesOnExit):
             hnsw_config=hnsw_config(),
             optimizers_config=models.OptimizersConfigDiff(default_segment_number=tuning.SEGMENTS),
             quantization_config=quantization_config(info.quantization),
+            shard_number=self.layout.shards,
+            replication_factor=self.layout.replicas,
             metadata={INFO_KEY: info.to_json()},
         )
         self._create_payload_indexes(name, PAYLOAD_INDEXES)

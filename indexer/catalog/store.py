@@ -16,6 +16,8 @@ Design decisions:
   run idempotent (re-indexing a file overwrites its points instead of duplicating them).
 - Filters are a small `Match` value rather than engine filter objects, so callers never import
   either engine's types.
+- How a collection is spread over a Qdrant cluster (`ClusterLayout`) is the store's, not the
+  collection info's: Qdrant records it in the collection's own config, and it is fixed there.
 """
 
 from __future__ import annotations
@@ -81,6 +83,37 @@ class CollectionInfo:
             mode=str(data.get("mode") or ""),
             quantization=str(data.get("quantization") or ""),
         )
+
+
+@dataclass(frozen=True)
+class ClusterLayout:
+    """How the server engine spreads a collection it creates; None leaves it to the server.
+
+    A Qdrant server creates a collection with one shard, so a cluster can copy it but not spread
+    it. `shards` splits it across the cluster's nodes (points go to a shard by id; a search asks
+    every shard), `replicas` keeps that many copies of each shard on different nodes. Both are
+    fixed when the collection is created. A write returns once one copy has it (Qdrant's
+    `write_consistency_factor` of 1): the other copies catch up, and a node being down does not
+    stop indexing.
+    """
+
+    shards: int | None = None
+    replicas: int | None = None
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--shards", self.shards), ("--replicas", self.replicas)):
+            if value is not None and value < 1:
+                raise StoreError(f"{flag} must be at least 1, got {value}")
+
+    @property
+    def given(self) -> bool:
+        return self.shards is not None or self.replicas is not None
+
+
+LAYOUT_NEEDS_SERVER = (
+    "--shards and --replicas apply to collections on a Qdrant server (--qdrant-url); the "
+    "embedded index keeps each collection in one shard on this machine"
+)
 
 
 @dataclass

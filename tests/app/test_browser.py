@@ -20,6 +20,7 @@ from indexer.catalog.collection import collection_info, resolved_model_id
 from indexer.catalog.open import open_store
 from indexer.catalog.schema import item_id
 from indexer.catalog.store import Point
+from tests.app.conftest import WAIT_MS, needs_chromium, screenshot
 from tests.app.fixture_index import (
     COLLECTION,
     MAX_NEW_TOKENS,
@@ -28,45 +29,13 @@ from tests.app.fixture_index import (
     reasoning_for,
     shared_index,
 )
-from tests.conftest import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = REPO / "artifacts"
-WAIT_MS = 30_000
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install -y chromium)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def index(tiny_model_dir: Path, examples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FixtureIndex:
     return shared_index(tiny_model_dir, examples_dir, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        yield context
-        context.close()
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +55,6 @@ def page_url(index: FixtureIndex) -> Iterator[str]:
             yield demo.local_url
         finally:
             demo.close()
-
-
-def screenshot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def test_type_a_query_open_a_hit_and_read_its_reasoning(browser, page_url: str) -> None:

@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -521,6 +523,19 @@ def test_demo_falls_back_to_the_reference_model_offline(
     finally:
         assert ctx.service is not None
         ctx.service.store.close()
+
+
+def test_an_installed_copy_finds_the_reference_model_where_the_environment_says(tmp_path: Path) -> None:
+    """The Docker image installs the package outside the repository and names the model's folder."""
+    copy = tmp_path / "reference"
+    shutil.copytree(REFERENCE_MODEL, copy)
+    script = "from app.cli.demo_cmd import offline_encoder; print(offline_encoder(None, 'cpu').model_id)"
+    env = os.environ | {"UME_REFERENCE_MODEL": str(copy)}
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == copy
+    assert "no reference model" not in done.stderr
 
 
 def test_demo_without_a_gpu_runs_the_reference_model_on_its_world(
