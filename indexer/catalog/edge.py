@@ -38,22 +38,13 @@ import numpy as np
 from qdrant_edge import (
     CountRequest,
     EdgeShard,
-    FieldCondition,
     Filter,
     HasVectorCondition,
-    IsEmptyCondition,
-    MatchAny,
-    MatchValue,
-    PayloadSchemaType,
-    QuantizationSearchParams,
     Query,
     QueryRequest,
-    RangeFloat,
     ScrollRequest,
-    SearchParams,
     UpdateOperation,
 )
-from qdrant_edge import Point as EdgePoint
 
 from indexer.catalog import tuning
 from indexer.catalog.edge_build import (
@@ -64,13 +55,21 @@ from indexer.catalog.edge_build import (
     ShardSettings,
     edge_config,
     remove_tree,
+    replay,
     shard_generation,
+)
+from indexer.catalog.edge_convert import (
+    UPSERT_CHUNK,
+    create_field_indexes,
+    search_params,
+    to_edge_filter,
+    to_edge_point,
+    to_stored,
 )
 from indexer.catalog.schema import PAYLOAD_INDEXES
 from indexer.catalog.store import (
     ClosesOnExit,
     CollectionInfo,
-    FieldValue,
     GraphStatus,
     Hit,
     Match,
@@ -101,12 +100,6 @@ INFO_FILE = "info.json"
 SHARD_DIR = "shard"  # the live shard of a collection whose info names none
 SHARD_KEY = "shard"  # the info.json key naming the live shard directory
 VECTOR_BYTES = 4  # float32
-UPSERT_CHUNK = 512  # points per engine update: bounds the memory of one conversion
-EDGE_INDEX_TYPES = {
-    "keyword": PayloadSchemaType.Keyword,
-    "float": PayloadSchemaType.Float,
-    "integer": PayloadSchemaType.Integer,
-}
 
 
 class EdgeStore(ClosesOnExit):
@@ -481,11 +474,6 @@ def load_shard(path: Path) -> EdgeShard:
         raise StoreError(f"cannot open collection at {path}: {first_line}") from error
 
 
-def create_field_indexes(shard: EdgeShard, indexes: dict[str, PayloadIndexKind]) -> None:
-    for field_name, kind in indexes.items():
-        shard.update(UpdateOperation.create_field_index(field_name, EDGE_INDEX_TYPES[kind]))
-
-
 def write_info(path: Path, info: CollectionInfo, shard_dir: str) -> None:
     """Write atomically: a crash leaves either no info file or a complete one (the old or the
     new, naming the old or the new live shard)."""
@@ -512,69 +500,3 @@ def remove_leftovers(folder: Path, live_dir: str) -> None:
     for path in [*folder.glob(f"{BUILD_DIR}-*"), *folder.glob("shard*")]:
         if path.is_dir() and path.name != live_dir:
             remove_tree(path)
-
-
-def replay(journal: Journal, live: EdgeShard, staging: EdgeShard) -> None:
-    """Bring the copy up to date with the writes the live shard took during the build."""
-    create_field_indexes(staging, journal.field_indexes)  # type: ignore[arg-type]
-    for operation, match, payload in journal.by_filter:
-        edge_filter = to_edge_filter(match) or Filter()
-        if operation == "delete":
-            staging.update(UpdateOperation.delete_points_by_filter(edge_filter))
-        else:
-            staging.update(UpdateOperation.set_payload_by_filter(edge_filter, payload))
-    ids = sorted(journal.ids)
-    for start in range(0, len(ids), UPSERT_CHUNK):
-        chunk = ids[start : start + UPSERT_CHUNK]
-        records = live.retrieve(list(chunk), True, True)  # type: ignore[arg-type]
-        present = [to_edge_point(Point(i, payload, dict(v))) for i, payload, v in map(to_stored, records)]
-        if present:
-            staging.update(UpdateOperation.upsert_points(present))
-        gone = set(chunk) - {str(record.id) for record in records}
-        if gone:
-            staging.update(UpdateOperation.delete_points(sorted(gone)))
-    staging.flush()
-
-
-def search_params(quantization: str) -> SearchParams | None:
-    """int8 searches rescore their best candidates with the original vectors."""
-    if not tuning.quantized(quantization):
-        return None
-    rescore = QuantizationSearchParams(rescore=True, oversampling=tuning.OVERSAMPLING)
-    return SearchParams(quantization=rescore)
-
-
-def to_edge_point(point: Point) -> EdgePoint:
-    vectors = {name: as_float32(v) for name, v in point.vectors.items()}
-    return EdgePoint(point.id, vectors, point.payload)  # type: ignore[arg-type]
-
-
-def to_stored(record: Any) -> StoredPoint:
-    vectors = record.vector if isinstance(record.vector, dict) else {}
-    return str(record.id), dict(record.payload or {}), {k: list(v) for k, v in vectors.items()}
-
-
-def to_edge_filter(match: Match | None) -> Filter | None:
-    if match is None:
-        return None
-    must: list[FieldCondition | IsEmptyCondition] = [
-        to_condition(key, value) for key, value in match.fields.items()
-    ]
-    must += [
-        FieldCondition(key, range=RangeFloat(gte=low, lte=high)) for key, (low, high) in match.ranges.items()
-    ]
-    must += [IsEmptyCondition(key) for key in match.missing]
-    must_not = [to_condition(key, value) for key, value in match.not_fields.items()]
-    if not must and not must_not:
-        return None
-    return Filter(must=must or None, must_not=must_not or None)  # type: ignore[arg-type]
-
-
-def to_condition(key: str, value: FieldValue) -> FieldCondition:
-    if isinstance(value, list):
-        return FieldCondition(key, match=MatchAny(list(value)))
-    if isinstance(value, bool):
-        # qdrant-edge 0.9.0 reads a Python bool as the integer 0/1, which never equals a boolean
-        # payload; numpy's bool is not an int subclass and reaches the engine as a boolean.
-        return FieldCondition(key, match=MatchValue(np.bool_(value)))  # type: ignore[arg-type]
-    return FieldCondition(key, match=MatchValue(value))

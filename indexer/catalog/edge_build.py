@@ -38,14 +38,23 @@ from qdrant_edge import (
     EdgeOptimizersConfig,
     EdgeShard,
     EdgeVectorParams,
+    Filter,
     HnswIndexConfig,
     Memory,
     ScalarQuantizationConfig,
     ScalarType,
+    UpdateOperation,
 )
 
 from indexer.catalog import tuning
-from indexer.catalog.store import Match
+from indexer.catalog.edge_convert import (
+    UPSERT_CHUNK,
+    create_field_indexes,
+    to_edge_filter,
+    to_edge_point,
+    to_stored,
+)
+from indexer.catalog.store import Match, Point
 
 BUILD_DIR = "build"  # the copy being optimised is build-TOKEN: a child orphaned by a killed
 # process (it keeps working on its copy until the next open removes it) never writes into the
@@ -173,6 +182,28 @@ class Build:
                 self.process.kill()
                 self.process.wait()
         remove_tree(self.directory)
+
+
+def replay(journal: Journal, live: EdgeShard, staging: EdgeShard) -> None:
+    """Bring the copy up to date with the writes the live shard took during the build."""
+    create_field_indexes(staging, journal.field_indexes)  # type: ignore[arg-type]
+    for operation, match, payload in journal.by_filter:
+        edge_filter = to_edge_filter(match) or Filter()
+        if operation == "delete":
+            staging.update(UpdateOperation.delete_points_by_filter(edge_filter))
+        else:
+            staging.update(UpdateOperation.set_payload_by_filter(edge_filter, payload))
+    ids = sorted(journal.ids)
+    for start in range(0, len(ids), UPSERT_CHUNK):
+        chunk = ids[start : start + UPSERT_CHUNK]
+        records = live.retrieve(list(chunk), True, True)  # type: ignore[arg-type]
+        present = [to_edge_point(Point(i, payload, dict(v))) for i, payload, v in map(to_stored, records)]
+        if present:
+            staging.update(UpdateOperation.upsert_points(present))
+        gone = set(chunk) - {str(record.id) for record in records}
+        if gone:
+            staging.update(UpdateOperation.delete_points(sorted(gone)))
+    staging.flush()
 
 
 def child_path() -> str:
