@@ -32,11 +32,13 @@ import torch
 from tiny_world import fifth_means, train
 
 from app.cli import main as ume
+from model.encoder import Encoder
+from model.inputs import EVALUATION_BUDGET, image_input
 from model.tiny import build_tiny_model
 from model.train.hard_world import hard_world_words, write_hard_rl, write_hard_train
 from model.train.rl import RLRun
 from model.train.sft import SFTRun
-from model.world.hard import HARD_GALLERY_SIZE, HARD_TASK, write_hard_task
+from model.world.hard import ALL_HARD_SCENES, HARD_GALLERY_SIZE, HARD_TASK, differences, write_hard_task
 
 HERE = Path(__file__).resolve().parent
 SFT_CONFIG = HERE / "findings_sft.toml"
@@ -72,6 +74,33 @@ def evaluate(model_dir: Path, data_root: Path, out: Path) -> dict[str, Any]:
         "candidates": task["candidates"],
         "hit1": {name: round(score, 1) for name, score in task["scores"].items()},
     }
+
+
+def captions(model_dir: Path, data_root: Path) -> dict[str, float]:
+    """How well the model describes the gallery's images: the text its gen embedding comes from.
+
+    Each image is generated for as in the evaluation (greedy, same prompt and pixels); its
+    summary is either exactly the scene's, a scene one attribute away, or anything else.
+    """
+    folder = data_root / HARD_TASK
+    records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
+    by_key = {scene.key: scene for scene in ALL_HARD_SCENES}
+    by_summary = {scene.summary: scene for scene in ALL_HARD_SCENES}
+    encoder = Encoder.from_pretrained(model_dir, device="cpu").with_budget(EVALUATION_BUDGET)
+    images = [image_input(folder / record["tgt_img_path"][0]) for record in records]
+    encoded = encoder.encode_document(
+        images, mode="gen", batch_size=EVAL_BATCH, max_new_tokens=MAX_NEW_TOKENS
+    )
+    counts = {"exact": 0, "one_attribute_off": 0, "count_scenes_exact": 0, "relation_scenes_exact": 0}
+    for record, summary in zip(records, encoded.summary, strict=True):
+        scene, said = by_key[record["scene"]], by_summary.get((summary or "").strip())
+        distance = differences(scene, said) if said is not None else None
+        counts["exact"] += distance == 0
+        counts["one_attribute_off"] += distance == 1
+        counts["count_scenes_exact" if scene.second is None else "relation_scenes_exact"] += distance == 0
+    relations = sum(by_key[record["scene"]].second is not None for record in records)
+    totals = {"count_scenes_exact": len(records) - relations, "relation_scenes_exact": relations}
+    return {name: round(value / max(1, totals.get(name, len(records))), 3) for name, value in counts.items()}
 
 
 def machine() -> str:
@@ -122,11 +151,15 @@ def main() -> int:
     lap("sft")
     results["after_sft"] = evaluate(sft, eval_root, args.out / "eval-sft")
     lap("eval_after_sft")
+    results["after_sft"]["captions"] = captions(sft, eval_root)
+    lap("captions_after_sft")
     print(f"after SFT: {json.dumps(results['after_sft']['hit1'])}", flush=True)
     final = train(RLRun, sft, rl_file, args.out / "rl", args.rl_steps, RL_CONFIG)
     lap("grpo")
     results["after_grpo"] = evaluate(final, eval_root, args.out / "eval-grpo")
     lap("eval_after_grpo")
+    results["after_grpo"]["captions"] = captions(final, eval_root)
+    lap("captions_after_grpo")
     results["grpo"] = fifth_means(args.out / "rl" / "metrics.jsonl")
     results["settings"] = {
         "gallery": args.gallery,

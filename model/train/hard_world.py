@@ -1,7 +1,9 @@
 """The hard world (model/world/hard.py) as training data, in the released SFT and RL formats.
 
-Training pairs are scenes drawn at random from all 8,256 hard-world scenes, each rendered
-afresh, so the evaluation gallery's pictures are never training pictures (its scenes may be).
+Training pairs are scenes drawn at random, each rendered afresh, so the evaluation gallery's
+pictures are never training pictures (its scenes may be). A quarter are count scenes: drawn
+uniformly from all 8,256 scenes they would be 2% of the pairs (but they are a fifth of the
+gallery), and a model trained so described every picture as a relation.
 Records have the shape of the easy world's `tiny_shapes` (model/train/tiny_world.py): a caption
 query with templated reasoning, an image target with "i see ..." reasoning and the scene's
 summary, both in the `<think>…</think><answer>…<gen_emb>` form.
@@ -14,9 +16,15 @@ from pathlib import Path
 
 from model.prompts import DOCUMENT_TASKS, render_completion
 from model.train.tiny_world import Record, flat_record, query_side, side, tiny_world_words, write_jsonl
-from model.world.hard import ALL_HARD_SCENES, HardScene, hard_words, render_hard_scene
+from model.world.hard import COUNT_SCENES, RELATION_SCENES, HardScene, hard_words, render_hard_scene
 
 HARD_DATASET = "hard_scenes"
+COUNT_SHARE = 0.25
+
+
+def draw_scene(rng: random.Random) -> HardScene:
+    """A count scene `COUNT_SHARE` of the time, else a relation scene, each kind uniformly."""
+    return rng.choice(COUNT_SCENES if rng.random() < COUNT_SHARE else RELATION_SCENES)
 
 
 def hard_record(scene: HardScene, image_path: str) -> Record:
@@ -34,7 +42,7 @@ def hard_records(root: Path, count: int, prefix: str, rng: random.Random) -> lis
     records = []
     (root / "hard").mkdir(parents=True, exist_ok=True)
     for index in range(count):
-        scene = rng.choice(ALL_HARD_SCENES)
+        scene = draw_scene(rng)
         name = f"hard/{prefix}-{index:05d}.png"
         render_hard_scene(scene, rng).save(root / name)
         records.append(hard_record(scene, name))

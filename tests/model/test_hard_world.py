@@ -15,7 +15,7 @@ from model.eval.mmeb_data import Query, Side, Task
 from model.eval.published import TaskSpec
 from model.eval.runner import load_task, score_variants, select_tasks, variants_markdown
 from model.tiny import build_tokenizer
-from model.train.hard_world import hard_world_words
+from model.train.hard_world import draw_scene, hard_world_words
 from model.world.hard import (
     ALL_HARD_SCENES,
     HARD_TASK,
@@ -111,3 +111,11 @@ def test_a_dataset_of_your_own_is_reported_but_never_averaged_in(tmp_path: Path)
     (tmp_path / "Bad" / "task.json").write_text(json.dumps({"modality": "image", "scope": "everywhere"}))
     with pytest.raises(EvalDataError, match="metric must be one of"):
         select_tasks(tmp_path, "Bad")
+
+
+def test_training_draws_count_scenes_about_as_often_as_the_gallery_shows_them() -> None:
+    rng = random.Random(0)
+    drawn = [draw_scene(rng) for _ in range(2000)]
+    share = sum(scene.second is None for scene in drawn) / len(drawn)
+    assert 0.2 < share < 0.3
+    assert len({scene.key for scene in drawn if scene.second is not None}) > 1000
