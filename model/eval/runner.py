@@ -16,9 +16,13 @@ Data layout under the data root: one folder per dataset, named exactly as in the
         queries.jsonl          graded score; header line). Page images are relative to the
         qrels/test.tsv         task folder.
 
-Each dataset is ranked as the catalogue says: "local" datasets rank each query among its own
-candidate list, "global" ones against the whole de-duplicated candidate pool. Metrics: Hit@1
-(image, video), NDCG@5 with linear gain (visual documents), as percentages.
+A dataset of your own in the same layout runs when named in --tasks, if its folder also holds
+`task.json`: {"modality": "image", "meta_task": "I-RET", "metric": "hit@1", "scope": "global"}.
+It is reported on its own line and never averaged into the MMEB-V2 roll-ups.
+
+Each dataset is ranked as the catalogue (or its task.json) says: "local" datasets rank each
+query among its own candidate list, "global" ones against the whole de-duplicated candidate
+pool. Metrics: Hit@1 (image, video), NDCG@5 with linear gain (visual documents), as percentages.
 
 Variants reported (names as they appear in the report):
 - `Q-T`: query embeddings of mode Q against candidate embeddings of mode T, for every mode
@@ -97,6 +101,7 @@ DEFAULT_SHORTLIST = 50
 DEFAULT_PUBLISHED_MODEL = "UME-R1-2B"
 REPORT_JSON = "mmeb.json"
 REPORT_MARKDOWN = "mmeb.md"
+LOCAL_SPEC_FILE = "task.json"
 ORACLE = "oracle"
 Role = Literal["query", "candidate"]
 Say = Callable[[str], None]
@@ -162,6 +167,8 @@ def _named_task(data_root: Path, name: str) -> TaskSpec:
     try:
         spec = task_spec(name)
     except KeyError:
+        if (data_root / name / LOCAL_SPEC_FILE).is_file():
+            return local_task_spec(data_root / name)
         known = [spec.name for spec in task_catalogue()]
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]}?" if close else "names are as in the paper's tables"
@@ -172,6 +179,30 @@ def _named_task(data_root: Path, name: str) -> TaskSpec:
             "(see `ume eval mmeb --help` for the layout)"
         )
     return spec
+
+
+def local_task_spec(folder: Path) -> TaskSpec:
+    """The spec of a dataset of your own, from its folder's `task.json`; named after the folder."""
+    path = folder / LOCAL_SPEC_FILE
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise EvalDataError(f"{path} is not readable JSON ({error})") from None
+    allowed = {"modality": MODALITIES, "metric": ("hit@1", "ndcg@5"), "scope": ("local", "global")}
+    if not isinstance(fields, dict) or not isinstance(fields.get("meta_task", ""), str):
+        raise EvalDataError(f"{path} must be an object with modality, meta_task, metric and scope")
+    for key, values in allowed.items():
+        if fields.get(key) not in values:
+            raise EvalDataError(f"{path}: {key} must be one of {', '.join(values)}")
+    return TaskSpec(
+        folder.name, fields["modality"], fields.get("meta_task", "own"), fields["metric"], fields["scope"]
+    )
+
+
+def in_catalogue(scores: Mapping[str, float]) -> dict[str, float]:
+    """The MMEB-V2 datasets' scores only: datasets of your own are reported, never averaged in."""
+    names = {spec.name for spec in task_catalogue()}
+    return {name: score for name, score in scores.items() if name in names}
 
 
 def load_task(data_root: Path, spec: TaskSpec) -> Task:
@@ -400,8 +431,10 @@ def mmeb_report(config: MmebConfig, model_id: str, results: Sequence[TaskResult]
             "shortlist": config.shortlist,
         },
         "tasks": {result.name: asdict(result) for result in results},
-        "variants": {name: asdict(summarise(scores)) for name, scores in variants.items()},
-        "comparison": report(variants.get(primary, {}), config.published_model, config.revision),
+        "variants": {name: asdict(summarise(in_catalogue(scores))) for name, scores in variants.items()},
+        "comparison": report(
+            in_catalogue(variants.get(primary, {})), config.published_model, config.revision
+        ),
     }
 
 
@@ -418,7 +451,7 @@ def mmeb_markdown(config: MmebConfig, model_id: str, results: Sequence[TaskResul
         "",
         f"## {primary} beside {config.published_model}",
         "",
-        to_markdown(compare_table(variants.get(primary, {}), config.published_model),
+        to_markdown(compare_table(in_catalogue(variants.get(primary, {})), config.published_model),
                     config.published_model),
         "## All variants",
         "",
@@ -433,18 +466,21 @@ def mmeb_markdown(config: MmebConfig, model_id: str, results: Sequence[TaskResul
 def variants_markdown(variants: Mapping[str, Mapping[str, float]]) -> str:
     """One column per variant; rows for All, each modality and meta-task, then each dataset."""
     names = list(variants)
-    summaries = {name: summarise(scores) for name, scores in variants.items()}
+    summaries = {name: summarise(in_catalogue(scores)) for name, scores in variants.items()}
     datasets = sorted({d for scores in variants.values() for d in scores}, key=_catalogue_order)
+    mmeb = in_catalogue(dict.fromkeys(datasets, 0.0))
     rows: list[tuple[str, str, list[float | None]]] = [
         ("overall", "All", [summaries[n].overall.score for n in names])
     ]
     for modality in MODALITIES:
         cells = [summaries[n].modality[modality].score for n in names]
         rows.append(("modality", modality_display_name(modality), cells))
-    metas = {task_spec(dataset).meta_task for dataset in datasets}
+    metas = {task_spec(dataset).meta_task for dataset in mmeb}
     for meta in (m for m in _meta_order() if m in metas):
         rows.append(("meta-task", meta, [summaries[n].meta_task[meta].score for n in names]))
-    rows += [("dataset", d, [variants[n].get(d) for n in names]) for d in datasets]
+    rows += [
+        ("dataset" if d in mmeb else "own dataset", d, [variants[n].get(d) for n in names]) for d in datasets
+    ]
     lines = ["| level | name | " + " | ".join(names) + " |"]
     lines.append("|---|---|" + "---:|" * len(names))
     for level, name, cells in rows:
@@ -463,8 +499,10 @@ def datasets_markdown(results: Sequence[TaskResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _catalogue_order(name: str) -> int:
-    return [spec.name for spec in task_catalogue()].index(name)
+def _catalogue_order(name: str) -> tuple[int, str]:
+    """Catalogue datasets in the paper's order, then datasets of your own by name."""
+    names = [spec.name for spec in task_catalogue()]
+    return (names.index(name), "") if name in names else (len(names), name)
 
 
 def _meta_order() -> list[str]:
