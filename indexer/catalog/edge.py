@@ -87,6 +87,7 @@ from indexer.catalog.store import (
     missing_collection,
     needs_creation,
 )
+from indexer.catalog.turns import Turns
 
 try:
     import fcntl
@@ -121,6 +122,7 @@ class EdgeStore(ClosesOnExit):
         self._builds: dict[str, Build] = {}  # background builds in progress
         self._wanted: dict[str, str] = {}  # a quantization asked for while a build ran
         self._lock = threading.RLock()
+        self._search_turns = Turns()  # searches queue in arrival order (see catalog.turns)
         self._closed = False
 
     def create_collection(self, name: str, info: CollectionInfo) -> None:
@@ -258,7 +260,7 @@ class EdgeStore(ClosesOnExit):
         self, name: str, vector: str, query: np.ndarray, limit: int, match: Match | None = None
     ) -> list[Hit]:
         query32 = as_float32(query)
-        with self._lock:
+        with self._search_turns, self._lock:
             shard, info = self._shard(name), self._info(name)
             check_vector(name, info, vector, len(query32))
             request = QueryRequest(
