@@ -7,9 +7,11 @@ the payload `ume index` writes. They go through the `Store` interface into the e
 disk (`open_int8_store`). Per size it measures, on `disc`:
 
 - upserts per second (the upsert calls alone);
-- graph ready: seconds from starting the HNSW build to a graph that answers searches;
+- graph ready: seconds from the end of the writes (when the run's last build starts) to a graph
+  over every point; while writing, a background build starts every `--grow-every` points, as
+  `ume index` does, so the last build has only the points since the one before to add;
 - query p50/p95 with 8 concurrent searchers (threads in one process, as `ume serve` runs them),
-  during the build and after it (plain, and filtered to about 7% of the points);
+  during the last build and after it (plain, and filtered to about 7% of the points);
 - recall@10 against exact search (numpy over the same vectors) of HNSW on the original vectors
   and of int8 HNSW with rescoring by the originals;
 - resident memory (RSS, counting resident pages of memory-mapped files, which is where the
@@ -81,6 +83,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scratch", type=Path, default=None, help="index folder's parent (default: temp)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--note", default="", help="what else the machine was doing, for the JSON")
+    parser.add_argument(
+        "--grow-every",
+        type=int,
+        default=tuning.GROW_EVERY_POINTS,
+        help="start a background build every N points while writing, as ume index does (0: at the end only)",
+    )
     parser.add_argument("--extrapolate", type=int, nargs="*", default=[], help="sizes to extrapolate")
     return parser.parse_args()
 
@@ -155,14 +163,19 @@ class ExactTopK:
         return [{point_id(int(i)) for i in row} for row in self.indices]
 
 
-def fill(store: Store, data: ClusteredCollection, total: int, exact: ExactTopK) -> float:
-    """Upsert every point; returns points per second of the upsert calls alone."""
-    seconds = 0.0
+def fill(store: Store, data: ClusteredCollection, total: int, exact: ExactTopK, grow_every: int) -> float:
+    """Upsert every point, starting a background graph build every `grow_every` points as an
+    indexing run does (0: none until the end); returns points per second of the upserts alone."""
+    seconds, since_build = 0.0, 0
     for start, disc, points in batches(data, total):
         began = time.perf_counter()
         store.upsert(COLLECTION, points)
         seconds += time.perf_counter() - began
         exact.add(start, disc)
+        since_build += len(points)
+        if grow_every and since_build >= grow_every and start + len(points) < total:
+            store.finalize(COLLECTION)
+            since_build = 0
     return total / seconds
 
 
@@ -241,7 +254,7 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
     with open_int8_store(folder) as store:
         info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
         store.create_collection(COLLECTION, info)
-        upserts_per_s = fill(store, data, points, exact)
+        upserts_per_s = fill(store, data, points, exact, args.grow_every)
         began = time.perf_counter()
         ready_at = start_graph_build(store)
         during = latencies_during(store, queries, ready_at, began)
@@ -268,6 +281,7 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
         "rss_gib": round(rss, 3),
         "disk_gib": round(disk_gib(folder), 3),
         "measured": True,
+        "grow_every": args.grow_every,
         "query_p50_during_build_ms": percentile(during, 50),
         "searches_during_build": len(during),
         "filtered_query_p95_ms": percentile(filtered, 95),

@@ -34,7 +34,8 @@ from indexer.catalog.schema import (
     ItemPlace,
     ItemRecord,
 )
-from indexer.catalog.store import Point, Store
+from indexer.catalog.store import Point, Store, StoreError
+from indexer.catalog.tuning import GROW_EVERY_POINTS
 from indexer.scan import ScannedFile
 from indexer.summary import Failure, RunSummary, StageClock
 
@@ -102,6 +103,7 @@ class StoreWriter(threading.Thread):
         clock: StageClock,
         summary: RunSummary,
         on_file_done: Callable[[], None],
+        grow: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(name="ume-store-writer", daemon=True)
         self.store, self.collection, self.model_id = store, collection, model_id
@@ -110,6 +112,8 @@ class StoreWriter(threading.Thread):
         self.error: BaseException | None = None
         self._queue: queue.Queue[WriteJob | None] = queue.Queue(QUEUE_FILES)
         self._item_writes = 0
+        self._grow = grow  # starts a background graph build over what is written so far
+        self._since_grow = 0  # item points written since the last one
 
     def submit(self, job: WriteJob) -> None:
         self.raise_error()
@@ -172,6 +176,7 @@ class StoreWriter(threading.Thread):
         if items:
             self.store.upsert(self.collection, items)
             self._after_item_write()
+            self._maybe_grow(len(items))
         self.store.upsert(self.collection, [self._final_record(job, group) for job in group.jobs])
         for job in group.jobs:
             self._count(job)
@@ -231,6 +236,17 @@ class StoreWriter(threading.Thread):
             self.summary.indexed += 1
             self.summary.embedded += len(job.places)
         self.on_file_done()
+
+    def _maybe_grow(self, written: int) -> None:
+        """Every GROW_EVERY_POINTS item points, start a background build of the search graph."""
+        self._since_grow += written
+        if self._grow is None or self._since_grow < GROW_EVERY_POINTS:
+            return
+        self._since_grow = 0
+        try:
+            self._grow()
+        except StoreError as error:  # the graph is built at the end of the run anyway
+            log.warning("could not start a search graph build during the run: %s", error)
 
     def _after_item_write(self) -> None:
         self._item_writes += 1

@@ -220,3 +220,25 @@ def test_a_moved_file_keeps_its_reasoning(library, encoder, tmp_path) -> None:
     shutil.move(library / GOOD_IMAGES[0], library / f"moved{Path(GOOD_IMAGES[0]).suffix}")
     moved = run_index(library, encoder, location)
     assert (moved.reused, moved.embedded, moved.filled["gen"], moved.pending) == (1, 0, 0, 0)
+
+
+def test_the_search_graph_grows_while_a_run_writes(library, encoder, tmp_path, monkeypatch) -> None:
+    """A long run starts background graph builds as it goes, not one build over everything at
+    its end: searches during the last build scan only what came after the one before."""
+    from indexer import writer
+    from indexer.catalog.edge import EdgeStore
+
+    monkeypatch.setattr(writer, "GROUP_FILES", 1)  # one file per write: the run's pace
+    monkeypatch.setattr(writer, "GROW_EVERY_POINTS", 2)
+    held_when_built: list[int] = []
+    finalize = EdgeStore.finalize
+
+    def noting_finalize(store: EdgeStore, name: str) -> None:
+        held_when_built.append(store.count(name, schema.items()))
+        finalize(store, name)
+
+    monkeypatch.setattr(EdgeStore, "finalize", noting_finalize)
+    summary = run_index(library, encoder, {"data_dir": tmp_path / "index"}, mode="disc")
+    assert summary.points >= 4
+    assert held_when_built[-1] == summary.points  # the run's own build at its end
+    assert 2 <= held_when_built[0] < summary.points  # and builds while it was writing
