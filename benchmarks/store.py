@@ -236,6 +236,20 @@ def recall(
     return found / (TOP_K * len(truth))
 
 
+def resident_split() -> tuple[float | None, float | None]:
+    """Resident memory that only this process holds (RssAnon: heap, int8 vectors pinned in RAM)
+    and resident pages of mapped files (RssFile: on-disk vectors and segments read or written
+    lately, which the kernel drops under memory pressure), in GiB; None off Linux."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return None, None
+    kib = {
+        k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in lines) if k in ("RssAnon", "RssFile")
+    }
+    return round(kib["RssAnon"] / 2**20, 3), round(kib["RssFile"] / 2**20, 3)
+
+
 def disk_gib(folder: Path) -> float:
     """Allocated size of every file under `folder` (sparse files count what they use)."""
     blocks = sum(f.stat().st_blocks for f in folder.rglob("*") if f.is_file())
@@ -268,6 +282,7 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
         rescored = QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
         int8 = recall(store, queries, truth, rescored)
         rss = psutil.Process().memory_info().rss / GIB
+        anonymous, file_backed = resident_split()
         indexed = store.indexed_vector_count(COLLECTION)
     return {
         "points": points,
@@ -279,6 +294,8 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
         "recall_at_10_hnsw": round(hnsw, 4),
         "recall_at_10_int8": round(int8, 4),
         "rss_gib": round(rss, 3),
+        "rss_anon_gib": anonymous,
+        "rss_file_gib": file_backed,
         "disk_gib": round(disk_gib(folder), 3),
         "measured": True,
         "grow_every": args.grow_every,
@@ -308,7 +325,7 @@ def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, An
 
 FITTED = ("upserts_per_s", "graph_ready_s", "query_p50_ms", "query_p95_ms", "query_p95_during_build_ms")
 FITTED_ONE_MINUS = ("recall_at_10_hnsw", "recall_at_10_int8")
-FITTED_LINEAR = ("rss_gib", "disk_gib")
+FITTED_LINEAR = ("rss_gib", "rss_anon_gib", "disk_gib")
 
 
 def extrapolate(sizes: list[int], results: Path, fit_to: list[int]) -> None:
@@ -322,7 +339,7 @@ def extrapolate(sizes: list[int], results: Path, fit_to: list[int]) -> None:
     for size in sizes:
         guess: dict[str, Any] = {"points": size, "measured": False}
         for key in (*FITTED, *FITTED_ONE_MINUS, *FITTED_LINEAR):
-            ys = np.array([m[key] if m[key] is not None else np.nan for m in measured], dtype=float)
+            ys = np.array([m.get(key) if m.get(key) is not None else np.nan for m in measured], dtype=float)
             guess[key] = fitted(key, n, ys, size)
         guess["note"] = (
             f"extrapolated from the measured sizes {[int(x) for x in n]}: a power law in points for "

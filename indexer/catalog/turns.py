@@ -3,8 +3,8 @@
 qdrant-edge holds the GIL for most of a query, so concurrent searches of the embedded engine run
 one after another whatever happens. Left to the GIL and an ordinary lock, which favour whichever
 thread last ran, some searches wait for many others: measured with 8 searchers on 20k int8
-points on 2 cores, p95 16-44 ms for a 0.5 ms query. Queued first come, first served, no search
-waits for more than the ones ahead of it: p95 5 ms, at the same throughput or better.
+points on 2 cores (`benchmarks/search_turns.py`), p95 22-46 ms for a 0.6 ms query. Queued first
+come, first served, no search waits for more than the ones ahead of it: p95 6 ms.
 """
 
 from __future__ import annotations
