@@ -17,7 +17,7 @@ and the README's "Large collections"):
 - int8 keeps 1 byte per dimension in RAM: per million points with 2 x 1536-d vectors 2.9 GiB
   instead of 11.4 GiB (the originals stay on disk, read to rescore the best `2 x limit`
   candidates); recall@10 matched full precision (1.000 clustered, 0.858 vs 0.850 uniform). Above
-  20,000 points, where a full precision build takes minutes, int8 builds 2-7x faster at the
+  20,000 points, where a full precision build takes minutes, int8 builds 1.6-7x faster at the
   same recall, so runs switch to it there; payloads stay on disk either way.
 """
 
@@ -35,7 +35,7 @@ GROW_EVERY_POINTS = 20_000
 QUANTILE = 0.99  # int8 range: the outermost 1% of values are clipped
 OVERSAMPLING = 2.0  # int8 searches rescore 2 x limit candidates with the original vectors
 BUILD_S_PER_VECTOR_DIM = 3.0e-6  # measured HNSW build cost on 2 cores (see above)
-BUILD_S_PER_VECTOR_DIM_INT8 = 1.0e-6  # int8 distances build the graph 2-7x faster
+BUILD_S_PER_VECTOR_DIM_INT8 = 1.0e-6  # int8 distances build the graph 1.6-7x faster
 
 QUANTIZATIONS = ("int8", "none")  # what a collection may be switched to
 
