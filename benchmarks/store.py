@@ -7,9 +7,9 @@ the payload `ume index` writes. They go through the `Store` interface into the e
 disk (`open_int8_store`). Per size it measures, on `disc`:
 
 - upserts per second (the upsert calls alone);
-- graph ready: seconds from the end of the writes (when the run's last build starts) to a graph
-  over every point; while writing, a background build starts every `--grow-every` points, as
-  `ume index` does, so the last build has only the points since the one before to add;
+- graph ready: seconds from the end of the writes (when the last build starts) to a graph over
+  every point; `--grow-every N` also starts a background build every N points while writing
+  (default: `tuning.GROW_EVERY_POINTS`, what `ume index` does), `--write-rate` paces the writes;
 - query p50/p95 with 8 concurrent searchers (threads in one process, as `ume serve` runs them),
   during the last build and after it (plain, and filtered to about 7% of the points);
 - recall@10 against exact search (numpy over the same vectors) of HNSW on the original vectors
@@ -87,7 +87,13 @@ def parse_args() -> argparse.Namespace:
         "--grow-every",
         type=int,
         default=tuning.GROW_EVERY_POINTS,
-        help="start a background build every N points while writing, as ume index does (0: at the end only)",
+        help="start a background build every N points while writing (0: at the end only)",
+    )
+    parser.add_argument(
+        "--write-rate",
+        type=float,
+        default=0.0,
+        help="points per second at most, as a run embeds them (0: no limit)",
     )
     parser.add_argument("--extrapolate", type=int, nargs="*", default=[], help="sizes to extrapolate")
     return parser.parse_args()
@@ -163,11 +169,16 @@ class ExactTopK:
         return [{point_id(int(i)) for i in row} for row in self.indices]
 
 
-def fill(store: Store, data: ClusteredCollection, total: int, exact: ExactTopK, grow_every: int) -> float:
+def fill(
+    store: Store, data: ClusteredCollection, total: int, exact: ExactTopK, grow_every: int, rate: float
+) -> float:
     """Upsert every point, starting a background graph build every `grow_every` points as an
-    indexing run does (0: none until the end); returns points per second of the upserts alone."""
-    seconds, since_build = 0.0, 0
+    indexing run does (0: none until the end), at most `rate` points per second (0: as fast as
+    the engine takes them); returns points per second of the upserts alone."""
+    seconds, since_build, began_all = 0.0, 0, time.perf_counter()
     for start, disc, points in batches(data, total):
+        if rate:  # as a run that embeds `rate` items per second hands them over
+            time.sleep(max(0.0, began_all + start / rate - time.perf_counter()))
         began = time.perf_counter()
         store.upsert(COLLECTION, points)
         seconds += time.perf_counter() - began
@@ -268,7 +279,7 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
     with open_int8_store(folder) as store:
         info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
         store.create_collection(COLLECTION, info)
-        upserts_per_s = fill(store, data, points, exact, args.grow_every)
+        upserts_per_s = fill(store, data, points, exact, args.grow_every, args.write_rate)
         began = time.perf_counter()
         ready_at = start_graph_build(store)
         during = latencies_during(store, queries, ready_at, began)
@@ -299,6 +310,7 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
         "disk_gib": round(disk_gib(folder), 3),
         "measured": True,
         "grow_every": args.grow_every,
+        "write_rate": args.write_rate,
         "query_p50_during_build_ms": percentile(during, 50),
         "searches_during_build": len(during),
         "filtered_query_p95_ms": percentile(filtered, 95),

@@ -240,7 +240,7 @@ class StoreWriter(threading.Thread):
     def _maybe_grow(self, written: int) -> None:
         """Every GROW_EVERY_POINTS item points, start a background build of the search graph."""
         self._since_grow += written
-        if self._grow is None or self._since_grow < GROW_EVERY_POINTS:
+        if self._grow is None or not GROW_EVERY_POINTS or self._since_grow < GROW_EVERY_POINTS:
             return
         self._since_grow = 0
         try:

@@ -30,8 +30,8 @@ INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default: smaller segments are scanned
 QUANTIZE_ABOVE_POINTS = 20_000  # a run that ends above this switches to int8 unless told not to
 # A run starts a background build each time it has written this many item points, so the graph
 # grows during ingestion: when the run ends, at most this many are left to scan exactly while
-# the last build runs, instead of the whole collection (see indexer.writer).
-GROW_EVERY_POINTS = 20_000
+# the last build runs, instead of the whole collection (see indexer.writer). 0 turns it off.
+GROW_EVERY_POINTS = 0  # off: see README "Large collections" (searches after a paced run were 3.7x slower)
 QUANTILE = 0.99  # int8 range: the outermost 1% of values are clipped
 OVERSAMPLING = 2.0  # int8 searches rescore 2 x limit candidates with the original vectors
 BUILD_S_PER_VECTOR_DIM = 3.0e-6  # measured HNSW build cost on 2 cores (see above)
