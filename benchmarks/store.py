@@ -4,7 +4,7 @@ Points carry `disc` and `gen` vectors (1536-d, the UME-R1-2B width) drawn from a
 distribution that resembles an embedding collection (`benchmarks/synthetic.py` states it), and
 the payload `ume index` writes. They go through the `Store` interface into the embedded engine
 (qdrant-edge) configured for scale: int8 scalar quantization kept in RAM, the original vectors on
-disk (`open_int8_store`). Per size it measures, on `disc`:
+disk (`CollectionInfo.quantization = "int8"`). Per size it measures, on `disc`:
 
 - upserts per second (the upsert calls alone);
 - graph ready: seconds from the end of the writes (when the last build starts) to a graph over
@@ -97,12 +97,6 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--extrapolate", type=int, nargs="*", default=[], help="sizes to extrapolate")
     return parser.parse_args()
-
-
-def open_int8_store(path: Path) -> EdgeStore:
-    """The embedded store; `measure` creates its collection with int8 vectors in RAM and the
-    originals on disk (`CollectionInfo.quantization`)."""
-    return EdgeStore(path)
 
 
 def start_graph_build(store: EdgeStore) -> Callable[[], float | None]:
@@ -276,7 +270,7 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
     queries = data.queries(args.queries, points)
     exact = ExactTopK(queries)
     folder = scratch / f"store-{points}"
-    with open_int8_store(folder) as store:
+    with EdgeStore(folder) as store:
         info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
         store.create_collection(COLLECTION, info)
         upserts_per_s = fill(store, data, points, exact, args.grow_every, args.write_rate)

@@ -126,14 +126,19 @@ def test_adding_a_few_items_to_a_graph_starts_no_rebuild(tmp_path: Path) -> None
         assert top_ids(store, np.asarray(few[3].vectors["disc"]), 1) == [few[3].id]
 
 
+def built(store: Store, info: CollectionInfo, points: list[Point]) -> None:
+    """A collection holding `points`, its search graph built."""
+    store.create_collection("media", info)
+    store.upsert("media", points)
+    store.finalize("media")
+    wait_for_graph(store, "media", poll_s=0.1)
+
+
 @pytest.mark.parametrize("engine", ["edge", "server"])
 def test_an_int8_collection_finds_what_full_precision_finds(engine: str, tmp_path: Path) -> None:
     points = make_points(POINTS)
     with open_engine(engine, tmp_path / "int8") as store:
-        store.create_collection("media", INT8)
-        store.upsert("media", points)
-        store.finalize("media")
-        wait_for_graph(store, "media", poll_s=0.1)
+        built(store, INT8, points)
         if isinstance(store, EdgeStore):
             assert quantized_files(store), "the engine kept no int8 vectors"
         for query in queries():
@@ -145,10 +150,7 @@ def test_an_int8_collection_finds_what_full_precision_finds(engine: str, tmp_pat
 def test_switching_to_int8_keeps_every_point_and_answer(engine: str, tmp_path: Path) -> None:
     points = make_points(POINTS)
     with open_engine(engine, tmp_path / "index") as store:
-        store.create_collection("media", INFO)
-        store.upsert("media", points)
-        store.finalize("media")
-        wait_for_graph(store, "media", poll_s=0.1)
+        built(store, INFO, points)
         before = [top_ids(store, query) for query in queries()]
         if isinstance(store, EdgeStore):
             assert not quantized_files(store)
