@@ -15,7 +15,7 @@ from model.encoder import Encoder
 from model.train.config import DataSource, SFTConfig
 from model.train.data import Skipped, batch_order, load_pairs
 from model.train.sft import SFTRun
-from model.train.tiny_world import write_tiny_world
+from model.train.tiny_world import write_fresh_renders, write_tiny_world
 from tests.model.train_helpers import assert_resume_is_exact
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -180,3 +180,19 @@ def test_a_fresh_run_starts_its_log_afresh_and_a_resumed_one_appends(
     fresh = config(tiny_model_dir, world, tmp_path / "run", steps=1, log_every=1, resume=False)
     SFTRun(fresh).run(progress=False)
     assert logged_steps() == [1]  # not the earlier run's steps
+
+
+def test_fresh_renders_join_the_world_without_touching_its_files(tmp_path: Path) -> None:
+    """The reference model's second SFT stage adds renders beside the world it was trained on."""
+    train, _ = write_tiny_world(tmp_path, train_shapes=1, videos=2, pages=4, held_out=1)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    fresh = write_fresh_renders(tmp_path, videos=2, pages=4, seed=5)
+    assert all(path.read_bytes() == data for path, data in before.items())
+    names = {record["dataset_name"] for record in fresh}
+    assert names == {"tiny_videos", "tiny_pages"} and len(fresh) == 6
+    fresh_file = train.with_name("fresh.jsonl")
+    fresh_file.write_text("".join(json.dumps(record) + "\n" for record in fresh))
+    pairs = load_pairs(fresh_file, "released", None, Skipped())
+    assert len(pairs) == 6
+    videos = [pair.target.video for pair in pairs if pair.dataset == "tiny_videos"]
+    assert all(len(frames or []) == 8 for frames in videos)  # the indexer's frames per segment
