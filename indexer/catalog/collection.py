@@ -2,15 +2,17 @@
 
 Vectors from two models live in unrelated spaces, so an index searched or extended with another
 model than the one that built it returns nonsense without any error. Every collection records
-`CollectionInfo` (model id, embedding size, schema version, vector names) when created, and
-both indexing and searching check it first. `--reembed` is the explicit way out: a collection
-built differently is emptied and everything it held is embedded again with the new model (a
-matching collection is left as it is). A collection of an older schema is upgraded in place when
-it is opened (`open_collection`, `indexer.catalog.migrations`).
+`CollectionInfo` (model id, embedding size, schema version, vector names, and a fingerprint of
+a local checkpoint's weights) when created, and both indexing and searching check it first.
+`--reembed` is the explicit way out: a collection built differently is emptied and everything
+it held is embedded again with the new model (a matching collection is left as it is). A
+collection of an older schema is upgraded in place when it is opened (`open_collection`,
+`indexer.catalog.migrations`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,12 @@ from indexer.catalog.schema import FAILED, ITEM_KINDS, MODE_VECTORS, PENDING, SC
 from indexer.catalog.store import VECTOR_NAMES, CollectionInfo, Store, StoreError
 from indexer.catalog.tuning import QUANTIZE_ABOVE_POINTS, quantized
 from indexer.catalog.widening import resume_widening, widen
+from indexer.scan import fingerprint
 from model.encoder import Mode
 from model.inputs import INDEXING_BUDGET, RECIPE_VERSION, VisionBudget, embedding_recipe
+
+WEIGHT_FILES = ("*.safetensors", "*.bin")  # what a checkpoint's weights are saved as
+REVISION_BYTES = 8
 
 
 class CollectionMismatch(StoreError):
@@ -35,10 +41,29 @@ def resolved_model_id(name: str) -> str:
     return str(path.resolve()) if path.is_dir() else name
 
 
+def weights_revision(model_id: str) -> str:
+    """A fingerprint of a local checkpoint's weight files ("" for a hub name or a folder
+    without them). A checkpoint retrained or replaced in place keeps its path, and vectors of
+    the old weights must not be searched with the new ones. Each file is fingerprinted as the
+    indexer fingerprints media (its size and three MiB of it), so a 2B checkpoint costs
+    milliseconds, not a read of every byte."""
+    folder = Path(model_id)
+    if not folder.is_dir():
+        return ""
+    files = sorted(file for pattern in WEIGHT_FILES for file in folder.glob(pattern))
+    if not files:
+        return ""
+    digest = hashlib.blake2b(digest_size=REVISION_BYTES)
+    for file in files:
+        digest.update(f"{file.name}:{fingerprint(file)};".encode())
+    return digest.hexdigest()
+
+
 def collection_info(model_id: str, dim: int, mode: Mode) -> CollectionInfo:
     """A new collection: room for every vector, whatever its mode, so a disc collection can
     gain gen vectors later in place (engines cannot add a vector slot to a collection)."""
-    return CollectionInfo(model_id, dim, SCHEMA_VERSION, VECTOR_NAMES, mode)
+    revision = weights_revision(model_id)
+    return CollectionInfo(model_id, dim, SCHEMA_VERSION, VECTOR_NAMES, mode, model_revision=revision)
 
 
 def open_collection(store: Store, collection: str) -> CollectionInfo | None:
@@ -60,6 +85,13 @@ def check_model(store: Store, collection: str, model_id: str) -> CollectionInfo 
             f"collection {collection!r} was built with model {info.model_id}, not {model_id}: "
             f"pass --model {info.model_id}, choose another --collection, or add --reembed to "
             "embed its files again with the new model"
+        )
+    revision = weights_revision(model_id)
+    if info.model_revision and revision and info.model_revision != revision:
+        raise CollectionMismatch(
+            f"collection {collection!r} was built with other weights in {model_id} (its weight "
+            "files changed since): add --reembed to embed its files again with these weights, "
+            "or put the old weights back"
         )
     return info
 
@@ -189,8 +221,11 @@ def ensure_collection(store: Store, collection: str, info: CollectionInfo, reemb
 
 
 def differently_built(existing: CollectionInfo, wanted: CollectionInfo) -> bool:
-    """Another model or embedding size (the schema version and the mode aside: `fit_mode`)."""
-    return (existing.model_id, existing.dim) != (wanted.model_id, wanted.dim)
+    """Another model, other weights or embedding size (the schema version and the mode aside:
+    `fit_mode`). A local checkpoint's collection made before weights were fingerprinted counts
+    as built differently: nothing says its vectors came from the weights there now."""
+    other_weights = bool(wanted.model_revision) and existing.model_revision != wanted.model_revision
+    return (existing.model_id, existing.dim) != (wanted.model_id, wanted.dim) or other_weights
 
 
 def indexed_roots(store: Store, collection: str) -> list[Path]:

@@ -62,6 +62,10 @@ class CollectionInfo:
     # (full precision, chosen), or empty (full precision until a run ends above
     # `tuning.QUANTIZE_ABOVE_POINTS`; every collection made before it was recorded).
     quantization: str = ""
+    # A fingerprint of a local checkpoint's weight files (`collection.weights_revision`): a
+    # model retrained in place keeps its path. Empty for hub names and for collections made
+    # before it was recorded.
+    model_revision: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -71,7 +75,8 @@ class CollectionInfo:
             "vectors": list(self.vectors),
         }
         data |= {"mode": self.mode} if self.mode else {}
-        return data | ({"quantization": self.quantization} if self.quantization else {})
+        data |= {"quantization": self.quantization} if self.quantization else {}
+        return data | ({"model_revision": self.model_revision} if self.model_revision else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CollectionInfo:
@@ -82,6 +87,7 @@ class CollectionInfo:
             vectors=tuple(data["vectors"]),
             mode=str(data.get("mode") or ""),
             quantization=str(data.get("quantization") or ""),
+            model_revision=str(data.get("model_revision") or ""),
         )
 
 

@@ -8,6 +8,7 @@ loop) and one broken file of each kind.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import shutil
@@ -319,6 +320,48 @@ def test_a_different_model_is_refused_unless_reembedding(library, encoder, tmp_p
     assert {p[1]["model_id"] for p in items(location)} == {str(other_model.resolve())}
     again = run_index(library, other_encoder, location, reembed=True)  # already matches: kept
     assert (again.embedded, again.points) == (0, 2 * ITEMS)
+
+
+def counting(model_dir: Path) -> CountingEncoder:
+    loaded = Encoder.from_pretrained(model_dir, device="cpu")
+    return CountingEncoder(loaded.model, loaded.processor, loaded.model_id)
+
+
+def test_weights_changed_in_place_are_refused_unless_reembedding(library, tmp_path) -> None:
+    """A checkpoint retrained where it lies keeps its path: its collection's vectors came from
+    the old weights and must not be searched or extended with the new ones."""
+    from model.tiny import build_tiny_model
+
+    location = {"data_dir": tmp_path / "index"}
+    model_dir = build_tiny_model(tmp_path / "model", seed=0)
+    run_index(library, counting(model_dir), location)
+    build_tiny_model(model_dir, seed=1)  # retrained in place
+    retrained = counting(model_dir)
+    with pytest.raises(CollectionMismatch, match="other weights"):
+        run_index(library, retrained, location)
+    assert retrained.encoded_items == 0
+    summary = run_index(library, retrained, location, reembed=True)
+    assert summary.points == ITEMS and retrained.encoded_items > 0
+    again = run_index(library, retrained, location, reembed=True)  # the weights match now: kept
+    assert (again.embedded, again.points) == (0, ITEMS)
+
+
+def test_a_collection_older_than_weight_fingerprints_is_rebuilt_when_reembedding(library, tmp_path) -> None:
+    """`ume demo` re-embeds its own index whenever the model changed; an index it made before
+    weights were fingerprinted cannot say which weights filled it, so it is rebuilt once."""
+    from model.tiny import build_tiny_model
+
+    location = {"data_dir": tmp_path / "index"}
+    encoder = counting(build_tiny_model(tmp_path / "model", seed=0))
+    run_index(library, encoder, location)
+    with open_store(data_dir=location["data_dir"]) as store:
+        info = store.collection_info("media")
+        assert info is not None and info.model_revision  # recorded for a local checkpoint
+        store.record_info("media", dataclasses.replace(info, model_revision=""))
+    assert run_index(library, encoder, location).embedded == 0  # without --reembed: kept
+    rebuilt = run_index(library, encoder, location, reembed=True)
+    assert rebuilt.embedded == rebuilt.points == ITEMS
+    assert run_index(library, encoder, location, reembed=True).embedded == 0
 
 
 def test_absurdly_large_files_fail_with_a_reason(library, encoder, tmp_path) -> None:
