@@ -289,6 +289,7 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
         rss = psutil.Process().memory_info().rss / GIB
         anonymous, file_backed = resident_split()
         indexed = store.indexed_vector_count(COLLECTION)
+        segments = store._shard(COLLECTION).info().segments_count  # what a search visits
     return {
         "points": points,
         "upserts_per_s": round(upserts_per_s, 1),
@@ -310,6 +311,7 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
         "filtered_query_p95_ms": percentile(filtered, 95),
         "rss_peak_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 3),
         "indexed_vectors": indexed,
+        "segments": segments,
         **context(args, data),
     }
 

@@ -425,22 +425,27 @@ class EdgeStore(ClosesOnExit):
             again.start(self._collections_dir / name / self._dirs[name])
 
     def _swap(self, name: str, build: Build) -> None:
-        """Replay the journal into the copy, then make it the live shard (info.json's write is
-        the swap itself)."""
+        """Make the finished copy the live shard: rename it to the next `shard-N` (unnamed until
+        info.json says so), open it, replay the journal into it, then write info.json naming it
+        (that write is the swap). Searches wait meanwhile, so the copy is opened once and used as
+        it is, and the old shard is deleted in the background."""
         folder, live = self._collections_dir / name, self._shards[name]
-        staging = load_shard(build.directory)
-        replay(build.journal, live, staging)
-        staging.close()
         old_dir, new_dir = self._dirs[name], f"shard-{shard_generation(self._dirs[name]) + 1}"
         os.replace(build.directory, folder / new_dir)
+        staging = load_shard(folder / new_dir)
+        replay(build.journal, live, staging)
         info = replace(self._infos[name], quantization=build.settings.quantization)
         write_info(folder / INFO_FILE, info, new_dir)
-        self._infos[name], self._dirs[name] = info, new_dir
-        del self._shards[name]
+        self._infos[name], self._dirs[name], self._shards[name] = info, new_dir, staging
         live.close()
-        remove_tree(folder / old_dir)
         (folder / BUILD_LOG).unlink(missing_ok=True)
-        self._shards[name] = load_shard(folder / new_dir)
+        remove_in_background(folder / old_dir)
+
+
+def remove_in_background(path: Path) -> None:
+    """Delete a folder nothing uses any more without holding up searches; one a killed process
+    leaves behind is removed at the next open (`remove_leftovers`)."""
+    threading.Thread(target=remove_tree, args=(path,), name="ume-remove-shard", daemon=True).start()
 
 
 def make_dirs(folder: Path) -> None:
