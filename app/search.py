@@ -43,6 +43,7 @@ from indexer.catalog.collection import (
     outdated_files,
     outdated_notice,
     resolved_model_id,
+    weights_revision,
 )
 from indexer.catalog.schema import ITEM_KINDS, MODE_VECTORS, ItemRecord
 from indexer.catalog.store import CollectionInfo, Hit, Match, Store, StoredPoint, StoreError
@@ -239,6 +240,9 @@ class SearchService:
         self.encoder = encoder
         self.gate = gate  # the server's background indexing waits here while a search runs
         self._generation = threading.Lock()
+        # The fingerprint of the weights the encoder was loaded from, read now: files replaced
+        # later do not change the loaded model.
+        self._revision = weights_revision(resolved_model_id(encoder.model_id)) if encoder else ""
 
     def collection_info(self) -> CollectionInfo:
         info = open_collection(self.store, self.collection)
@@ -369,6 +373,12 @@ class SearchService:
             raise SearchError(
                 f"collection {self.collection!r} was indexed with {info.model_id}, not "
                 f"{self.encoder.model_id}: start with --model {info.model_id}"
+            )
+        if info.model_revision and self._revision and info.model_revision != self._revision:
+            raise SearchError(
+                f"collection {self.collection!r} was indexed with other weights in {info.model_id} "
+                "(its weight files changed since): re-index it with `ume index --reembed`, or put "
+                "the old weights back"
             )
         return self.encoder
 

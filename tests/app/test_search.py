@@ -190,6 +190,20 @@ def test_an_index_built_by_another_model_is_refused(tmp_path: Path, encoder: Enc
             SearchService(store, COLLECTION, encoder).search("cat")
 
 
+def test_an_index_of_weights_since_replaced_is_refused(tmp_path: Path) -> None:
+    """`ume serve` after a checkpoint was retrained in place must not search the old vectors."""
+    from model.tiny import build_tiny_model
+
+    model_dir = build_tiny_model(tmp_path / "model", seed=0)
+    dim = Encoder.from_pretrained(model_dir, device="cpu").hidden_size
+    with open_store(data_dir=tmp_path / "index") as store:
+        store.create_collection(COLLECTION, collection_info(resolved_model_id(str(model_dir)), dim, "disc"))
+        build_tiny_model(model_dir, seed=1)  # retrained in place
+        retrained = Encoder.from_pretrained(model_dir, device="cpu")
+        with pytest.raises(SearchError, match="other weights"):
+            SearchService(store, COLLECTION, retrained).search("cat")
+
+
 def test_a_missing_collection_disables_every_mode(tmp_path: Path, encoder: Encoder) -> None:
     with open_store(data_dir=tmp_path / "empty") as store:
         modes = SearchService(store, "nothing", encoder).available_modes()
