@@ -43,6 +43,7 @@ from indexer.catalog.collection import (
     outdated_files,
     outdated_notice,
     resolved_model_id,
+    weights_differ,
     weights_revision,
 )
 from indexer.catalog.schema import ITEM_KINDS, MODE_VECTORS, ItemRecord
@@ -374,7 +375,7 @@ class SearchService:
                 f"collection {self.collection!r} was indexed with {info.model_id}, not "
                 f"{self.encoder.model_id}: start with --model {info.model_id}"
             )
-        if info.model_revision and self._revision and info.model_revision != self._revision:
+        if weights_differ(info.model_revision, self._revision):
             raise SearchError(
                 f"collection {self.collection!r} was indexed with other weights in {info.model_id} "
                 "(its weight files changed since): re-index it with `ume index --reembed`, or put "

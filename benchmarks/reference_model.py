@@ -114,11 +114,17 @@ def world_files(work: Path) -> tuple[Path, Path]:
 
 def mixed(train_file: Path) -> Path:
     """The training records under one dataset name, so batches mix the three kinds."""
-    records = [json.loads(line) for line in train_file.read_text().splitlines()]
-    path = train_file.with_name("train-mixed.jsonl")
-    path.write_text(
-        "".join(json.dumps(record | {"dataset_name": MIXED_DATASET}) + "\n" for record in records)
-    )
+    return write_mixed(train_file.with_name("train-mixed.jsonl"), read_records(train_file))
+
+
+def read_records(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def write_mixed(path: Path, records: list[dict[str, object]]) -> Path:
+    """`records` under the one dataset name `MIXED_DATASET`, as JSON lines at `path`."""
+    lines = (json.dumps(record | {"dataset_name": MIXED_DATASET}) + "\n" for record in records)
+    path.write_text("".join(lines))
     return path
 
 
@@ -128,10 +134,7 @@ def with_fresh_renders(train_file: Path) -> Path:
     if path.is_file():
         return path
     fresh = write_fresh_renders(train_file.parent, seed=SEED + 2, **FRESH_SIZES)
-    lines = train_file.read_text().splitlines()
-    lines += [json.dumps(record | {"dataset_name": MIXED_DATASET}) for record in fresh]
-    path.write_text("".join(line + "\n" for line in lines))
-    return path
+    return write_mixed(path, read_records(train_file) + fresh)
 
 
 def check(rebuilt: dict[str, dict[str, float]], shipped: dict[str, dict[str, float]]) -> list[str]:

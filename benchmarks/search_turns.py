@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -27,23 +28,17 @@ from typing import Any
 
 import numpy as np
 from qdrant_edge import (
-    Distance,
-    EdgeConfig,
-    EdgeOptimizersConfig,
     EdgeShard,
-    EdgeVectorParams,
-    Memory,
     Point,
     QuantizationSearchParams,
     Query,
     QueryRequest,
-    ScalarQuantizationConfig,
-    ScalarType,
     SearchParams,
     UpdateOperation,
 )
 
 from indexer.catalog import tuning
+from indexer.catalog.edge_build import ShardSettings, edge_config
 from indexer.catalog.turns import Turns
 
 DIM = 1536
@@ -57,12 +52,7 @@ def build_shard(points: int, rng: np.random.Generator) -> tuple[EdgeShard, np.nd
         np.float32
     )
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    int8 = ScalarQuantizationConfig(ScalarType.Int8, quantile=tuning.QUANTILE, memory=Memory.Pinned)
-    config = EdgeConfig(
-        vectors={"disc": EdgeVectorParams(size=DIM, distance=Distance.Cosine, memory=Memory.Cold)},
-        quantization_config=int8,
-        optimizers=EdgeOptimizersConfig(default_segment_number=tuning.SEGMENTS),
-    )
+    config = edge_config(ShardSettings(DIM, ("disc",), quantization="int8"))  # as the store keeps it
     shard = EdgeShard.create(tempfile.mkdtemp() + "/shard", config)
     payload = {"kind": "image", "path": "/photos/holiday/beach.jpg", "summary": "a beach at dusk" * 10}
     for start in range(0, points, 500):
@@ -120,7 +110,7 @@ def main() -> int:
         print(f"{name:34} {rate:8.0f}/s  p50 {p50:6.2f} ms  p95 {p95:6.2f} ms")
     report = {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, 2-core CPU",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "points": args.points,
         "searchers": SEARCHERS,
         "results": results,

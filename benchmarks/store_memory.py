@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -170,7 +172,7 @@ def write_json(
     }
     report = {
         "command": "python " + " ".join(sys.argv),
-        "machine": "x86_64, 2-core CPU",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "points": args.points,
         "dim": args.dim,
         "distribution": "uniform on the sphere"

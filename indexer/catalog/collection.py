@@ -59,6 +59,12 @@ def weights_revision(model_id: str) -> str:
     return digest.hexdigest()
 
 
+def weights_differ(recorded: str, current: str) -> bool:
+    """Whether a collection's recorded weights fingerprint says other weights than `current`
+    (an empty one on either side, a hub name or an older collection, says nothing)."""
+    return bool(recorded and current) and recorded != current
+
+
 def collection_info(model_id: str, dim: int, mode: Mode) -> CollectionInfo:
     """A new collection: room for every vector, whatever its mode, so a disc collection can
     gain gen vectors later in place (engines cannot add a vector slot to a collection)."""
@@ -86,8 +92,7 @@ def check_model(store: Store, collection: str, model_id: str) -> CollectionInfo 
             f"pass --model {info.model_id}, choose another --collection, or add --reembed to "
             "embed its files again with the new model"
         )
-    revision = weights_revision(model_id)
-    if info.model_revision and revision and info.model_revision != revision:
+    if weights_differ(info.model_revision, weights_revision(model_id)):
         raise CollectionMismatch(
             f"collection {collection!r} was built with other weights in {model_id} (its weight "
             "files changed since): add --reembed to embed its files again with these weights, "

@@ -23,12 +23,17 @@ class CountingEncoder(Encoder):
         return super().encode_prepared(prepared, *args, **kwargs)
 
 
+def counting_encoder(model_dir: Path) -> CountingEncoder:
+    """The checkpoint at `model_dir`, loaded on the CPU, counting what it encodes."""
+    loaded = Encoder.from_pretrained(model_dir, device="cpu")
+    return CountingEncoder(loaded.model, loaded.processor, loaded.model_id)
+
+
 @pytest.fixture(scope="module")
 def encoder(tiny_model_dir: Path) -> Iterator[CountingEncoder]:
     """The tiny model, on one thread: its batches are too small to gain from more, and a busy
     machine makes a team of threads wait on each other."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    loaded = Encoder.from_pretrained(tiny_model_dir, device="cpu")
-    yield CountingEncoder(loaded.model, loaded.processor, loaded.model_id)
+    yield counting_encoder(tiny_model_dir)
     torch.set_num_threads(threads)

@@ -31,8 +31,7 @@ from indexer.run import index_folders
 from indexer.scan import fingerprint, is_skipped, walk
 from indexer.sharding import ShardSpec, shard_of
 from indexer.summary import RunSummary
-from model.encoder import Encoder
-from tests.indexer.conftest import CountingEncoder
+from tests.indexer.conftest import CountingEncoder, counting_encoder
 
 GOOD_IMAGES = (
     "photos/beach day.jpg",
@@ -310,8 +309,7 @@ def test_a_different_model_is_refused_unless_reembedding(library, encoder, tmp_p
     other_root = make_library(tmp_path / "other", broken=False)
     run_index(other_root, encoder, location)
     other_model = build_tiny_model(tmp_path / "other-model", seed=1)
-    other = Encoder.from_pretrained(other_model, device="cpu")
-    other_encoder = CountingEncoder(other.model, other.processor, other.model_id)
+    other_encoder = counting_encoder(other_model)
     with pytest.raises(CollectionMismatch, match="was built with model"):
         run_index(library, other_encoder, location)
     assert other_encoder.encoded_items == 0
@@ -322,11 +320,6 @@ def test_a_different_model_is_refused_unless_reembedding(library, encoder, tmp_p
     assert (again.embedded, again.points) == (0, 2 * ITEMS)
 
 
-def counting(model_dir: Path) -> CountingEncoder:
-    loaded = Encoder.from_pretrained(model_dir, device="cpu")
-    return CountingEncoder(loaded.model, loaded.processor, loaded.model_id)
-
-
 def test_weights_changed_in_place_are_refused_unless_reembedding(library, tmp_path) -> None:
     """A checkpoint retrained where it lies keeps its path: its collection's vectors came from
     the old weights and must not be searched or extended with the new ones."""
@@ -334,9 +327,9 @@ def test_weights_changed_in_place_are_refused_unless_reembedding(library, tmp_pa
 
     location = {"data_dir": tmp_path / "index"}
     model_dir = build_tiny_model(tmp_path / "model", seed=0)
-    run_index(library, counting(model_dir), location)
+    run_index(library, counting_encoder(model_dir), location)
     build_tiny_model(model_dir, seed=1)  # retrained in place
-    retrained = counting(model_dir)
+    retrained = counting_encoder(model_dir)
     with pytest.raises(CollectionMismatch, match="other weights"):
         run_index(library, retrained, location)
     assert retrained.encoded_items == 0
@@ -352,7 +345,7 @@ def test_a_collection_older_than_weight_fingerprints_is_rebuilt_when_reembedding
     from model.tiny import build_tiny_model
 
     location = {"data_dir": tmp_path / "index"}
-    encoder = counting(build_tiny_model(tmp_path / "model", seed=0))
+    encoder = counting_encoder(build_tiny_model(tmp_path / "model", seed=0))
     run_index(library, encoder, location)
     with open_store(data_dir=location["data_dir"]) as store:
         info = store.collection_info("media")
