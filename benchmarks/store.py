@@ -11,7 +11,8 @@ disk (`CollectionInfo.quantization = "int8"`). Per size it measures, on `disc`:
   every point; `--grow-every N` also starts a background build every N points while writing
   (default: `tuning.GROW_EVERY_POINTS`, what `ume index` does), `--write-rate` paces the writes;
 - query p50/p95 with 8 concurrent searchers (threads in one process, as `ume serve` runs them),
-  during the last build and after it (plain, and filtered to about 7% of the points);
+  during the last build and after it (plain, and filtered to about 7% of the points), and once
+  settled (10 s later, each query run once first: the new shard's pages read);
 - recall@10 against exact search (numpy over the same vectors) of HNSW on the original vectors
   and of int8 HNSW with rescoring by the originals;
 - resident memory (RSS, counting resident pages of memory-mapped files, which is where the
@@ -29,6 +30,7 @@ power law per figure to the measured files of the `--points` sizes and writes th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -36,6 +38,7 @@ import platform
 import resource
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -70,6 +73,8 @@ INT8_QUANTILE = tuning.QUANTILE  # the store's own setting, reported
 OVERSAMPLING = 2.0  # int8 candidates fetched per result, then rescored with the originals
 RESULTS = Path(__file__).resolve().parent / "results"
 GIB = 1024**3
+SETTLE_S = 10.0  # after the build, before the "settled" searches
+STATUS_POLL_S = 0.5  # how often a status display asks (`indexer.catalog.store.wait_for_graph`)
 
 
 def parse_args() -> argparse.Namespace:
@@ -82,12 +87,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scratch", type=Path, default=None, help="index folder's parent (default: temp)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the index folders (in --scratch)")
     parser.add_argument("--note", default="", help="what else the machine was doing, for the JSON")
     parser.add_argument(
         "--grow-every",
         type=int,
-        default=tuning.GROW_EVERY_POINTS,
-        help="start a background build every N points while writing (0: at the end only)",
+        nargs="+",
+        default=[tuning.GROW_EVERY_POINTS],
+        help="start a background build every N points while writing (0: at the end only); "
+        "several values are measured one after the other and printed side by side, the last "
+        "one written as store-<points>.json, the others as store-<points>-grow-<N>.json",
     )
     parser.add_argument(
         "--write-rate",
@@ -101,20 +110,22 @@ def parse_args() -> argparse.Namespace:
 
 def start_graph_build(store: EdgeStore) -> Callable[[], float | None]:
     """Start building the search graph; the function returned gives the `time.perf_counter()`
-    at which the graph was ready, or None while it is being built.
+    at which the graph was seen ready, or None while it is being built.
 
-    `finalize` starts the build in the background and returns at once; the store says when the
-    graph has been swapped in (`graph_status`).
+    `finalize` starts the build in the background and returns at once; one thread watches the
+    store's `graph_status` every `STATUS_POLL_S`, as `ume index` and the Index tab do, so the
+    searchers measure searches alone, not a status check before each of them.
     """
     ready_at: list[float] = []
     store.finalize(COLLECTION)
 
-    def ready() -> float | None:
-        if not ready_at and store.graph_status(COLLECTION).state != "building":
-            ready_at.append(time.perf_counter())
-        return ready_at[0] if ready_at else None
+    def watch() -> None:
+        while store.graph_status(COLLECTION).state == "building":
+            time.sleep(STATUS_POLL_S)
+        ready_at.append(time.perf_counter())
 
-    return ready
+    threading.Thread(target=watch, name="graph-watch", daemon=True).start()
+    return lambda: ready_at[0] if ready_at else None
 
 
 def point_id(index: int) -> str:
@@ -179,7 +190,7 @@ def fill(
         exact.add(start, disc)
         since_build += len(points)
         if grow_every and since_build >= grow_every and start + len(points) < total:
-            store.finalize(COLLECTION)
+            store.finalize(COLLECTION, final=False)
             since_build = 0
     return total / seconds
 
@@ -265,15 +276,15 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(np.asarray(values), q)), 2) if values else None
 
 
-def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     data = ClusteredCollection(args.dim, args.seed, args.batch)
     queries = data.queries(args.queries, points)
     exact = ExactTopK(queries)
-    folder = scratch / f"store-{points}"
+    folder = scratch / f"store-{points}-grow-{grow_every}"
     with EdgeStore(folder) as store:
         info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
         store.create_collection(COLLECTION, info)
-        upserts_per_s = fill(store, data, points, exact, args.grow_every, args.write_rate)
+        upserts_per_s = fill(store, data, points, exact, grow_every, args.write_rate)
         began = time.perf_counter()
         ready_at = start_graph_build(store)
         during = latencies_during(store, queries, ready_at, began)
@@ -282,6 +293,10 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
         graph_ready_s = ready - began
         after = latencies_after(store, queries, args.searches, None)
         filtered = latencies_after(store, queries, args.searches, FILTER)
+        time.sleep(SETTLE_S)  # the old shard deleted, the copy's pages written back
+        for query in queries:
+            timed_search(store, query, None)  # every query once: the pages it needs are read
+        settled = latencies_after(store, queries, args.searches, None)
         truth = exact.ids()
         hnsw = recall(store, queries, truth, QuantizationSearchParams(ignore=True))
         rescored = QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
@@ -304,11 +319,13 @@ def measure(points: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
         "rss_file_gib": file_backed,
         "disk_gib": round(disk_gib(folder), 3),
         "measured": True,
-        "grow_every": args.grow_every,
+        "grow_every": grow_every,
         "write_rate": args.write_rate,
         "query_p50_during_build_ms": percentile(during, 50),
         "searches_during_build": len(during),
         "filtered_query_p95_ms": percentile(filtered, 95),
+        "settled_query_p50_ms": percentile(settled, 50),
+        "settled_query_p95_ms": percentile(settled, 95),
         "rss_peak_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 3),
         "indexed_vectors": indexed,
         "segments": segments,
@@ -378,15 +395,32 @@ def main() -> None:
     if args.extrapolate:
         extrapolate(args.extrapolate, args.out, args.points)
         return
-    with tempfile.TemporaryDirectory(prefix="ume-store-bench-", dir=args.scratch) as scratch:
+    kept = args.keep and tempfile.mkdtemp(prefix="ume-store-bench-", dir=args.scratch)
+    temporary = tempfile.TemporaryDirectory(prefix="ume-store-bench-", dir=args.scratch)
+    with contextlib.nullcontext(kept) if kept else temporary as scratch:
         for points in args.points:
-            print(f"measuring {points:,} points ({args.dim}-d, disc + gen) ...", flush=True)
-            # A process per size, so its memory figures are its own (the peak RSS above all).
-            with ProcessPoolExecutor(1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-                result = pool.submit(measure, points, args, Path(scratch)).result()
-            (args.out / f"store-{points}.json").write_text(json.dumps(result, indent=2) + "\n")
-            shown = {k: v for k, v in result.items() if k not in ("distribution", "store", "note", "command")}
-            print(json.dumps(shown, indent=2), flush=True)
+            results = [measure_apart(points, grow, args, Path(scratch)) for grow in args.grow_every]
+            for grow, result in zip(args.grow_every, results, strict=True):
+                name = f"store-{points}-grow-{grow}" if grow != args.grow_every[-1] else f"store-{points}"
+                (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+            print(side_by_side(results), flush=True)
+
+
+def measure_apart(points: int, grow_every: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    """One size and build schedule in a process of its own, so its memory figures are its own
+    (the peak RSS above all)."""
+    print(f"measuring {points:,} points ({args.dim}-d, disc + gen), a build every {grow_every or 'end'}")
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+        return pool.submit(measure, points, grow_every, args, scratch).result()
+
+
+def side_by_side(results: list[dict[str, Any]]) -> str:
+    """The figures of each schedule in a column of its own."""
+    shown = [k for k, v in results[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    rows = [["", *(f"grow every {r['grow_every'] or 'end'}" for r in results)]]
+    rows += [[key, *(str(r.get(key)) for r in results)] for key in shown]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
 
 
 if __name__ == "__main__":

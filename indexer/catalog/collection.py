@@ -175,7 +175,7 @@ def grow_graph(store: Store, collection: str, asked: str | None) -> str | None:
     quantization = quantization_to_apply(store.collection_info(collection), asked, items)
     if quantization is not None:
         store.set_quantization(collection, quantization)
-    store.finalize(collection)
+    store.finalize(collection, final=False)
     return quantization
 
 

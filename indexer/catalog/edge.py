@@ -121,6 +121,7 @@ class EdgeStore(ClosesOnExit):
         self._dirs: dict[str, str] = {}  # the live shard's directory name, per collection
         self._builds: dict[str, Build] = {}  # background builds in progress
         self._wanted: dict[str, str] = {}  # a quantization asked for while a build ran
+        self._vector_counts: dict[str, int] = {}  # per collection, forgotten at each write
         self._lock = threading.RLock()
         self._search_turns = Turns()  # searches queue in arrival order (see catalog.turns)
         self._closed = False
@@ -140,6 +141,7 @@ class EdgeStore(ClosesOnExit):
             self._shards[name] = shard
             self._infos[name] = info
             self._dirs[name] = SHARD_DIR
+            self._vector_counts.pop(name, None)
 
     def collection_info(self, name: str) -> CollectionInfo | None:
         self._check_open()
@@ -182,6 +184,7 @@ class EdgeStore(ClosesOnExit):
             shard = self._shards.pop(name, None)
             self._infos.pop(name, None)
             self._dirs.pop(name, None)
+            self._vector_counts.pop(name, None)
             if shard is not None:
                 shard.close()
             shutil.rmtree(self._collections_dir / name, ignore_errors=True)
@@ -190,6 +193,7 @@ class EdgeStore(ClosesOnExit):
         with self._lock:
             shard, journal = self._shard(name), self._journal(name)
             check_points(name, self._info(name), points)
+            self._vector_counts.pop(name, None)
             for start in range(0, len(points), UPSERT_CHUNK):
                 chunk = points[start : start + UPSERT_CHUNK]
                 shard.update(UpdateOperation.upsert_points([to_edge_point(p) for p in chunk]))
@@ -201,6 +205,7 @@ class EdgeStore(ClosesOnExit):
             return
         with self._lock:
             self._shard(name).update(UpdateOperation.delete_points(list(ids)))
+            self._vector_counts.pop(name, None)
             journal = self._journal(name)
             if journal is not None:
                 journal.touched(ids)
@@ -209,6 +214,7 @@ class EdgeStore(ClosesOnExit):
         edge_filter = to_edge_filter(match) or Filter()
         with self._lock:
             self._shard(name).update(UpdateOperation.delete_points_by_filter(edge_filter))
+            self._vector_counts.pop(name, None)
             journal = self._journal(name)
             if journal is not None:
                 journal.filtered("delete", match)
@@ -273,8 +279,9 @@ class EdgeStore(ClosesOnExit):
             found = shard.query(request)
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
-    def finalize(self, name: str) -> None:
-        """Start building the search graph in the background when enough vectors lack one.
+    def finalize(self, name: str, final: bool = True) -> None:
+        """Start building the search graph in the background when enough vectors lack one, or,
+        at the end of a run (`final`), when builds during it left too many segments to merge.
 
         Points below the indexing threshold are scanned exactly in their small segment, so a
         run that adds a few items to a large collection starts no build at all.
@@ -283,16 +290,17 @@ class EdgeStore(ClosesOnExit):
             self._shard(name).flush()
             if name in self._builds:
                 self._builds[name].again = True
+                self._builds[name].again_final |= final
                 return
-            build = self._build_if_needed(name)
+            build = self._build_if_needed(name, final)
         if build is not None:
             self._copy_and_start(name, build)  # outside the lock: searches go on during the copy
 
     def graph_status(self, name: str) -> GraphStatus:
         with self._lock:
-            shard, info = self._shard(name), self._info(name)
-            vectors = self._vectors(shard, info)
-            indexed = min(vectors, shard.info().indexed_vectors_count)  # which counts deleted ones too
+            vectors = self._vector_count(name)
+            indexed = self._shard(name).info().indexed_vectors_count  # which counts deleted ones too
+            indexed = min(vectors, indexed)
             build = self._builds.get(name)
             if build is not None:
                 return GraphStatus("building", indexed, vectors, build.elapsed_s(), build.estimate_s)
@@ -312,7 +320,7 @@ class EdgeStore(ClosesOnExit):
                 return
             shard.flush()
             wanted = self._settings(replace(info, quantization=quantization))
-            build = self._new_build(name, wanted, self._vectors(shard, info))
+            build = self._new_build(name, wanted, self._vector_count(name))
         self._copy_and_start(name, build)
 
     def indexed_vector_count(self, name: str) -> int:
@@ -363,32 +371,45 @@ class EdgeStore(ClosesOnExit):
         build = self._builds.get(name)
         return build.journal if build is not None else None
 
-    def _settings(self, info: CollectionInfo) -> ShardSettings:
-        return ShardSettings(info.dim, info.vectors, info.quantization, self._indexing_threshold_kb)
+    def _settings(self, info: CollectionInfo, merge: bool = False) -> ShardSettings:
+        segments = tuning.MERGED_SEGMENTS if merge else tuning.SEGMENTS
+        return ShardSettings(info.dim, info.vectors, info.quantization, self._indexing_threshold_kb, segments)
 
-    def _vectors(self, shard: EdgeShard, info: CollectionInfo) -> int:
-        """Vectors stored, every name counted (vector-less records hold none)."""
-        return sum(
-            shard.count(CountRequest(exact=True, filter=Filter(must=[HasVectorCondition(v)])))
-            for v in info.vectors
-        )
+    def _vector_count(self, name: str) -> int:
+        """Vectors stored, every name counted (vector-less records hold none).
 
-    def _build_if_needed(self, name: str) -> Build | None:
+        Counting scans every point (~30 ms at 100k, under the lock searches wait on), and status
+        displays ask every half second, so the count is kept until the next write."""
+        if name not in self._vector_counts:
+            shard, info = self._shard(name), self._info(name)
+            self._vector_counts[name] = sum(
+                shard.count(CountRequest(exact=True, filter=Filter(must=[HasVectorCondition(v)])))
+                for v in info.vectors
+            )
+        return self._vector_counts[name]
+
+    def _build_if_needed(self, name: str, final: bool = False) -> Build | None:
         """A build (not started yet) when enough vectors lack a graph to fill a segment past the
-        indexing threshold; smaller remainders are scanned exactly, which is fast."""
+        indexing threshold (smaller remainders are scanned exactly, which is fast), or at the end
+        of a run when the collection has more segments than `tuning.MERGE_ABOVE_SEGMENTS`."""
         shard, info = self._shard(name), self._info(name)
-        missing = self._vectors(shard, info) - shard.info().indexed_vectors_count
+        found = shard.info()
+        missing = self._vector_count(name) - found.indexed_vectors_count
+        merge = final and found.segments_count > tuning.MERGE_ABOVE_SEGMENTS
         threshold_kb = self._indexing_threshold_kb or tuning.INDEXING_THRESHOLD_KB
-        if missing * info.dim * VECTOR_BYTES / len(info.vectors) < threshold_kb * 1024:
+        if not merge and missing * info.dim * VECTOR_BYTES / len(info.vectors) < threshold_kb * 1024:
             return None
-        return self._new_build(name, self._settings(info), missing)
+        merged = self._vector_count(name) if merge else 0
+        return self._new_build(name, self._settings(info, merge), missing, merged)
 
-    def _new_build(self, name: str, settings: ShardSettings, vectors: int) -> Build:
+    def _new_build(self, name: str, settings: ShardSettings, vectors: int, merged: int = 0) -> Build:
         """Register a build: from now on, writes to the live shard are journaled for it."""
         estimate = tuning.build_estimate_s(vectors, settings.dim, settings.quantization)
+        estimate += tuning.merge_estimate_s(merged, settings.dim)
         build = Build(self._collections_dir / name, settings, estimate)
         self._builds[name] = build
-        log.info("building the search graph of %r in the background (%d vectors)", name, vectors)
+        merging = f", merging {merged:,} into {settings.segments} segments" if merged else ""
+        log.info("building the search graph of %r in the background (%d vectors%s)", name, vectors, merging)
         return build
 
     def _copy_and_start(self, name: str, build: Build) -> None:
@@ -415,12 +436,12 @@ class EdgeStore(ClosesOnExit):
         wanted, info = self._wanted.pop(name, None), self._infos[name]
         again = None
         if wanted is not None and tuning.quantized(wanted) != tuning.quantized(info.quantization):
-            vectors = self._vectors(self._shards[name], info)
+            vectors = self._vector_count(name)
             again = self._new_build(name, self._settings(replace(info, quantization=wanted)), vectors)
         elif wanted is not None and wanted != info.quantization:  # "" and "none": both full
             self.record_info(name, replace(info, quantization=wanted))
         if again is None and build.again:  # a run ended during the build: its points may want one
-            again = self._build_if_needed(name)
+            again = self._build_if_needed(name, build.again_final)
         if again is not None:
             again.start(self._collections_dir / name / self._dirs[name])
 
@@ -437,6 +458,7 @@ class EdgeStore(ClosesOnExit):
         info = replace(self._infos[name], quantization=build.settings.quantization)
         write_info(folder / INFO_FILE, info, new_dir)
         self._infos[name], self._dirs[name], self._shards[name] = info, new_dir, staging
+        self._vector_counts.pop(name, None)  # the copy now holds what the journal replayed
         live.close()
         (folder / BUILD_LOG).unlink(missing_ok=True)
         remove_in_background(folder / old_dir)

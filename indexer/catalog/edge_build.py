@@ -72,6 +72,7 @@ class ShardSettings:
     vectors: tuple[str, ...]
     quantization: str = ""  # "int8", else full precision
     indexing_threshold_kb: int | None = None
+    segments: int = tuning.SEGMENTS  # what the engine keeps: fewer merges the smallest ones
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -79,7 +80,8 @@ class ShardSettings:
     @classmethod
     def from_json(cls, text: str) -> ShardSettings:
         data = json.loads(text)
-        return cls(data["dim"], tuple(data["vectors"]), data["quantization"], data["indexing_threshold_kb"])
+        threshold, segments = data["indexing_threshold_kb"], data.get("segments", tuning.SEGMENTS)
+        return cls(data["dim"], tuple(data["vectors"]), data["quantization"], threshold, segments)
 
 
 def edge_config(settings: ShardSettings) -> EdgeConfig:
@@ -100,7 +102,7 @@ def edge_config(settings: ShardSettings) -> EdgeConfig:
             ScalarType.Int8, quantile=tuning.QUANTILE, memory=Memory.Pinned
         )
     optimizers = EdgeOptimizersConfig(
-        default_segment_number=tuning.SEGMENTS,
+        default_segment_number=settings.segments,
         indexing_threshold=settings.indexing_threshold_kb or tuning.INDEXING_THRESHOLD_KB,
     )
     hnsw = HnswIndexConfig(m=tuning.HNSW_M, ef_construct=tuning.HNSW_EF_CONSTRUCT, full_scan_threshold=10_000)
@@ -138,6 +140,7 @@ class Build:
     journal: Journal = field(default_factory=Journal)
     started: float = field(default_factory=time.monotonic)
     again: bool = False  # finalize was called during the build: build once more afterwards
+    again_final: bool = False  # and it was the end of a run: merge then if need be
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     process: subprocess.Popen[bytes] | None = None
 

@@ -244,7 +244,7 @@ class ServerStore(ClosesOnExit):
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
     @translate_errors
-    def finalize(self, name: str) -> None:
+    def finalize(self, name: str, final: bool = True) -> None:
         """Nothing to do: a Qdrant server builds its HNSW index in the background."""
         self._info(name)
 

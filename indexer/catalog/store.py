@@ -269,10 +269,11 @@ class Store(Protocol):
         """Nearest points by cosine on the named vector, best first (vector-less ones never)."""
         ...
 
-    def finalize(self, name: str) -> None:
-        """End of an indexing run: start building the search graph where the engine needs to be
-        told, in the background; returns at once and searches keep answering meanwhile
-        (`graph_status` follows the build, `wait_for_graph` waits for it)."""
+    def finalize(self, name: str, final: bool = True) -> None:
+        """Start building the search graph where the engine needs to be told, in the background;
+        returns at once and searches keep answering meanwhile (`graph_status` follows the build,
+        `wait_for_graph` waits for it). `final`: the end of an indexing run, where the engine
+        may also merge what builds during the run left in pieces; False for those builds."""
         ...
 
     def graph_status(self, name: str) -> GraphStatus:

@@ -233,9 +233,9 @@ def test_the_search_graph_grows_while_a_run_writes(library, encoder, tmp_path, m
     held_when_built: list[int] = []
     finalize = EdgeStore.finalize
 
-    def noting_finalize(store: EdgeStore, name: str) -> None:
+    def noting_finalize(store: EdgeStore, name: str, final: bool = True) -> None:
         held_when_built.append(store.count(name, schema.items()))
-        finalize(store, name)
+        finalize(store, name, final)
 
     monkeypatch.setattr(EdgeStore, "finalize", noting_finalize)
     summary = run_index(library, encoder, {"data_dir": tmp_path / "index"}, mode="disc")

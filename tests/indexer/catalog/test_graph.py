@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.catalog import edge_build
+from indexer.catalog import edge_build, tuning
 from indexer.catalog.collection import quantization_to_apply
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.open import open_store
@@ -111,6 +111,58 @@ def test_searches_answer_correctly_while_the_graph_builds(tmp_path: Path, gate: 
         assert reopened.count("media") == len(now)
 
 
+def test_the_status_counts_every_write_it_follows(tmp_path: Path, gate: Path) -> None:
+    """The vector count a status display shows is kept between writes: each write renews it."""
+    points = make_points(POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        assert store.graph_status("media").vectors == 2 * POINTS
+        store.upsert("media", make_points(5, seed=3, first=POINTS))
+        assert store.graph_status("media").vectors == 2 * (POINTS + 5)
+        store.delete("media", [points[0].id])
+        assert store.graph_status("media").vectors == 2 * (POINTS + 4)
+        store.delete_where("media", Match({"i": 1}))
+        assert store.graph_status("media").vectors == 2 * (POINTS + 3)
+        store.upsert("media", [Point(str(uuid.UUID(int=10**6)), {"i": -1}, {})])  # a record, no vectors
+        assert store.graph_status("media").vectors == 2 * (POINTS + 3)
+        store.finalize("media")
+        store.upsert("media", make_points(2, seed=4, first=2 * POINTS))  # during the build
+        assert store.graph_status("media").vectors == 2 * (POINTS + 5)
+        gate.touch()
+        status = wait_for_graph(store, "media", poll_s=0.1)
+        assert (status.state, status.vectors) == ("ready", 2 * (POINTS + 5))
+        store.drop_collection("media")
+        store.create_collection("media", INFO)
+        assert store.graph_status("media").vectors == 0
+
+
+class CountingShard:
+    """A shard that notes how often it is asked to count (each count scans every point)."""
+
+    def __init__(self, shard: object) -> None:
+        self.shard, self.counts = shard, 0
+
+    def count(self, *args: object) -> int:
+        self.counts += 1
+        return self.shard.count(*args)  # type: ignore[attr-defined, no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.shard, name)
+
+
+def test_a_status_display_polling_between_writes_scans_the_collection_once(tmp_path: Path) -> None:
+    """The Index tab asks every 2 s; at a million points each count holds searches ~0.3 s."""
+    with EdgeStore(tmp_path / "index") as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", make_points(50))
+        counting = CountingShard(store._shard("media"))
+        store._shards["media"] = counting  # type: ignore[assignment]
+        statuses = [store.graph_status("media") for _ in range(10)]
+        assert {s.vectors for s in statuses} == {100}
+        assert counting.counts == len(INFO.vectors)  # one count per vector name, then kept
+
+
 def test_adding_a_few_items_to_a_graph_starts_no_rebuild(tmp_path: Path) -> None:
     points = make_points(POINTS)
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=64) as store:
@@ -124,6 +176,35 @@ def test_adding_a_few_items_to_a_graph_starts_no_rebuild(tmp_path: Path) -> None
         status = store.graph_status("media")
         assert (status.state, status.indexed) == ("ready", indexed)
         assert top_ids(store, np.asarray(few[3].vectors["disc"]), 1) == [few[3].id]
+
+
+def segments(store: EdgeStore) -> int:
+    return store._shard("media").info().segments_count  # what every search visits
+
+
+def test_the_end_of_a_run_merges_what_builds_during_it_left_in_pieces(tmp_path: Path) -> None:
+    """Builds during a run each leave a segment; a search visits every one (at 100k points, 8
+    segments answered 3x slower than the same points in 2), so the run's last build merges them."""
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        written: list[Point] = []
+        for part in range(6):  # a run writing and growing its graph as it goes
+            written += make_points(100, seed=10 + part, first=100 * part)
+            store.upsert("media", written[-100:])
+            store.finalize("media", final=False)
+            wait_for_graph(store, "media", poll_s=0.1)
+        pieces = segments(store)
+        assert pieces > tuning.MERGE_ABOVE_SEGMENTS
+        store.finalize("media", final=False)  # nothing new: a build during a run merges nothing
+        assert store.graph_status("media").state == "ready"
+        store.finalize("media")  # the run's end
+        status = wait_for_graph(store, "media", poll_s=0.1)
+        assert (status.state, status.indexed, status.vectors) == ("ready", 2 * 600, 2 * 600)
+        assert segments(store) <= tuning.MERGED_SEGMENTS + 1 < pieces  # + the one taking writes
+        for query in queries():
+            assert top_ids(store, query) == exact_top(written, query)
+        store.finalize("media")  # merged already: the next run's end starts nothing
+        assert store.graph_status("media").state == "ready"
 
 
 def built(store: Store, info: CollectionInfo, points: list[Point]) -> None:
@@ -170,7 +251,7 @@ def test_switching_to_int8_keeps_every_point_and_answer(engine: str, tmp_path: P
 START_AND_DIE = """
 import os, sys, uuid
 import numpy as np
-from indexer.catalog import edge_build
+from indexer.catalog import edge_build, tuning
 from indexer.catalog.collection import quantization_to_apply
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.store import CollectionInfo, Point
