@@ -348,7 +348,15 @@ def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, An
     }
 
 
-FITTED = ("upserts_per_s", "graph_ready_s", "query_p50_ms", "query_p95_ms", "query_p95_during_build_ms")
+FITTED = (
+    "upserts_per_s",
+    "graph_ready_s",
+    "query_p50_ms",
+    "query_p95_ms",
+    "query_p95_during_build_ms",
+    "settled_query_p50_ms",
+    "settled_query_p95_ms",
+)
 FITTED_ONE_MINUS = ("recall_at_10_hnsw", "recall_at_10_int8")
 FITTED_LINEAR = ("rss_gib", "rss_anon_gib", "disk_gib")
 
@@ -384,6 +392,8 @@ def fitted(key: str, n: np.ndarray, ys: np.ndarray, size: int) -> float | None:
         slope, intercept = np.polyfit(n, ys, 1)
         return round(float(intercept + slope * size), 3)
     values = 1 - ys if key in FITTED_ONE_MINUS else ys
+    if (values <= 0).any():  # a perfect recall measured: no power law goes through it
+        return None
     slope, intercept = np.polyfit(np.log(n), np.log(np.maximum(values, 1e-6)), 1)
     value = math.exp(intercept + slope * math.log(size))
     return round(1 - value, 4) if key in FITTED_ONE_MINUS else round(value, 2)
