@@ -26,11 +26,12 @@ from __future__ import annotations
 HNSW_M = 16  # edges per node
 HNSW_EF_CONSTRUCT = 100  # candidates while building
 SEGMENTS = 8  # new points land in their own segment: adding some never rebuilds the graph
-# A search visits every segment: at 100k points, 8 segments (what builds during a run leave)
-# answered in 4.6 ms, the same points merged into 2 (plus an empty one taking writes) in 1.4 ms.
-# So the build at the end of a run merges down to MERGED_SEGMENTS when there are more than
-# MERGE_ABOVE_SEGMENTS (Qdrant merges the smallest ones first). That merge took 81 s (one
-# process, idle machine): ~0.26 us per vector and dimension merged.
+# A search visits every segment: at 50k points, 8 segments (what builds during a run leave)
+# answered in 7.8 ms, the same points merged into 2 in 1.5 ms (`benchmarks/segments.py`). So the
+# build at the end of a run merges down to MERGED_SEGMENTS when there are more than
+# MERGE_ABOVE_SEGMENTS (Qdrant merges the smallest ones first). Merging those 50k points took
+# 145 s in the background, copy and swap included, with tests running alongside: ~0.94 us per
+# vector and dimension merged.
 MERGED_SEGMENTS = 2
 MERGE_ABOVE_SEGMENTS = 4
 INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default: smaller segments are scanned exactly
@@ -45,7 +46,7 @@ QUANTILE = 0.99  # int8 range: the outermost 1% of values are clipped
 OVERSAMPLING = 2.0  # int8 searches rescore 2 x limit candidates with the original vectors
 BUILD_S_PER_VECTOR_DIM = 3.0e-6  # measured HNSW build cost on 2 cores (see above)
 BUILD_S_PER_VECTOR_DIM_INT8 = 1.0e-6  # int8 distances build the graph 1.6-7x faster
-MERGE_S_PER_VECTOR_DIM = 2.6e-7  # merging segments (see MERGED_SEGMENTS above)
+MERGE_S_PER_VECTOR_DIM = 0.94e-6  # merging segments (see MERGED_SEGMENTS above)
 
 QUANTIZATIONS = ("int8", "none")  # what a collection may be switched to
 

@@ -135,10 +135,21 @@ def test_killed_run_resumes_with_every_item_once(library, tiny_model_dir, tmp_pa
         assert store.count("media", Match(fields={"record": "file"})) == GOOD_FILES + len(BROKEN)
 
 
+def library_both_workers_share(tmp_path: Path) -> Path:
+    """A library where each of 2 workers owns some files. Ownership hashes the whole path, which
+    holds pytest's numbered temporary folder, so some runs would give one worker every file:
+    another folder name is tried until both have some."""
+    for attempt in range(64):
+        library = make_library(tmp_path / f"library-{attempt}", broken=False)
+        owners = Counter(shard_of(path, 2) for path in expected_segments(library))
+        if owners[0] and owners[1]:
+            return library
+        shutil.rmtree(library)
+    raise AssertionError("no folder name split the library between two workers")
+
+
 def test_two_worker_processes_share_one_server_collection(tiny_model_dir, tmp_path, capfd) -> None:
-    library = make_library(tmp_path / "library", broken=False)
-    owners = Counter(shard_of(path, 2) for path in expected_segments(library))
-    assert owners[0] and owners[1]  # both processes have files to index
+    library = library_both_workers_share(tmp_path)
     server = ["--qdrant-url", f"local:{tmp_path / 'qdrant'}"]
     args = [*index_args(library, tiny_model_dir, *server), "--workers", "2", "--json"]
     assert main(args) == 0
