@@ -167,16 +167,16 @@ def quantization_to_apply(info: CollectionInfo | None, asked: str | None, items:
     return None
 
 
-def grow_graph(store: Store, collection: str, asked: str | None) -> str | None:
+def grow_graph(store: Store, collection: str, asked: str | None) -> int:
     """Start a background build of the search graph over what the collection holds now,
     switching it first to the quantization it should keep at its size (`quantization_to_apply`),
-    so that the graph is built once in its final form. Returns the quantization switched to."""
+    so that the graph is built once in its final form. Returns the items it holds."""
     items = store.count(collection, schema.items())
     quantization = quantization_to_apply(store.collection_info(collection), asked, items)
     if quantization is not None:
         store.set_quantization(collection, quantization)
     store.finalize(collection, final=False)
-    return quantization
+    return items
 
 
 def quantization_line(info: CollectionInfo) -> str:

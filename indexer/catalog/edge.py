@@ -378,8 +378,8 @@ class EdgeStore(ClosesOnExit):
     def _vector_count(self, name: str) -> int:
         """Vectors stored, every name counted (vector-less records hold none).
 
-        Counting scans every point (~30 ms at 100k, under the lock searches wait on), and status
-        displays ask every half second, so the count is kept until the next write."""
+        Counting scans every point, under the lock searches wait on, and status displays ask
+        every few seconds, so the count is kept until the next write."""
         if name not in self._vector_counts:
             shard, info = self._shard(name), self._info(name)
             self._vector_counts[name] = sum(
@@ -437,7 +437,8 @@ class EdgeStore(ClosesOnExit):
         again = None
         if wanted is not None and tuning.quantized(wanted) != tuning.quantized(info.quantization):
             vectors = self._vector_count(name)
-            again = self._new_build(name, self._settings(replace(info, quantization=wanted)), vectors)
+            settings = self._settings(replace(info, quantization=wanted), merge=build.again_final)
+            again = self._new_build(name, settings, vectors)  # rebuilds every segment: merges too
         elif wanted is not None and wanted != info.quantization:  # "" and "none": both full
             self.record_info(name, replace(info, quantization=wanted))
         if again is None and build.again:  # a run ended during the build: its points may want one

@@ -242,3 +242,25 @@ def test_the_search_graph_grows_while_a_run_writes(library, encoder, tmp_path, m
     assert summary.points >= 4
     assert held_when_built[-1] == summary.points  # the run's own build at its end
     assert 2 <= held_when_built[0] < summary.points  # and builds while it was writing
+
+
+def test_the_graph_grows_in_steps_that_follow_the_collection_size(monkeypatch) -> None:
+    """Each build copies the whole collection: on a large one, a build every few thousand items
+    would copy it over and over, so the step becomes a share of what the collection holds."""
+    from indexer import writer
+    from indexer.summary import RunSummary, StageClock
+
+    monkeypatch.setattr(writer, "GROW_EVERY_POINTS", 10)
+    monkeypatch.setattr(writer, "GROW_FRACTION", 0.1)
+    grown_at: list[int] = []
+    written = 0
+
+    def grow() -> int:
+        grown_at.append(written)
+        return 1_000 + written  # items the collection holds: 1,000 before the run
+
+    store_writer = writer.StoreWriter(None, "media", "m", StageClock(), RunSummary(), lambda: None, grow)  # type: ignore[arg-type]
+    for _ in range(300):
+        written += 1
+        store_writer._maybe_grow(1)
+    assert grown_at == [10, 10 + 101, 10 + 101 + 111]  # then 10% of 1,010 items, of 1,111
