@@ -24,14 +24,13 @@ import platform
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from store import COLLECTION, SEARCHERS, TOP_K, ExactTopK, batches, percentile
+from store import COLLECTION, SEARCHERS, TOP_K, ExactTopK, batches, latencies_after, percentile, timed_search
 from synthetic import ClusteredCollection
 
 from indexer.catalog.edge import EdgeStore
@@ -72,21 +71,8 @@ def searches(
     found = 0
     for query, exact in zip(queries, truth, strict=True):
         found += len(exact & {hit.id for hit in store.search(COLLECTION, "disc", query, TOP_K)})
-    began = time.perf_counter()
-    for query in queries:
-        store.search(COLLECTION, "disc", query, TOP_K)
-    one_ms = 1000 * (time.perf_counter() - began) / len(queries)
-
-    def searcher(offset: int) -> list[float]:
-        times = []
-        for i in range(per_searcher):
-            began = time.perf_counter()
-            store.search(COLLECTION, "disc", queries[(offset * per_searcher + i) % len(queries)], TOP_K)
-            times.append(1000 * (time.perf_counter() - began))
-        return times
-
-    with ThreadPoolExecutor(SEARCHERS) as pool:
-        concurrent = [ms for part in pool.map(searcher, range(SEARCHERS)) for ms in part]
+    one_ms = sum(timed_search(store, query, None) for query in queries) / len(queries)
+    concurrent = latencies_after(store, queries, per_searcher, None)
     return {
         "segments": store._shard(COLLECTION).info().segments_count,  # what a search visits
         "search_ms": round(one_ms, 3),

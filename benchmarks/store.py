@@ -405,9 +405,13 @@ def main() -> None:
     if args.extrapolate:
         extrapolate(args.extrapolate, args.out, args.points)
         return
-    kept = args.keep and tempfile.mkdtemp(prefix="ume-store-bench-", dir=args.scratch)
-    temporary = tempfile.TemporaryDirectory(prefix="ume-store-bench-", dir=args.scratch)
-    with contextlib.nullcontext(kept) if kept else temporary as scratch:
+    prefix = "ume-store-bench-"
+    folder = (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix=prefix, dir=args.scratch))
+        if args.keep
+        else tempfile.TemporaryDirectory(prefix=prefix, dir=args.scratch)
+    )
+    with folder as scratch:
         for points in args.points:
             results = [measure_apart(points, grow, args, Path(scratch)) for grow in args.grow_every]
             for grow, result in zip(args.grow_every, results, strict=True):

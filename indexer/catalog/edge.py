@@ -393,14 +393,13 @@ class EdgeStore(ClosesOnExit):
         indexing threshold (smaller remainders are scanned exactly, which is fast), or at the end
         of a run when the collection has more segments than `tuning.MERGE_ABOVE_SEGMENTS`."""
         shard, info = self._shard(name), self._info(name)
-        found = shard.info()
-        missing = self._vector_count(name) - found.indexed_vectors_count
+        found, vectors = shard.info(), self._vector_count(name)
+        missing = vectors - found.indexed_vectors_count
         merge = final and found.segments_count > tuning.MERGE_ABOVE_SEGMENTS
         threshold_kb = self._indexing_threshold_kb or tuning.INDEXING_THRESHOLD_KB
         if not merge and missing * info.dim * VECTOR_BYTES / len(info.vectors) < threshold_kb * 1024:
             return None
-        merged = self._vector_count(name) if merge else 0
-        return self._new_build(name, self._settings(info, merge), missing, merged)
+        return self._new_build(name, self._settings(info, merge), missing, vectors if merge else 0)
 
     def _new_build(self, name: str, settings: ShardSettings, vectors: int, merged: int = 0) -> Build:
         """Register a build: from now on, writes to the live shard are journaled for it."""

@@ -152,7 +152,7 @@ class CountingShard:
 
 
 def test_a_status_display_polling_between_writes_scans_the_collection_once(tmp_path: Path) -> None:
-    """The Index tab asks every 2 s; at a million points each count holds searches ~0.3 s."""
+    """The Index tab asks every 2 s, and each count scans every point while searches wait."""
     with EdgeStore(tmp_path / "index") as store:
         store.create_collection("media", INFO)
         store.upsert("media", make_points(50))
@@ -183,8 +183,8 @@ def segments(store: EdgeStore) -> int:
 
 
 def test_the_end_of_a_run_merges_what_builds_during_it_left_in_pieces(tmp_path: Path) -> None:
-    """Builds during a run each leave a segment; a search visits every one (at 100k points, 8
-    segments answered 3x slower than the same points in 2), so the run's last build merges them."""
+    """Builds during a run each leave a segment; a search visits every one (`benchmarks/segments.py`:
+    5x slower in 8 segments than in 2 at 50k points), so the run's last build merges them."""
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
         store.create_collection("media", INFO)
         written: list[Point] = []
@@ -251,7 +251,7 @@ def test_switching_to_int8_keeps_every_point_and_answer(engine: str, tmp_path: P
 START_AND_DIE = """
 import os, sys, uuid
 import numpy as np
-from indexer.catalog import edge_build, tuning
+from indexer.catalog import edge_build
 from indexer.catalog.collection import quantization_to_apply
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.store import CollectionInfo, Point
