@@ -36,6 +36,7 @@ import math
 import os
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -59,7 +60,7 @@ from qdrant_edge import (
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import ClusteredCollection
 
-from indexer.catalog import tuning
+from indexer.catalog import edge_build, tuning
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.store import CollectionInfo, Match, Point, Store
 
@@ -103,6 +104,12 @@ def parse_args() -> argparse.Namespace:
         type=float,
         default=0.0,
         help="points per second at most, as a run embeds them (0: no limit)",
+    )
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="also measure the last schedule with the earlier settings (the build child niced, not "
+        "idle; Qdrant's default search beam), side by side; written as store-<points>-before.json",
     )
     parser.add_argument("--extrapolate", type=int, nargs="*", default=[], help="sizes to extrapolate")
     return parser.parse_args()
@@ -246,7 +253,7 @@ def recall(
         request = QueryRequest(
             limit=TOP_K,
             query=Query.Nearest(query, using="disc"),  # type: ignore[arg-type]
-            params=SearchParams(quantization=quantization),
+            params=SearchParams(hnsw_ef=tuning.SEARCH_EF, quantization=quantization),  # the store's beam
         )
         found += len(exact & {str(p.id) for p in shard.query(request)})
     return found / (TOP_K * len(truth))
@@ -280,7 +287,9 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
     data = ClusteredCollection(args.dim, args.seed, args.batch)
     queries = data.queries(args.queries, points)
     exact = ExactTopK(queries)
-    folder = scratch / f"store-{points}-grow-{grow_every}"
+    settings = "idle" if edge_build.IDLE_PRIORITY else "niced"  # `--before` runs get folders of their own
+    folder = scratch / f"store-{points}-grow-{grow_every}-{settings}-ef-{tuning.SEARCH_EF}"
+    shutil.rmtree(folder, ignore_errors=True)  # a kept folder of an earlier run would be written over
     with EdgeStore(folder) as store:
         info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
         store.create_collection(COLLECTION, info)
@@ -341,7 +350,9 @@ def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, An
         "command": "python " + " ".join(sys.argv),
         "distribution": data.describe(),
         "store": f"qdrant-edge, vectors disc+gen {args.dim}-d cosine on disk, int8 scalar quantization "
-        f"(quantile {INT8_QUANTILE}) in RAM, HNSW defaults; rescoring oversampling {OVERSAMPLING}",
+        f"(quantile {INT8_QUANTILE}) in RAM, HNSW m={tuning.HNSW_M} ef_construct={tuning.HNSW_EF_CONSTRUCT}, "
+        f"search beam {tuning.SEARCH_EF}, {tuning.SEGMENTS} segments kept while growing; rescoring "
+        f"oversampling {OVERSAMPLING}; build child {'idle' if edge_build.IDLE_PRIORITY else 'niced'}",
         "note": f"{SEARCHERS} concurrent searchers (threads) on disc, top {TOP_K}; searches 'during "
         "build' are those issued before the graph was ready; rss counts resident pages of mapped "
         "files; recall is over all queries against exact numpy search",
@@ -413,25 +424,42 @@ def main() -> None:
     )
     with folder as scratch:
         for points in args.points:
-            results = [measure_apart(points, grow, args, Path(scratch)) for grow in args.grow_every]
-            for grow, result in zip(args.grow_every, results, strict=True):
+            runs = [(grow, False) for grow in args.grow_every]
+            runs = [(args.grow_every[-1], True), *runs] if args.before else runs
+            results = [measure_apart(points, grow, before, args, Path(scratch)) for grow, before in runs]
+            for (grow, before), result in zip(runs, results, strict=True):
                 name = f"store-{points}-grow-{grow}" if grow != args.grow_every[-1] else f"store-{points}"
+                name += "-before" if before else ""
                 (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
             print(side_by_side(results), flush=True)
 
 
-def measure_apart(points: int, grow_every: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+def measure_apart(
+    points: int, grow_every: int, before: bool, args: argparse.Namespace, scratch: Path
+) -> dict[str, Any]:
     """One size and build schedule in a process of its own, so its memory figures are its own
-    (the peak RSS above all)."""
-    print(f"measuring {points:,} points ({args.dim}-d, disc + gen), a build every {grow_every or 'end'}")
+    (the peak RSS above all) and the earlier settings (`before`) stay in it."""
+    settings = "earlier settings" if before else "current settings"
+    schedule = f"a build every {grow_every or 'end'}"
+    print(f"measuring {points:,} points ({args.dim}-d, disc + gen), {schedule}, {settings}")
     with ProcessPoolExecutor(1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-        return pool.submit(measure, points, grow_every, args, scratch).result()
+        return pool.submit(measure_with, before, points, grow_every, args, scratch).result()
+
+
+def measure_with(
+    before: bool, points: int, grow_every: int, args: argparse.Namespace, scratch: Path
+) -> dict[str, Any]:
+    """`measure`, with the settings from before the build child ran idle and the search beam was
+    64 when `before` (this process's own copies of the modules: its builds follow them too)."""
+    if before:
+        edge_build.IDLE_PRIORITY, tuning.SEARCH_EF = False, None
+    return measure(points, grow_every, args, scratch) | {"settings": "before" if before else "current"}
 
 
 def side_by_side(results: list[dict[str, Any]]) -> str:
     """The figures of each schedule in a column of its own."""
     shown = [k for k, v in results[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    rows = [["", *(f"grow every {r['grow_every'] or 'end'}" for r in results)]]
+    rows = [["", *(f"grow every {r['grow_every'] or 'end'}, {r['settings']}" for r in results)]]
     rows += [[key, *(str(r.get(key)) for r in results)] for key in shown]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)

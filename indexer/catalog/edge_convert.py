@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -9,10 +10,13 @@ from qdrant_edge import (
     EdgeShard,
     FieldCondition,
     Filter,
+    FloatIndexParams,
+    IntegerIndexParams,
     IsEmptyCondition,
+    KeywordIndexParams,
     MatchAny,
     MatchValue,
-    PayloadSchemaType,
+    Memory,
     QuantizationSearchParams,
     RangeFloat,
     SearchParams,
@@ -24,24 +28,50 @@ from indexer.catalog import tuning
 from indexer.catalog.store import FieldValue, Match, PayloadIndexKind, Point, StoredPoint, as_float32
 
 UPSERT_CHUNK = 512  # points per engine update: bounds the memory of one conversion
-EDGE_INDEX_TYPES = {
-    "keyword": PayloadSchemaType.Keyword,
-    "float": PayloadSchemaType.Float,
-    "integer": PayloadSchemaType.Integer,
+# Payload indexes live on disk, read through the page cache (Memory.Cold). Held in RAM, the
+# indexes of a real library (paths, every ancestor folder, fingerprints: twelve fields on an
+# item and its file record) made the memory per item besides its int8 vectors 2.55 KB, so a
+# million items wanted ~5.6 GiB; on disk 0.29 KB and ~3.4 GiB (`benchmarks/item_memory.py`,
+# 100k items; anonymous resident memory, mapped pages apart).
+EDGE_INDEX_PARAMS: dict[PayloadIndexKind, Callable[[], Any]] = {
+    "keyword": lambda: KeywordIndexParams(memory=Memory.Cold),
+    "float": lambda: FloatIndexParams(memory=Memory.Cold),
+    "integer": lambda: IntegerIndexParams(lookup=True, range=True, memory=Memory.Cold),
 }
 
 
 def create_field_indexes(shard: EdgeShard, indexes: dict[str, PayloadIndexKind]) -> None:
+    """Index these payload fields; Qdrant leaves an existing index as it is."""
     for field_name, kind in indexes.items():
-        shard.update(UpdateOperation.create_field_index(field_name, EDGE_INDEX_TYPES[kind]))
+        shard.update(UpdateOperation.create_field_index(field_name, EDGE_INDEX_PARAMS[kind]()))
 
 
-def search_params(quantization: str) -> SearchParams | None:
-    """int8 searches rescore their best candidates with the original vectors."""
-    if not tuning.quantized(quantization):
-        return None
-    rescore = QuantizationSearchParams(rescore=True, oversampling=tuning.OVERSAMPLING)
-    return SearchParams(quantization=rescore)
+def move_field_indexes_to_disk(shard: EdgeShard) -> list[str]:
+    """Rebuild the payload indexes held in RAM (collections made before they lived on disk) on
+    disk; returns the fields moved."""
+    moved = []
+    for field_name, index in shard.info().payload_schema.items():
+        if getattr(index.params, "memory", None) == Memory.Cold:
+            continue
+        kind = KINDS_BY_TYPE.get(str(index.data_type).rsplit(".", 1)[-1])
+        if kind is None:
+            continue  # a kind of index ume never makes: left as it is
+        shard.update(UpdateOperation.delete_field_index(field_name))
+        shard.update(UpdateOperation.create_field_index(field_name, EDGE_INDEX_PARAMS[kind]()))
+        moved.append(field_name)
+    return moved
+
+
+KINDS_BY_TYPE: dict[str, PayloadIndexKind] = {"Keyword": "keyword", "Float": "float", "Integer": "integer"}
+
+
+def search_params(quantization: str) -> SearchParams:
+    """The graph's beam width (`tuning.SEARCH_EF`); int8 searches rescore their best candidates
+    with the original vectors."""
+    rescore = None
+    if tuning.quantized(quantization):
+        rescore = QuantizationSearchParams(rescore=True, oversampling=tuning.OVERSAMPLING)
+    return SearchParams(hnsw_ef=tuning.SEARCH_EF, quantization=rescore)
 
 
 def to_edge_point(point: Point) -> EdgePoint:

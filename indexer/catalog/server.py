@@ -315,12 +315,13 @@ def quantization_config(quantization: str) -> models.ScalarQuantization | None:
     return models.ScalarQuantization(scalar=scalar)
 
 
-def search_params(quantization: str) -> models.SearchParams | None:
-    """int8 searches rescore their best candidates with the original vectors."""
-    if not tuning.quantized(quantization):
-        return None
-    rescore = models.QuantizationSearchParams(rescore=True, oversampling=tuning.OVERSAMPLING)
-    return models.SearchParams(quantization=rescore)
+def search_params(quantization: str) -> models.SearchParams:
+    """The graph's beam width (`tuning.SEARCH_EF`); int8 searches rescore their best candidates
+    with the original vectors."""
+    rescore = None
+    if tuning.quantized(quantization):
+        rescore = models.QuantizationSearchParams(rescore=True, oversampling=tuning.OVERSAMPLING)
+    return models.SearchParams(hnsw_ef=tuning.SEARCH_EF, quantization=rescore)
 
 
 def connect(location: str, api_key: str | None) -> QdrantClient:

@@ -11,9 +11,10 @@ and the README's "Large collections"):
   builds cost ~1.5-4.4 µs per vector and dimension (179 s for 20k points x 2 x 1536-d); int8 ones
   0.65-0.85 µs, since the graph is built with int8 distances.
 - Segments: with Qdrant's automatic segment count (the number of cores) adding 1,000 points to
-  6,000 indexed ones merged them and rebuilt the whole graph (2.2-3.4 s); with 8 segments only
-  the new segment was indexed (0.4-0.5 s). Points below the indexing threshold (10 MB of
-  vectors: ~1,700 1536-d ones) are not indexed at all but scanned exactly in their segment.
+  6,000 indexed ones merged them and rebuilt the whole graph (2.2-3.4 s); with more segments
+  allowed only the new segment was indexed (0.4-0.5 s); see SEGMENTS for how many. Points below
+  the indexing threshold (10 MB of vectors: ~1,700 1536-d ones) are not indexed at all but
+  scanned exactly in their segment.
 - int8 keeps 1 byte per dimension in RAM: per million points with 2 x 1536-d vectors 2.9 GiB
   instead of 11.4 GiB (the originals stay on disk, read to rescore the best `2 x limit`
   candidates); recall@10 matched full precision (1.000 clustered, 0.858 vs 0.850 uniform). Above
@@ -30,16 +31,20 @@ SEGMENTS = 8  # new points land in their own segment: adding some never rebuilds
 # answered in 7.8 ms, the same points merged into 2 in 1.5 ms (`benchmarks/segments.py`). So the
 # build at the end of a run merges down to MERGED_SEGMENTS when there are more than
 # MERGE_ABOVE_SEGMENTS (Qdrant merges the smallest ones first). Merging those 50k points took
-# 145 s in the background, copy and swap included, with tests running alongside: ~0.94 us per
-# vector and dimension merged.
+# 73-145 s in the background, copy and swap included: ~0.94 us per vector and dimension at most.
+# Keeping 4 segments while growing instead (Qdrant merging the three smallest as they come; with
+# a search beam of 64) made the run's end quicker (graph ready 182 s after 100k items, not 312 s)
+# but searches slower for good (settled p50 / p95 24 / 38 ms against 17 / 21 merged), and
+# searches during the last build were no faster (p95 196 against 154 ms): one run each,
+# `benchmarks/results/store-100000-grow-5000-4-segments.json` and `...-8-segments.json`.
 MERGED_SEGMENTS = 2
 MERGE_ABOVE_SEGMENTS = 4
 INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default: smaller segments are scanned exactly
 QUANTIZE_ABOVE_POINTS = 20_000  # a run that ends above this switches to int8 unless told not to
 # A run starts a background build each time it has written this many item points (or one more
 # after the build under way), so the graph grows during ingestion: when the run ends, what came
-# after the last build began is scanned exactly while the run's final build indexes it and
-# merges the segments the others left, instead of the whole collection (see indexer.writer).
+# after the last build began is scanned exactly while the run's final build indexes it, instead
+# of the whole collection (see indexer.writer).
 # 0 turns it off.
 GROW_EVERY_POINTS = 5_000  # see README "Large collections"
 # Each build copies the whole collection first, so on large ones the step grows with them: at
@@ -47,6 +52,11 @@ GROW_EVERY_POINTS = 5_000  # see README "Large collections"
 GROW_FRACTION = 0.05
 QUANTILE = 0.99  # int8 range: the outermost 1% of values are clipped
 OVERSAMPLING = 2.0  # int8 searches rescore 2 x limit candidates with the original vectors
+# The beam of a graph search (Qdrant's default is ef_construct, 100). 50k clustered points grown in
+# 8 segments, then merged into 2, int8 with rescoring, the searches interleaved: beam 100 took
+# 6.0 / 2.1 ms, 64 5.3 / 1.8 ms, 32 4.6 / 1.2 ms; recall@10 1.000, 1.000, 0.999 (`python
+# benchmarks/segments.py --merge --ef 0 64 32`, `segments-50000-beam.json`). 64 keeps the margin.
+SEARCH_EF = 64
 BUILD_S_PER_VECTOR_DIM = 3.0e-6  # measured HNSW build cost on 2 cores (see above)
 BUILD_S_PER_VECTOR_DIM_INT8 = 1.0e-6  # int8 distances build the graph 1.6-7x faster
 MERGE_S_PER_VECTOR_DIM = 0.94e-6  # merging segments (see MERGED_SEGMENTS above)
