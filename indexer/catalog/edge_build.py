@@ -261,10 +261,10 @@ def lower_priority(idle: bool) -> None:
     tasks = Path("/proc/self/task")
     threads = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
     for thread in threads:
-        if hasattr(os, "setpriority"):
-            os.setpriority(os.PRIO_PROCESS, thread, NICENESS)
-        if idle and hasattr(os, "SCHED_IDLE"):
-            with contextlib.suppress(OSError):  # a sandbox may refuse it: niced is enough
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile; a sandbox refusing
+            if hasattr(os, "setpriority"):
+                os.setpriority(os.PRIO_PROCESS, thread, NICENESS)
+            if idle and hasattr(os, "SCHED_IDLE"):  # when refused, niced is enough
                 os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
 
 
