@@ -61,10 +61,14 @@ MEMORY_LOCATION = ":memory:"
 MIN_SERVER_VERSION = (1, 16)  # first Qdrant release with collection metadata
 UPSERT_CHUNK = 256  # points per request: 256 x 2 x 1536 floats stays well under 32 MB of JSON
 TIMEOUT_S = 30
-SERVER_INDEX_TYPES = {
-    "keyword": models.PayloadSchemaType.KEYWORD,
-    "float": models.PayloadSchemaType.FLOAT,
-    "integer": models.PayloadSchemaType.INTEGER,
+# Payload indexes on disk, as the embedded engine keeps them (`edge_convert.EDGE_INDEX_PARAMS`:
+# held in RAM they took more memory per item than its int8 vectors).
+SERVER_INDEX_PARAMS: dict[PayloadIndexKind, models.PayloadSchemaParams] = {
+    "keyword": models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, on_disk=True),
+    "float": models.FloatIndexParams(type=models.FloatIndexType.FLOAT, on_disk=True),
+    "integer": models.IntegerIndexParams(
+        type=models.IntegerIndexType.INTEGER, lookup=True, range=True, on_disk=True
+    ),
 }
 
 Params = ParamSpec("Params")
@@ -298,7 +302,7 @@ class ServerStore(ClosesOnExit):
             # local mode warns that payload indexes are a no-op there; a server builds them
             warnings.simplefilter("ignore", UserWarning)
             for field_name, kind in indexes.items():
-                self._client.create_payload_index(name, field_name, SERVER_INDEX_TYPES[kind], wait=True)
+                self._client.create_payload_index(name, field_name, SERVER_INDEX_PARAMS[kind], wait=True)
 
 
 def hnsw_config() -> models.HnswConfigDiff:

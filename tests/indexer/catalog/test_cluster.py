@@ -20,6 +20,7 @@ import pytest
 from app.cli import UserError, build_parser, main
 from app.cli.common import store_from_args
 from indexer.catalog.open import open_store
+from indexer.catalog.schema import PAYLOAD_INDEXES
 from indexer.catalog.store import ClusterLayout, CollectionInfo, StoreError
 from indexer.config import SHARDS_ENV, config_from_args
 from indexer.sharding import open_store_waiting
@@ -49,6 +50,8 @@ class FakeQdrant(BaseHTTPRequestHandler):
             self.created[found.group(1)] = body
             self.answer(True)
         elif found and found.group(2) == "/index":
+            indexes = self.created.setdefault(f"{found.group(1)}/index", {})
+            indexes[body["field_name"]] = body.get("field_schema")
             self.answer({"operation_id": 0, "status": "completed"})
         else:
             self.send_error(404)
@@ -87,6 +90,18 @@ def test_shards_and_replicas_reach_the_creation_request(qdrant) -> None:
     body = created["media"]
     assert (body["shard_number"], body["replication_factor"]) == (3, 2)
     assert set(body["vectors"]) == {"disc", "gen"}  # the rest of the request is unchanged
+
+
+def test_a_server_collection_keeps_its_payload_indexes_on_disk(qdrant) -> None:
+    """Held in RAM, payload indexes took more memory per item than its int8 vectors
+    (`benchmarks/item_memory.py`, measured on the embedded engine)."""
+    url, created = qdrant
+    with open_store(qdrant_url=url) as store:
+        store.create_collection("media", INFO)
+    indexes = created["media/index"]
+    assert set(indexes) == set(PAYLOAD_INDEXES)
+    assert all(schema["on_disk"] is True for schema in indexes.values())
+    assert indexes["path"]["type"] == "keyword" and indexes["page"]["type"] == "integer"
 
 
 def test_without_them_the_server_chooses(qdrant) -> None:
