@@ -35,9 +35,8 @@ from typing import Any
 import numpy as np
 from qdrant_edge import EdgeShard, PayloadSchemaType, Query, QueryRequest, UpdateOperation
 
-from indexer.catalog import edge_convert
 from indexer.catalog.edge_build import ShardSettings, edge_config
-from indexer.catalog.edge_convert import search_params, to_edge_filter, to_edge_point
+from indexer.catalog.edge_convert import create_field_indexes, search_params, to_edge_filter, to_edge_point
 from indexer.catalog.schema import (
     PAYLOAD_INDEXES,
     FileFacts,
@@ -91,9 +90,11 @@ def build(folder: Path, layout: str, count: int, dim: int) -> float:
     """A collection of `count` items with its graph built; returns the seconds it took."""
     began = time.perf_counter()
     shard = EdgeShard.create(str(folder), edge_config(ShardSettings(dim, VECTORS, "int8")))
-    for name, kind in PAYLOAD_INDEXES.items():
-        params = RAM_INDEXES[kind] if layout == "ram" else edge_convert.EDGE_INDEX_PARAMS[kind]()
-        shard.update(UpdateOperation.create_field_index(name, params))
+    if layout == "ram":  # as collections were made before their indexes lived on disk
+        for name, kind in PAYLOAD_INDEXES.items():
+            shard.update(UpdateOperation.create_field_index(name, RAM_INDEXES[kind]))
+    else:
+        create_field_indexes(shard, PAYLOAD_INDEXES)
     rng = np.random.default_rng(0)
     for start in range(0, count, 256):
         shard.update(UpdateOperation.upsert_points(library_points(start, min(count, start + 256), dim, rng)))

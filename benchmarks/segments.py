@@ -89,12 +89,12 @@ def one_at_a_time(
     found = dict.fromkeys(elapsed, 0)
     for warm in (True, False):
         for query, exact in zip(queries, truth, strict=True):
-            for (name, ef), spent in elapsed.items():
+            for name, ef in elapsed:
                 tuning.SEARCH_EF = ef or None  # what the store's searches ask for
                 began = time.perf_counter()
                 hits = stores[name].search(COLLECTION, "disc", query, TOP_K)
                 if not warm:
-                    elapsed[name, ef] = spent + time.perf_counter() - began
+                    elapsed[name, ef] += time.perf_counter() - began
                     found[name, ef] += len(exact & {hit.id for hit in hits})
     tuning.SEARCH_EF = kept
     figures: dict[str, dict[str, Any]] = {name: {} for name in stores}

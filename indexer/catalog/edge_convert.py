@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ from qdrant_edge import (
     MatchAny,
     MatchValue,
     Memory,
+    PayloadSchemaType,
     QuantizationSearchParams,
     RangeFloat,
     SearchParams,
@@ -33,36 +33,33 @@ UPSERT_CHUNK = 512  # points per engine update: bounds the memory of one convers
 # item and its file record) made the memory per item besides its int8 vectors 2.55 KB, so a
 # million items wanted ~5.6 GiB; on disk 0.29 KB and ~3.4 GiB (`benchmarks/item_memory.py`,
 # 100k items; anonymous resident memory, mapped pages apart).
-EDGE_INDEX_PARAMS: dict[PayloadIndexKind, Callable[[], Any]] = {
-    "keyword": lambda: KeywordIndexParams(memory=Memory.Cold),
-    "float": lambda: FloatIndexParams(memory=Memory.Cold),
-    "integer": lambda: IntegerIndexParams(lookup=True, range=True, memory=Memory.Cold),
+EDGE_INDEX_PARAMS: dict[PayloadIndexKind, Any] = {
+    "keyword": KeywordIndexParams(memory=Memory.Cold),
+    "float": FloatIndexParams(memory=Memory.Cold),
+    "integer": IntegerIndexParams(lookup=True, range=True, memory=Memory.Cold),
+}
+KIND_OF_TYPE: dict[PayloadSchemaType, PayloadIndexKind] = {
+    PayloadSchemaType.Keyword: "keyword",
+    PayloadSchemaType.Float: "float",
+    PayloadSchemaType.Integer: "integer",
 }
 
 
 def create_field_indexes(shard: EdgeShard, indexes: dict[str, PayloadIndexKind]) -> None:
     """Index these payload fields; Qdrant leaves an existing index as it is."""
     for field_name, kind in indexes.items():
-        shard.update(UpdateOperation.create_field_index(field_name, EDGE_INDEX_PARAMS[kind]()))
+        shard.update(UpdateOperation.create_field_index(field_name, EDGE_INDEX_PARAMS[kind]))
 
 
-def move_field_indexes_to_disk(shard: EdgeShard) -> list[str]:
-    """Rebuild the payload indexes held in RAM (collections made before they lived on disk) on
-    disk; returns the fields moved."""
-    moved = []
+def move_field_indexes_to_disk(shard: EdgeShard) -> None:
+    """Rebuild on disk the payload indexes held in RAM (collections made before they lived on
+    disk); kinds of index ume never makes are left as they are."""
     for field_name, index in shard.info().payload_schema.items():
-        if getattr(index.params, "memory", None) == Memory.Cold:
+        kind = KIND_OF_TYPE.get(index.data_type)
+        if kind is None or getattr(index.params, "memory", None) == Memory.Cold:
             continue
-        kind = KINDS_BY_TYPE.get(str(index.data_type).rsplit(".", 1)[-1])
-        if kind is None:
-            continue  # a kind of index ume never makes: left as it is
         shard.update(UpdateOperation.delete_field_index(field_name))
-        shard.update(UpdateOperation.create_field_index(field_name, EDGE_INDEX_PARAMS[kind]()))
-        moved.append(field_name)
-    return moved
-
-
-KINDS_BY_TYPE: dict[str, PayloadIndexKind] = {"Keyword": "keyword", "Float": "float", "Integer": "integer"}
+        create_field_indexes(shard, {field_name: kind})
 
 
 def search_params(quantization: str) -> SearchParams:
