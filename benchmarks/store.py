@@ -12,7 +12,10 @@ disk (`CollectionInfo.quantization = "int8"`). Per size it measures, on `disc`:
   (default: `tuning.GROW_EVERY_POINTS`, what `ume index` does), `--write-rate` paces the writes;
 - query p50/p95 with 8 concurrent searchers (threads in one process, as `ume serve` runs them),
   during the last build and after it (plain, and filtered to about 7% of the points), and once
-  settled (10 s later, each query run once first: the new shard's pages read);
+  settled (10 s later, each query run once first: the new shard's pages read); the longest
+  search during the last build;
+- while writing: one search every 0.1 s, as a person browsing while a run goes on, and the
+  longest of them (a build swapped in while searches wait shows there);
 - recall@10 against exact search (numpy over the same vectors) of HNSW on the original vectors
   and of int8 HNSW with rescoring by the originals;
 - resident memory (RSS, counting resident pages of memory-mapped files, which is where the
@@ -76,6 +79,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GIB = 1024**3
 SETTLE_S = 10.0  # after the build, before the "settled" searches
 STATUS_POLL_S = 0.5  # how often a status display asks (`indexer.catalog.store.wait_for_graph`)
+BROWSE_PAUSE_S = 0.1  # between two searches made while writing
 
 
 def parse_args() -> argparse.Namespace:
@@ -202,6 +206,21 @@ def fill(
     return total / seconds
 
 
+def browsing(store: Store, queries: np.ndarray) -> tuple[threading.Event, list[float]]:
+    """Search every `BROWSE_PAUSE_S` in a thread of its own until the event is set; the list
+    fills with the milliseconds each search took."""
+    done, found = threading.Event(), []
+
+    def browse() -> None:
+        for i in range(10**9):
+            if done.wait(BROWSE_PAUSE_S):
+                return
+            found.append(timed_search(store, queries[i % len(queries)], None))
+
+    threading.Thread(target=browse, name="browsing", daemon=True).start()
+    return done, found
+
+
 def timed_search(store: Store, query: np.ndarray, match: Match | None) -> float:
     began = time.perf_counter()
     store.search(COLLECTION, "disc", query, TOP_K, match)
@@ -293,7 +312,9 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
     with EdgeStore(folder) as store:
         info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
         store.create_collection(COLLECTION, info)
+        stop_browsing, while_writing = browsing(store, queries)
         upserts_per_s = fill(store, data, points, exact, grow_every, args.write_rate)
+        stop_browsing.set()
         began = time.perf_counter()
         ready_at = start_graph_build(store)
         during = latencies_during(store, queries, ready_at, began)
@@ -331,7 +352,13 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         "grow_every": grow_every,
         "write_rate": args.write_rate,
         "query_p50_during_build_ms": percentile(during, 50),
+        "query_p99_during_build_ms": percentile(during, 99),
+        "query_max_during_build_ms": percentile(during, 100),
         "searches_during_build": len(during),
+        "query_p50_while_writing_ms": percentile(while_writing, 50),
+        "query_p99_while_writing_ms": percentile(while_writing, 99),
+        "query_max_while_writing_ms": percentile(while_writing, 100),
+        "searches_while_writing": len(while_writing),
         "filtered_query_p95_ms": percentile(filtered, 95),
         "settled_query_p50_ms": percentile(settled, 50),
         "settled_query_p95_ms": percentile(settled, 95),
@@ -354,7 +381,8 @@ def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, An
         f"search beam {tuning.SEARCH_EF}, {tuning.SEGMENTS} segments kept while growing; rescoring "
         f"oversampling {OVERSAMPLING}; build child {'idle' if edge_build.IDLE_PRIORITY else 'niced'}",
         "note": f"{SEARCHERS} concurrent searchers (threads) on disc, top {TOP_K}; searches 'during "
-        "build' are those issued before the graph was ready; rss counts resident pages of mapped "
+        "build' are those issued before the graph was ready; 'while writing': one searcher, one search every "
+        f"{BROWSE_PAUSE_S} s; rss counts resident pages of mapped "
         "files; recall is over all queries against exact numpy search",
     }
 

@@ -15,11 +15,13 @@ Design decisions:
 - Upserts go through the shard's write-ahead log, so a point is durable once `upsert` returns
   even if the process dies before `close`.
 - qdrant-edge builds HNSW only when asked (`optimize`, which blocks the whole process), so
-  `finalize` builds it on a copy in a child process and swaps the copy in when it is done
-  (`indexer.catalog.edge_build`); until then searches are exact scans (or use the older graph),
-  which are correct, only slower on large collections.
+  `finalize` builds it on a copy in a child process; a thread of this process brings the copy up
+  to date and swaps it in when the child is done (`indexer.catalog.edge_build`); until then
+  searches are exact scans (or use the older graph), which are correct, only slower on large
+  collections.
 - One re-entrant lock guards every use of a shard, so a swap never closes a shard that another
-  thread is reading.
+  thread is reading; it is held for short steps only (a search, a chunk of writes), never for a
+  copy of a whole shard.
 """
 
 from __future__ import annotations
@@ -50,12 +52,16 @@ from indexer.catalog import tuning
 from indexer.catalog.edge_build import (
     BUILD_DIR,
     BUILD_LOG,
+    CATCH_UP_CHUNK,
+    CATCH_UP_ROUNDS,
+    SWAP_IDS,
     Build,
+    BuildCancelled,
     Journal,
     ShardSettings,
+    copy_points,
     edge_config,
     remove_tree,
-    replay,
     shard_generation,
 )
 from indexer.catalog.edge_convert import (
@@ -179,8 +185,9 @@ class EdgeStore(ClosesOnExit):
         check_collection_name(name)
         with self._lock:
             build = self._builds.pop(name, None)
-            if build is not None:
-                build.cancel()
+        if build is not None:
+            build.cancel()  # without the lock: its thread may be waiting on it
+        with self._lock:
             shard = self._shards.pop(name, None)
             self._infos.pop(name, None)
             self._dirs.pop(name, None)
@@ -213,21 +220,17 @@ class EdgeStore(ClosesOnExit):
     def delete_where(self, name: str, match: Match) -> None:
         edge_filter = to_edge_filter(match) or Filter()
         with self._lock:
+            self._note_matching(name, edge_filter)
             self._shard(name).update(UpdateOperation.delete_points_by_filter(edge_filter))
             self._vector_counts.pop(name, None)
-            journal = self._journal(name)
-            if journal is not None:
-                journal.filtered("delete", match)
 
     def set_payload_where(self, name: str, match: Match, payload: dict[str, Any]) -> None:
         edge_filter = to_edge_filter(match) or Filter()
         with self._lock:
+            self._note_matching(name, edge_filter)
             shard = self._shard(name)
             shard.update(UpdateOperation.set_payload_by_filter(edge_filter, payload))
             shard.flush()
-            journal = self._journal(name)
-            if journal is not None:
-                journal.filtered("set_payload", match, payload)
 
     def scroll(
         self,
@@ -333,8 +336,8 @@ class EdgeStore(ClosesOnExit):
         with self._lock:
             builds, self._builds = list(self._builds.values()), {}
             shards, self._shards = list(self._shards.values()), {}
-        for build in builds:
-            build.cancel()  # its journal dies with this process: the next finalize builds again
+        for build in builds:  # its journal dies with this process: the next finalize builds again
+            build.cancel()  # waits for its thread, which leaves the shards alone once cancelled
         for shard in shards:
             shard.flush()
             shard.close()
@@ -353,14 +356,10 @@ class EdgeStore(ClosesOnExit):
             raise closed_error(str(self.data_dir))
 
     def _shard(self, name: str) -> EdgeShard:
-        """The live shard, opened on first use; a background build that has finished is swapped
-        in first."""
+        """The live shard, opened on first use."""
         self._check_open()
         with self._lock:
             self._info(name)
-            build = self._builds.get(name)
-            if build is not None and build.finished():
-                self._complete(name, build)
             if name not in self._shards:
                 folder = self._collections_dir / name
                 remove_leftovers(folder, self._dirs[name])
@@ -370,6 +369,19 @@ class EdgeStore(ClosesOnExit):
     def _journal(self, name: str) -> Journal | None:
         build = self._builds.get(name)
         return build.journal if build is not None else None
+
+    def _note_matching(self, name: str, edge_filter: Filter) -> None:
+        """Before a write by filter during a build, note the ids it is about to touch."""
+        journal = self._journal(name)
+        if journal is None:
+            return
+        shard, offset = self._shard(name), None
+        while True:
+            request = ScrollRequest(offset=offset, limit=1000, filter=edge_filter, with_payload=False)
+            records, offset = shard.scroll(request)
+            journal.touched(str(record.id) for record in records)
+            if offset is None:
+                return
 
     def _settings(self, info: CollectionInfo, merge: bool = False) -> ShardSettings:
         segments = tuning.MERGED_SEGMENTS if merge else tuning.SEGMENTS
@@ -412,56 +424,138 @@ class EdgeStore(ClosesOnExit):
         return build
 
     def _copy_and_start(self, name: str, build: Build) -> None:
+        """Copy the live shard and start the child, then the thread that finishes the build.
+        Called without the lock: the copy takes seconds on a large collection."""
         try:
             build.start(self._collections_dir / name / self._dirs[name])
         except OSError as error:
             with self._lock:
-                self._builds.pop(name, None)
+                if self._builds.get(name) is build:
+                    del self._builds[name]
             build.cancel()
             raise StoreError(
                 f"cannot copy collection {name!r} to build its search graph: {error.strerror or error}; "
                 "free some disk space (a build needs room for a second copy)"
             ) from error
-
-    def _complete(self, name: str, build: Build) -> None:
-        """Swap a finished build in (see `edge_build`), or drop a failed one; then start the
-        next build when one was asked for meanwhile."""
-        del self._builds[name]
-        if not build.succeeded():
-            log.warning("building the search graph of %r failed: %s", name, build.failure())
+        with self._lock:  # the store may have closed, or dropped the collection, meanwhile
+            current = self._builds.get(name) is build
+            if current:
+                build.worker = threading.Thread(
+                    target=self._finish_build, args=(name, build), name=f"ume-build-{name}", daemon=True
+                )
+                build.worker.start()
+        if not current:
             build.cancel()
-            return
-        self._swap(name, build)
-        wanted, info = self._wanted.pop(name, None), self._infos[name]
-        again = None
-        if wanted is not None and tuning.quantized(wanted) != tuning.quantized(info.quantization):
-            vectors = self._vector_count(name)
-            settings = self._settings(replace(info, quantization=wanted), merge=build.again_final)
-            again = self._new_build(name, settings, vectors)  # rebuilds every segment: merges too
-        elif wanted is not None and wanted != info.quantization:  # "" and "none": both full
-            self.record_info(name, replace(info, quantization=wanted))
-        if again is None and build.again:  # a run ended during the build: its points may want one
-            again = self._build_if_needed(name, build.again_final)
-        if again is not None:
-            again.start(self._collections_dir / name / self._dirs[name])
 
-    def _swap(self, name: str, build: Build) -> None:
-        """Make the finished copy the live shard: rename it to the next `shard-N` (unnamed until
-        info.json says so), open it, replay the journal into it, then write info.json naming it
-        (that write is the swap). Searches wait meanwhile, so the copy is opened once and used as
-        it is, and the old shard is deleted in the background."""
-        folder, live = self._collections_dir / name, self._shards[name]
-        old_dir, new_dir = self._dirs[name], f"shard-{shard_generation(self._dirs[name]) + 1}"
-        os.replace(build.directory, folder / new_dir)
-        staging = load_shard(folder / new_dir)
-        replay(build.journal, live, staging)
+    def _finish_build(self, name: str, build: Build) -> None:
+        """A build's own thread: wait for the child, bring its copy up to date, swap it in, then
+        start the build asked for meanwhile, if any. Searches and writes go on throughout."""
+        follow_up: Build | None = None
+        try:
+            if not build.wait_for_child():
+                return
+            if not build.succeeded():
+                raise StoreError(build.failure())
+            copy_dir = self._rename_copy(name, build)
+            follow_up = self._catch_up_and_swap(name, build, copy_dir)
+        except BuildCancelled:
+            return
+        except Exception as error:  # the live shard is as it was: the next finalize builds again
+            log.warning("building the search graph of %r failed: %s", name, error)
+            with self._lock:
+                if self._builds.get(name) is build:
+                    del self._builds[name]
+            remove_tree(build.directory)
+            return
+        if follow_up is not None:
+            try:
+                self._copy_and_start(name, follow_up)
+            except StoreError as error:
+                log.warning("%s", error)
+
+    def _rename_copy(self, name: str, build: Build) -> Path:
+        """Name the finished copy `shard-N`, the next generation (unnamed until info.json says
+        so: a process killed before the swap leaves it for the next open to remove)."""
+        with self._lock:
+            if self._builds.get(name) is not build:
+                raise BuildCancelled
+            new_dir = f"shard-{shard_generation(self._dirs[name]) + 1}"
+        copy_dir = self._collections_dir / name / new_dir
+        os.replace(build.directory, copy_dir)
+        return copy_dir
+
+    def _catch_up_and_swap(self, name: str, build: Build, copy_dir: Path) -> Build | None:
+        """Open the finished copy, bring it up to date and swap it in; a copy that never became
+        live is closed and removed. Returns the build to start next, if any."""
+        staging = load_shard(copy_dir)
+        try:
+            self._catch_up(name, build, staging)
+            with self._lock:
+                self._check_current(name, build)
+                self._copy_last_writes(name, build, staging)
+                self._swap(name, build, staging, copy_dir.name)
+                return self._follow_up(name, build)
+        except BaseException:
+            if self._shards.get(name) is not staging:
+                staging.close()
+                remove_tree(copy_dir)
+            raise
+
+    def _catch_up(self, name: str, build: Build, staging: EdgeShard) -> None:
+        """Copy what was written during the build into the copy, round after round, until what
+        is left is small enough to copy while searches wait (see `edge_build.CATCH_UP_ROUNDS`)."""
+        for _ in range(CATCH_UP_ROUNDS):
+            with self._lock:
+                self._check_current(name, build)
+                if len(build.journal.ids) <= SWAP_IDS:
+                    return
+                ids = build.journal.take()
+            for start in range(0, len(ids), CATCH_UP_CHUNK):
+                chunk = ids[start : start + CATCH_UP_CHUNK]
+                with self._lock:
+                    self._check_current(name, build)
+                    records = self._shards[name].retrieve(chunk, True, True)  # type: ignore[arg-type]
+                copy_points(chunk, records, staging)  # the copy is this thread's alone
+
+    def _check_current(self, name: str, build: Build) -> None:
+        if self._builds.get(name) is not build or build.cancelled.is_set():
+            raise BuildCancelled
+
+    def _copy_last_writes(self, name: str, build: Build, staging: EdgeShard) -> None:
+        """With the lock held, so that nothing is written meanwhile: copy what is left."""
+        ids = build.journal.take()
+        for start in range(0, len(ids), CATCH_UP_CHUNK):
+            chunk = ids[start : start + CATCH_UP_CHUNK]
+            copy_points(chunk, self._shards[name].retrieve(chunk, True, True), staging)  # type: ignore[arg-type]
+        create_field_indexes(staging, build.journal.field_indexes)  # type: ignore[arg-type]
+        staging.flush()
+
+    def _swap(self, name: str, build: Build, staging: EdgeShard, new_dir: str) -> None:
+        """Make the up-to-date copy the live shard (with the lock held): writing info.json naming
+        it is the swap; the old shard is deleted in the background."""
+        folder, live, old_dir = self._collections_dir / name, self._shards[name], self._dirs[name]
         info = replace(self._infos[name], quantization=build.settings.quantization)
         write_info(folder / INFO_FILE, info, new_dir)
         self._infos[name], self._dirs[name], self._shards[name] = info, new_dir, staging
-        self._vector_counts.pop(name, None)  # the copy now holds what the journal replayed
+        self._vector_counts.pop(name, None)  # the copy now holds what was written meanwhile
+        del self._builds[name]
         live.close()
         (folder / BUILD_LOG).unlink(missing_ok=True)
         remove_in_background(folder / old_dir)
+
+    def _follow_up(self, name: str, build: Build) -> Build | None:
+        """The build asked for while `build` ran (registered, not started): a switch of
+        quantization, or one more when a run ended meanwhile and its points want a graph."""
+        wanted, info = self._wanted.pop(name, None), self._infos[name]
+        if wanted is not None and tuning.quantized(wanted) != tuning.quantized(info.quantization):
+            vectors = self._vector_count(name)
+            settings = self._settings(replace(info, quantization=wanted), merge=build.again_final)
+            return self._new_build(name, settings, vectors)  # rebuilds every segment: merges too
+        if wanted is not None and wanted != info.quantization:  # "" and "none": both full
+            self.record_info(name, replace(info, quantization=wanted))
+        if build.again:  # a run ended during the build: its points may want one
+            return self._build_if_needed(name, build.again_final)
+        return None
 
 
 def remove_in_background(path: Path) -> None:

@@ -12,15 +12,17 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from qdrant_edge import Memory, PayloadSchemaType, UpdateOperation
 
-from indexer.catalog import edge_build, tuning
+from indexer.catalog import edge, edge_build, tuning
 from indexer.catalog.collection import quantization_to_apply
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.open import open_store
@@ -138,6 +140,78 @@ def test_the_status_counts_every_write_it_follows(tmp_path: Path, gate: Path) ->
         store.drop_collection("media")
         store.create_collection("media", INFO)
         assert store.graph_status("media").vectors == 0
+
+
+class Held:
+    """Wraps a function so that its first call matching `when` waits until `release` is set."""
+
+    def __init__(self, function: Callable[..., Any], when: Callable[..., bool]) -> None:
+        self.function, self.when = function, when
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, *args: Any) -> Any:
+        if not self.reached.is_set() and self.when(*args):
+            self.reached.set()
+            self.release.wait(WAIT_S)
+        return self.function(*args)
+
+
+def answers_while_held(store: EdgeStore, query: np.ndarray, limit: int = 10) -> list[str]:
+    """Search from another thread, as the UI does; fails if the search waits for the swap."""
+    found: list[list[str]] = []
+    searcher = threading.Thread(target=lambda: found.append(top_ids(store, query, limit)), daemon=True)
+    searcher.start()
+    searcher.join(30)
+    assert found, "a search waited for the build's copy to be brought up to date"
+    return found[0]
+
+
+def test_searches_and_writes_go_on_while_a_finished_build_is_brought_up_to_date(
+    tmp_path: Path, gate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build's copy is opened and caught up with the writes made during the build (seconds on
+    a large collection) without holding searches; only the last few writes are copied while
+    searches wait, then the copy is swapped in."""
+    opening = Held(edge.load_shard, lambda path: path.name.startswith("shard-"))
+    copying = Held(edge.copy_points, lambda *args: True)
+    monkeypatch.setattr(edge, "load_shard", opening)
+    monkeypatch.setattr(edge, "copy_points", copying)
+    monkeypatch.setattr(edge, "SWAP_IDS", 5)  # so that the writes below need a round of their own
+    points = make_points(POINTS)
+    try:
+        with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+            store.create_collection("media", INFO)
+            store.upsert("media", points)
+            store.finalize("media")
+            during_build = make_points(40, seed=1, first=POINTS)
+            store.upsert("media", during_build)
+            gate.touch()
+            assert opening.reached.wait(WAIT_S), "the finished build's copy was never opened"
+            while_opening = make_points(40, seed=2, first=2 * POINTS)
+            store.upsert("media", while_opening)
+            store.delete("media", [points[0].id])
+            now = points[1:] + during_build + while_opening
+            assert answers_while_held(store, queries()[0]) == exact_top(now, queries()[0])
+            opening.release.set()
+            assert copying.reached.wait(WAIT_S), "nothing written during the build was copied"
+            assert store.graph_status("media").state == "building"
+            while_copying = make_points(40, seed=3, first=3 * POINTS)
+            store.upsert("media", while_copying)
+            store.set_payload_where("media", Match({"i": 1}), {"tag": "kept"})
+            store.finalize("media")  # a run ends meanwhile: its points get a graph next
+            now += while_copying
+            query = np.asarray(while_copying[7].vectors["disc"])
+            assert answers_while_held(store, query, 1) == [while_copying[7].id]
+            copying.release.set()
+            status = wait_for_graph(store, "media", poll_s=0.1)
+            assert (status.state, status.indexed, status.vectors) == ("ready", 2 * len(now), 2 * len(now))
+            assert store.count("media") == len(now)
+            for query in queries():
+                assert top_ids(store, query) == exact_top(now, query)
+            assert store.retrieve("media", [points[1].id])[0][1] == {"i": 1, "tag": "kept"}
+    finally:
+        opening.release.set()
+        copying.release.set()
 
 
 class CountingShard:
