@@ -13,7 +13,8 @@ disk (`CollectionInfo.quantization = "int8"`). Per size it measures, on `disc`:
 - query p50/p95 with 8 concurrent searchers (threads in one process, as `ume serve` runs them),
   during the last build and after it (plain, and filtered to about 7% of the points), and once
   settled (10 s later, each query run once first: the new shard's pages read); the longest
-  search during the last build;
+  search during the last build; seconds to open the collection again, and the longest that
+  another thread waited meanwhile;
 - while writing: one search every 0.1 s, as a person browsing while a run goes on, and the
   longest of them (a build swapped in while searches wait shows there);
 - recall@10 against exact search (numpy over the same vectors) of HNSW on the original vectors
@@ -262,6 +263,30 @@ def latencies_during(
         return [ms for part in pool.map(searcher, range(SEARCHERS)) for ms in part]
 
 
+def timed_open(folder: Path) -> tuple[float, float]:
+    """Seconds opening the collection takes (as `ume serve` does at its first search, and a
+    swap does with a build's copy), and the longest that another thread of the process waited
+    meanwhile (qdrant-edge holds the GIL while it loads a shard)."""
+    ticks, opened = [time.perf_counter()], threading.Event()
+
+    def tick() -> None:
+        while not opened.is_set():
+            time.sleep(0.005)
+            ticks.append(time.perf_counter())
+
+    ticker = threading.Thread(target=tick, name="ticker", daemon=True)
+    ticker.start()
+    time.sleep(0.1)
+    began = time.perf_counter()
+    with EdgeStore(folder) as store:
+        store.count(COLLECTION)  # shards open on first use
+        took = time.perf_counter() - began
+    opened.set()
+    ticker.join()
+    pauses = np.diff([t for t in ticks if t >= began - 0.01] + [time.perf_counter()])
+    return round(took, 2), round(float(pauses.max()), 2)
+
+
 def recall(
     store: EdgeStore, queries: np.ndarray, truth: list[set[str]], quantization: QuantizationSearchParams
 ) -> float:
@@ -335,6 +360,7 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         anonymous, file_backed = resident_split()
         indexed = store.indexed_vector_count(COLLECTION)
         segments = store._shard(COLLECTION).info().segments_count  # what a search visits
+    open_s, open_pause_s = timed_open(folder)
     return {
         "points": points,
         "upserts_per_s": round(upserts_per_s, 1),
@@ -365,6 +391,8 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         "rss_peak_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 3),
         "indexed_vectors": indexed,
         "segments": segments,
+        "open_s": open_s,
+        "open_longest_pause_s": open_pause_s,
         **context(args, data),
     }
 

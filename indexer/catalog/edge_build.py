@@ -72,11 +72,15 @@ NICENESS = 10  # the child yields the cores to searches and indexing
 IDLE_PRIORITY = True
 IDLE_FLAG = "--idle"
 # Bringing a finished copy up to date: points are copied from the live shard CATCH_UP_CHUNK at a
-# time (each chunk holds the lock searches wait on, and the engine holds the GIL while it writes
-# them), in at most CATCH_UP_ROUNDS rounds, each taking what was written during the one before,
-# until at most SWAP_IDS remain: those are copied with the lock held, then the copy is swapped in.
-# Before, the whole journal was copied with the lock held: at 100k items written at 400/s a swap
-# held searches for 4-21 s (see the README's "Large collections").
+# time (each chunk holds the lock searches wait on only while it is read), in at most
+# CATCH_UP_ROUNDS rounds, each taking what was written during the one before, until at most
+# SWAP_IDS remain: those are copied with the lock held, then the copy is swapped in. Before, the
+# whole journal was copied with the lock held, and the next build's copy made under it too: 100k
+# items written at 400/s, the longest search took 26.8 s while writing and 32.6 s during the last
+# build; copied in rounds 1.6 s and 8.1 s (what is left is the engine opening the copy, see the
+# README's "Large collections"). Chunks taking their turn among searches instead starved behind
+# 8 searchers: the graph was ready 670 s after the last write instead of 348 s. One run each,
+# `benchmarks/results/store-100000-catch-up-*.json`.
 CATCH_UP_CHUNK = 32
 CATCH_UP_ROUNDS = 8
 SWAP_IDS = 256

@@ -156,22 +156,22 @@ class Held:
         return self.function(*args)
 
 
-def answers_while_held(store: EdgeStore, query: np.ndarray, limit: int = 10) -> list[str]:
-    """Search from another thread, as the UI does; fails if the search waits for the swap."""
-    found: list[list[str]] = []
-    searcher = threading.Thread(target=lambda: found.append(top_ids(store, query, limit)), daemon=True)
-    searcher.start()
-    searcher.join(30)
-    assert found, "a search waited for the build's copy to be brought up to date"
-    return found[0]
+def done_while_held(action: Callable[[], Any], what: str) -> Any:
+    """Run `action` in another thread, as the UI or a run would; fails if it has to wait."""
+    done: list[Any] = []
+    worker = threading.Thread(target=lambda: done.append(action()), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert done, f"{what} waited for the build's copy to be brought up to date"
+    return done[0]
 
 
 def test_searches_and_writes_go_on_while_a_finished_build_is_brought_up_to_date(
     tmp_path: Path, gate: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A build's copy is opened and caught up with the writes made during the build (seconds on
-    a large collection) without holding searches; only the last few writes are copied while
-    searches wait, then the copy is swapped in."""
+    a large collection) without holding searches or writes; only the last few writes are copied
+    while searches wait, then the copy is swapped in."""
     opening = Held(edge.load_shard, lambda path: path.name.startswith("shard-"))
     copying = Held(edge.copy_points, lambda *args: True)
     monkeypatch.setattr(edge, "load_shard", opening)
@@ -191,18 +191,25 @@ def test_searches_and_writes_go_on_while_a_finished_build_is_brought_up_to_date(
             store.upsert("media", while_opening)
             store.delete("media", [points[0].id])
             now = points[1:] + during_build + while_opening
-            assert answers_while_held(store, queries()[0]) == exact_top(now, queries()[0])
+            found = done_while_held(lambda: top_ids(store, queries()[0]), "a search")
+            assert found == exact_top(now, queries()[0])
             opening.release.set()
             assert copying.reached.wait(WAIT_S), "nothing written during the build was copied"
             assert store.graph_status("media").state == "building"
             while_copying = make_points(40, seed=3, first=3 * POINTS)
-            store.upsert("media", while_copying)
-            store.set_payload_where("media", Match({"i": 1}), {"tag": "kept"})
-            store.finalize("media")  # a run ends meanwhile: its points get a graph next
+
+            def write() -> None:
+                store.upsert("media", while_copying)
+                store.set_payload_where("media", Match({"i": 1}), {"tag": "kept"})
+                store.finalize("media")  # a run ends meanwhile: its points get a graph next
+
+            done_while_held(write, "a write")
+            query = np.asarray(points[5].vectors["disc"])
+            assert done_while_held(lambda: top_ids(store, query, 1), "a search") == [points[5].id]
             now += while_copying
-            query = np.asarray(while_copying[7].vectors["disc"])
-            assert answers_while_held(store, query, 1) == [while_copying[7].id]
             copying.release.set()
+            query = np.asarray(while_copying[7].vectors["disc"])
+            assert top_ids(store, query, 1) == [while_copying[7].id]
             status = wait_for_graph(store, "media", poll_s=0.1)
             assert (status.state, status.indexed, status.vectors) == ("ready", 2 * len(now), 2 * len(now))
             assert store.count("media") == len(now)
