@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -60,6 +61,7 @@ from indexer.catalog.edge_build import (
     Journal,
     ShardSettings,
     copy_points,
+    describe_phases,
     edge_config,
     remove_tree,
     shard_generation,
@@ -458,6 +460,12 @@ class EdgeStore(ClosesOnExit):
                 raise StoreError(build.failure())
             copy_dir = self._rename_copy(name, build)
             follow_up = self._catch_up_and_swap(name, build, copy_dir)
+            log.info(
+                "swapped in the search graph of %r: %s",
+                name,
+                describe_phases(build.phases),
+                extra={"build_phases": build.phases},
+            )
         except BuildCancelled:
             return
         except Exception as error:  # the live shard is as it was: the next finalize builds again
@@ -487,13 +495,18 @@ class EdgeStore(ClosesOnExit):
     def _catch_up_and_swap(self, name: str, build: Build, copy_dir: Path) -> Build | None:
         """Open the finished copy, bring it up to date and swap it in; a copy that never became
         live is closed and removed. Returns the build to start next, if any."""
+        began = time.monotonic()
         staging = load_shard(copy_dir)
+        build.phases["open_s"] = time.monotonic() - began
         try:
             self._catch_up(name, build, staging)
+            build.phases["catch_up_s"] = time.monotonic() - began - build.phases["open_s"]
             with self._lock:
+                held = time.monotonic()
                 self._check_current(name, build)
                 self._copy_last_writes(name, build, staging)
                 self._swap(name, build, staging, copy_dir.name)
+                build.phases["held_s"] = time.monotonic() - held
                 return self._follow_up(name, build)
         except BaseException:
             if self._shards.get(name) is not staging:
@@ -510,6 +523,7 @@ class EdgeStore(ClosesOnExit):
                 if len(build.journal.ids) <= SWAP_IDS:
                     return
                 ids = build.journal.take()
+            build.phases["caught_up"] = build.phases.get("caught_up", 0) + len(ids)
             for start in range(0, len(ids), CATCH_UP_CHUNK):
                 chunk = ids[start : start + CATCH_UP_CHUNK]
                 with self._lock:
@@ -524,6 +538,7 @@ class EdgeStore(ClosesOnExit):
     def _copy_last_writes(self, name: str, build: Build, staging: EdgeShard) -> None:
         """With the lock held, so that nothing is written meanwhile: copy what is left."""
         ids = build.journal.take()
+        build.phases["copied_held"] = len(ids)
         for start in range(0, len(ids), CATCH_UP_CHUNK):
             chunk = ids[start : start + CATCH_UP_CHUNK]
             copy_points(chunk, self._shards[name].retrieve(chunk, True, True), staging)  # type: ignore[arg-type]

@@ -166,6 +166,7 @@ class Build:
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     process: subprocess.Popen[bytes] | None = None
     worker: threading.Thread | None = None  # waits for the child, catches up, swaps
+    phases: dict[str, float] = field(default_factory=dict)  # seconds and counts, for the log
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -175,7 +176,9 @@ class Build:
     def start(self, live_dir: Path) -> None:
         """Copy the (flushed) live shard and start optimising the copy in a child process."""
         remove_tree(self.directory)
+        began = time.monotonic()
         shutil.copytree(live_dir, self.directory)
+        self.phases["copy_s"] = time.monotonic() - began
         with open(self.folder / BUILD_LOG, "wb") as log:
             command = [sys.executable, "-m", CHILD_MODULE, str(self.directory), self.settings.to_json()]
             self.process = subprocess.Popen(
@@ -216,13 +219,20 @@ class Build:
 
     def wait_for_child(self, poll_s: float = 0.5) -> bool:
         """Wait until the child exits; False when the build was cancelled first."""
+        began = time.monotonic()
         while not self.cancelled.is_set():
             if self.process is None:
                 return False
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(poll_s)
+                self.phases["child_s"] = time.monotonic() - began
                 return not self.cancelled.is_set()
         return False
+
+
+def describe_phases(phases: dict[str, float]) -> str:
+    """`copy_s 3.10, child_s 40.02, caught_up 9888, ...`: seconds with two decimals, counts."""
+    return ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in phases.items())
 
 
 class BuildCancelled(Exception):
