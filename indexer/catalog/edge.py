@@ -185,18 +185,18 @@ class EdgeStore(ClosesOnExit):
 
     def drop_collection(self, name: str) -> None:
         check_collection_name(name)
-        with self._lock:
+        folder = self._collections_dir / name
+        with self._lock:  # from here on the collection is gone: nothing can start a build of it
             build = self._builds.pop(name, None)
-        if build is not None:
-            build.cancel()  # without the lock: its thread may be waiting on it
-        with self._lock:
             shard = self._shards.pop(name, None)
-            self._infos.pop(name, None)
-            self._dirs.pop(name, None)
-            self._vector_counts.pop(name, None)
+            for kept in (self._infos, self._dirs, self._vector_counts, self._wanted):
+                kept.pop(name, None)
+            (folder / INFO_FILE).unlink(missing_ok=True)
             if shard is not None:
                 shard.close()
-            shutil.rmtree(self._collections_dir / name, ignore_errors=True)
+        if build is not None:
+            build.cancel()  # without the lock: its thread may be waiting on it
+        shutil.rmtree(folder, ignore_errors=True)
 
     def upsert(self, name: str, points: Sequence[Point]) -> None:
         with self._lock:
@@ -426,60 +426,83 @@ class EdgeStore(ClosesOnExit):
         return build
 
     def _copy_and_start(self, name: str, build: Build) -> None:
-        """Copy the live shard and start the child, then the thread that finishes the build.
-        Called without the lock: the copy takes seconds on a large collection."""
-        try:
-            build.start(self._collections_dir / name / self._dirs[name])
-        except OSError as error:
-            with self._lock:
-                if self._builds.get(name) is build:
-                    del self._builds[name]
-            build.cancel()
-            raise StoreError(
-                f"cannot copy collection {name!r} to build its search graph: {error.strerror or error}; "
-                "free some disk space (a build needs room for a second copy)"
-            ) from error
+        """Start `build` (see `_start_child`) and the thread that finishes it."""
+        self._start_child(name, build)
         with self._lock:  # the store may have closed, or dropped the collection, meanwhile
             current = self._builds.get(name) is build
             if current:
                 build.worker = threading.Thread(
-                    target=self._finish_build, args=(name, build), name=f"ume-build-{name}", daemon=True
+                    target=self._finish_builds, args=(name, build), name=f"ume-build-{name}", daemon=True
                 )
                 build.worker.start()
         if not current:
             build.cancel()
 
-    def _finish_build(self, name: str, build: Build) -> None:
-        """A build's own thread: wait for the child, bring its copy up to date, swap it in, then
-        start the build asked for meanwhile, if any. Searches and writes go on throughout."""
-        follow_up: Build | None = None
+    def _start_child(self, name: str, build: Build) -> None:
+        """Copy the live shard and start the child. Called without the lock: the copy takes
+        seconds on a large collection."""
+        try:
+            build.start(self._collections_dir / name / self._dirs[name])
+        except (OSError, KeyError) as error:  # KeyError: the collection was dropped meanwhile
+            with self._lock:
+                if self._builds.get(name) is build:
+                    del self._builds[name]
+            build.cancel()
+            reason = error.strerror if isinstance(error, OSError) else "it was dropped"
+            raise StoreError(
+                f"cannot copy collection {name!r} to build its search graph: {reason or error}; "
+                "free some disk space (a build needs room for a second copy)"
+            ) from error
+
+    def _finish_builds(self, name: str, build: Build | None) -> None:
+        """A build's own thread: finish it, then start and finish each build asked for
+        meanwhile in this same thread (registered as theirs, so that closing the store waits for
+        it and never leaves a child starting after it)."""
+        while build is not None:
+            build = self._finish_build(name, build)
+            if build is None:
+                return
+            try:
+                self._start_child(name, build)
+            except StoreError as error:
+                log.warning("%s", error)
+                return
+
+    def _finish_build(self, name: str, build: Build) -> Build | None:
+        """Wait for the child, bring its copy up to date and swap it in; returns the build asked
+        for meanwhile (registered, this thread its worker), if any. Searches and writes go on."""
         try:
             if not build.wait_for_child():
-                return
+                build.cancel()  # a child started just as the build was cancelled: stop it
+                return None
             if not build.succeeded():
                 raise StoreError(build.failure())
             copy_dir = self._rename_copy(name, build)
-            follow_up = self._catch_up_and_swap(name, build, copy_dir)
-            log.info(
-                "swapped in the search graph of %r: %s",
-                name,
-                describe_phases(build.phases),
-                extra={"build_phases": build.phases},
-            )
+            self._catch_up_and_swap(name, build, copy_dir)
         except BuildCancelled:
-            return
+            return None
         except Exception as error:  # the live shard is as it was: the next finalize builds again
             log.warning("building the search graph of %r failed: %s", name, error)
             with self._lock:
                 if self._builds.get(name) is build:
                     del self._builds[name]
             remove_tree(build.directory)
-            return
-        if follow_up is not None:
-            try:
-                self._copy_and_start(name, follow_up)
-            except StoreError as error:
-                log.warning("%s", error)
+            return None
+        log.info(
+            "swapped in the search graph of %r: %s",
+            name,
+            describe_phases(build.phases),
+            extra={"build_phases": build.phases},
+        )
+        try:
+            with self._lock:
+                follow_up = self._follow_up(name, build)
+                if follow_up is not None:
+                    follow_up.worker = threading.current_thread()
+                return follow_up
+        except StoreError as error:  # the store closed meanwhile
+            log.warning("no further build of %r: %s", name, error)
+            return None
 
     def _rename_copy(self, name: str, build: Build) -> Path:
         """Name the finished copy `shard-N`, the next generation (unnamed until info.json says
@@ -489,16 +512,17 @@ class EdgeStore(ClosesOnExit):
                 raise BuildCancelled
             new_dir = f"shard-{shard_generation(self._dirs[name]) + 1}"
         copy_dir = self._collections_dir / name / new_dir
+        remove_tree(copy_dir)  # a copy that failed to open in this process, never named live
         os.replace(build.directory, copy_dir)
         return copy_dir
 
-    def _catch_up_and_swap(self, name: str, build: Build, copy_dir: Path) -> Build | None:
+    def _catch_up_and_swap(self, name: str, build: Build, copy_dir: Path) -> None:
         """Open the finished copy, bring it up to date and swap it in; a copy that never became
-        live is closed and removed. Returns the build to start next, if any."""
-        began = time.monotonic()
-        staging = load_shard(copy_dir)
-        build.phases["open_s"] = time.monotonic() - began
+        live is closed and removed."""
+        began, staging = time.monotonic(), None
         try:
+            staging = load_shard(copy_dir)
+            build.phases["open_s"] = time.monotonic() - began
             self._catch_up(name, build, staging)
             build.phases["catch_up_s"] = time.monotonic() - began - build.phases["open_s"]
             with self._lock:
@@ -507,10 +531,10 @@ class EdgeStore(ClosesOnExit):
                 self._copy_last_writes(name, build, staging)
                 self._swap(name, build, staging, copy_dir.name)
                 build.phases["held_s"] = time.monotonic() - held
-                return self._follow_up(name, build)
         except BaseException:
-            if self._shards.get(name) is not staging:
-                staging.close()
+            if self._dirs.get(name) != copy_dir.name:  # not named live by info.json
+                if staging is not None:
+                    staging.close()
                 remove_tree(copy_dir)
             raise
 

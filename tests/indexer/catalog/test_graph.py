@@ -221,6 +221,34 @@ def test_searches_and_writes_go_on_while_a_finished_build_is_brought_up_to_date(
         copying.release.set()
 
 
+def test_a_copy_that_fails_to_open_is_removed_and_the_next_build_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+
+    def fails_once(path: Path) -> object:
+        if path.name.startswith("shard-") and not opened:
+            opened.append(path.name)
+            raise edge.StoreError(f"cannot open collection at {path}: unreadable segment")
+        return load_shard(path)
+
+    load_shard = edge.load_shard
+    monkeypatch.setattr(edge, "load_shard", fails_once)
+    points = make_points(POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        store.finalize("media")
+        assert wait_for_graph(store, "media", poll_s=0.1).state == "exact"  # the build failed
+        folder = tmp_path / "index" / "collections" / "media"
+        assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["shard"]
+        store.finalize("media")  # the next run's end builds again
+        status = wait_for_graph(store, "media", poll_s=0.1)
+        assert (status.state, status.indexed) == ("ready", 2 * POINTS)
+        for query in queries():
+            assert top_ids(store, query) == exact_top(points, query)
+
+
 class CountingShard:
     """A shard that notes how often it is asked to count (each count scans every point)."""
 
