@@ -17,6 +17,7 @@ Writes `--points` clustered points (`benchmarks/synthetic.py`, 2 x 1536-d, int8,
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -48,7 +49,8 @@ class BuildLog(logging.Handler):
 
     def __init__(self, store: EdgeStore, began: float) -> None:
         super().__init__(logging.INFO)
-        self.store, self.began, self.builds = store, began, []  # type: list[dict[str, Any]]
+        self.store, self.began = store, began
+        self.builds: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         phases = getattr(record, "build_phases", None)
@@ -68,7 +70,7 @@ def sample(store: EdgeStore, queries: np.ndarray, began: float, done: threading.
     samples: list[Sample] = []
 
     def run() -> None:
-        for i in range(10**9):
+        for i in itertools.count():
             if done.wait(SAMPLE_EVERY_S):
                 return
             status = store.graph_status(bench.COLLECTION)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -213,7 +214,7 @@ def browsing(store: Store, queries: np.ndarray) -> tuple[threading.Event, list[f
     done, found = threading.Event(), []
 
     def browse() -> None:
-        for i in range(10**9):
+        for i in itertools.count():
             if done.wait(BROWSE_PAUSE_S):
                 return
             found.append(timed_search(store, queries[i % len(queries)], None))
@@ -409,9 +410,9 @@ def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, An
         f"search beam {tuning.SEARCH_EF}, {tuning.SEGMENTS} segments kept while growing; rescoring "
         f"oversampling {OVERSAMPLING}; build child {'idle' if edge_build.IDLE_PRIORITY else 'niced'}",
         "note": f"{SEARCHERS} concurrent searchers (threads) on disc, top {TOP_K}; searches 'during "
-        "build' are those issued before the graph was ready; 'while writing': one searcher, one search every "
-        f"{BROWSE_PAUSE_S} s; rss counts resident pages of mapped "
-        "files; recall is over all queries against exact numpy search",
+        "build' are those issued before the graph was ready; 'while writing': one searcher, one "
+        f"search every {BROWSE_PAUSE_S} s; rss counts resident pages of mapped files; recall is over "
+        "all queries against exact numpy search",
     }
 
 

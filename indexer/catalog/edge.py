@@ -222,14 +222,14 @@ class EdgeStore(ClosesOnExit):
     def delete_where(self, name: str, match: Match) -> None:
         edge_filter = to_edge_filter(match) or Filter()
         with self._lock:
-            self._note_matching(name, edge_filter)
+            self._note_matching(name, match)
             self._shard(name).update(UpdateOperation.delete_points_by_filter(edge_filter))
             self._vector_counts.pop(name, None)
 
     def set_payload_where(self, name: str, match: Match, payload: dict[str, Any]) -> None:
         edge_filter = to_edge_filter(match) or Filter()
         with self._lock:
-            self._note_matching(name, edge_filter)
+            self._note_matching(name, match)
             shard = self._shard(name)
             shard.update(UpdateOperation.set_payload_by_filter(edge_filter, payload))
             shard.flush()
@@ -372,18 +372,11 @@ class EdgeStore(ClosesOnExit):
         build = self._builds.get(name)
         return build.journal if build is not None else None
 
-    def _note_matching(self, name: str, edge_filter: Filter) -> None:
+    def _note_matching(self, name: str, match: Match) -> None:
         """Before a write by filter during a build, note the ids it is about to touch."""
         journal = self._journal(name)
-        if journal is None:
-            return
-        shard, offset = self._shard(name), None
-        while True:
-            request = ScrollRequest(offset=offset, limit=1000, filter=edge_filter, with_payload=False)
-            records, offset = shard.scroll(request)
-            journal.touched(str(record.id) for record in records)
-            if offset is None:
-                return
+        if journal is not None:
+            journal.touched(stored[0] for stored in self.scroll(name, match))
 
     def _settings(self, info: CollectionInfo, merge: bool = False) -> ShardSettings:
         segments = tuning.MERGED_SEGMENTS if merge else tuning.SEGMENTS
@@ -448,9 +441,10 @@ class EdgeStore(ClosesOnExit):
                 if self._builds.get(name) is build:
                     del self._builds[name]
             build.cancel()
-            reason = error.strerror if isinstance(error, OSError) else "it was dropped"
+            if isinstance(error, KeyError):
+                raise StoreError(f"collection {name!r} was dropped before its graph was built") from None
             raise StoreError(
-                f"cannot copy collection {name!r} to build its search graph: {reason or error}; "
+                f"cannot copy collection {name!r} to build its search graph: {error.strerror or error}; "
                 "free some disk space (a build needs room for a second copy)"
             ) from error
 
@@ -508,8 +502,7 @@ class EdgeStore(ClosesOnExit):
         """Name the finished copy `shard-N`, the next generation (unnamed until info.json says
         so: a process killed before the swap leaves it for the next open to remove)."""
         with self._lock:
-            if self._builds.get(name) is not build:
-                raise BuildCancelled
+            self._check_current(name, build)
             new_dir = f"shard-{shard_generation(self._dirs[name]) + 1}"
         copy_dir = self._collections_dir / name / new_dir
         remove_tree(copy_dir)  # a copy that failed to open in this process, never named live
@@ -548,12 +541,17 @@ class EdgeStore(ClosesOnExit):
                     return
                 ids = build.journal.take()
             build.phases["caught_up"] = build.phases.get("caught_up", 0) + len(ids)
-            for start in range(0, len(ids), CATCH_UP_CHUNK):
-                chunk = ids[start : start + CATCH_UP_CHUNK]
-                with self._lock:
-                    self._check_current(name, build)
-                    records = self._shards[name].retrieve(chunk, True, True)  # type: ignore[arg-type]
-                copy_points(chunk, records, staging)  # the copy is this thread's alone
+            self._copy_from_live(name, build, ids, staging)
+
+    def _copy_from_live(self, name: str, build: Build, ids: list[str], staging: EdgeShard) -> None:
+        """Copy `ids` from the live shard into the copy, CATCH_UP_CHUNK at a time, each read
+        with the lock held (a caller holding it already keeps it throughout)."""
+        for start in range(0, len(ids), CATCH_UP_CHUNK):
+            chunk = ids[start : start + CATCH_UP_CHUNK]
+            with self._lock:
+                self._check_current(name, build)
+                records = self._shards[name].retrieve(chunk, True, True)  # type: ignore[arg-type]
+            copy_points(chunk, records, staging)  # the copy is this thread's alone
 
     def _check_current(self, name: str, build: Build) -> None:
         if self._builds.get(name) is not build or build.cancelled.is_set():
@@ -563,9 +561,7 @@ class EdgeStore(ClosesOnExit):
         """With the lock held, so that nothing is written meanwhile: copy what is left."""
         ids = build.journal.take()
         build.phases["copied_held"] = len(ids)
-        for start in range(0, len(ids), CATCH_UP_CHUNK):
-            chunk = ids[start : start + CATCH_UP_CHUNK]
-            copy_points(chunk, self._shards[name].retrieve(chunk, True, True), staging)  # type: ignore[arg-type]
+        self._copy_from_live(name, build, ids, staging)
         create_field_indexes(staging, build.journal.field_indexes)  # type: ignore[arg-type]
         staging.flush()
 
