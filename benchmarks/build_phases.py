@@ -65,8 +65,11 @@ class BuildLog(logging.Handler):
 Sample = tuple[float, float, int]  # seconds since start, ms of one search, vectors without a graph
 
 
-def sample(store: EdgeStore, queries: np.ndarray, began: float, done: threading.Event) -> list[Sample]:
-    """A `Sample` every SAMPLE_EVERY_S until `done` is set, in a thread of its own."""
+def sample(
+    store: EdgeStore, queries: np.ndarray, began: float, done: threading.Event
+) -> tuple[list[Sample], threading.Thread]:
+    """A `Sample` every SAMPLE_EVERY_S until `done` is set, in the thread returned (join it
+    before closing the store)."""
     samples: list[Sample] = []
 
     def run() -> None:
@@ -77,8 +80,9 @@ def sample(store: EdgeStore, queries: np.ndarray, began: float, done: threading.
             ms = bench.timed_search(store, queries[i % len(queries)], None)
             samples.append((time.perf_counter() - began, ms, status.vectors - status.indexed))
 
-    threading.Thread(target=run, name="sampler", daemon=True).start()
-    return samples
+    sampler = threading.Thread(target=run, name="sampler", daemon=True)
+    sampler.start()
+    return samples, sampler
 
 
 def windows(samples: list[Sample]) -> list[dict[str, Any]]:
@@ -121,7 +125,7 @@ def main() -> None:
         handler = BuildLog(store, began)
         logging.getLogger("indexer.catalog.edge").addHandler(handler)
         logging.getLogger("indexer.catalog.edge").setLevel(logging.INFO)
-        samples = sample(store, queries, began, done)
+        samples, sampler = sample(store, queries, began, done)
         bench.fill(store, data, args.points, bench.ExactTopK(queries), args.grow_every, args.write_rate)
         written_s = time.perf_counter() - began
         store.finalize(bench.COLLECTION)
@@ -129,6 +133,7 @@ def main() -> None:
             time.sleep(SAMPLE_EVERY_S)
         ready_s = time.perf_counter() - began
         done.set()
+        sampler.join()  # its search under way ends before the store closes
     memory = psutil.virtual_memory().total / 1024**3
     result = {
         "points": args.points,
