@@ -79,6 +79,7 @@ INT8_QUANTILE = tuning.QUANTILE  # the store's own setting, reported
 OVERSAMPLING = 2.0  # int8 candidates fetched per result, then rescored with the originals
 RESULTS = Path(__file__).resolve().parent / "results"
 GIB = 1024**3
+CURRENT, BEFORE, UNBATCHED = "current", "before", "unbatched"  # settings measured
 SETTLE_S = 10.0  # after the build, before the "settled" searches
 STATUS_POLL_S = 0.5  # how often a status display asks (`indexer.catalog.store.wait_for_graph`)
 BROWSE_PAUSE_S = 0.1  # between two searches made while writing
@@ -116,6 +117,12 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="also measure the last schedule with the earlier settings (the build child niced, not "
         "idle; Qdrant's default search beam), side by side; written as store-<points>-before.json",
+    )
+    parser.add_argument(
+        "--unbatched",
+        action="store_true",
+        help="also measure the last schedule with searches run one at a time (no batches of the "
+        "searches queued together), side by side; written as store-<points>-unbatched.json",
     )
     parser.add_argument("--extrapolate", type=int, nargs="*", default=[], help="sizes to extrapolate")
     return parser.parse_args()
@@ -332,8 +339,10 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
     data = ClusteredCollection(args.dim, args.seed, args.batch)
     queries = data.queries(args.queries, points)
     exact = ExactTopK(queries)
-    settings = "idle" if edge_build.IDLE_PRIORITY else "niced"  # `--before` runs get folders of their own
-    folder = scratch / f"store-{points}-grow-{grow_every}-{settings}-ef-{tuning.SEARCH_EF}"
+    settings = "idle" if edge_build.IDLE_PRIORITY else "niced"  # baseline runs get folders of their own
+    folder = (
+        scratch / f"store-{points}-grow-{grow_every}-{settings}-ef-{tuning.SEARCH_EF}-{tuning.SEARCH_BATCH}"
+    )
     shutil.rmtree(folder, ignore_errors=True)  # a kept folder of an earlier run would be written over
     with EdgeStore(folder) as store:
         info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
@@ -408,7 +417,8 @@ def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, An
         "store": f"qdrant-edge, vectors disc+gen {args.dim}-d cosine on disk, int8 scalar quantization "
         f"(quantile {INT8_QUANTILE}) in RAM, HNSW m={tuning.HNSW_M} ef_construct={tuning.HNSW_EF_CONSTRUCT}, "
         f"search beam {tuning.SEARCH_EF}, {tuning.SEGMENTS} segments kept while growing; rescoring "
-        f"oversampling {OVERSAMPLING}; build child {'idle' if edge_build.IDLE_PRIORITY else 'niced'}",
+        f"oversampling {OVERSAMPLING}; build child {'idle' if edge_build.IDLE_PRIORITY else 'niced'}; "
+        f"searches queued together run in batches of up to {tuning.SEARCH_BATCH}",
         "note": f"{SEARCHERS} concurrent searchers (threads) on disc, top {TOP_K}; searches 'during "
         "build' are those issued before the graph was ready; 'while writing': one searcher, one "
         f"search every {BROWSE_PAUSE_S} s; rss counts resident pages of mapped files; recall is over "
@@ -481,36 +491,39 @@ def main() -> None:
     )
     with folder as scratch:
         for points in args.points:
-            runs = [(grow, False) for grow in args.grow_every]
-            runs = [(args.grow_every[-1], True), *runs] if args.before else runs
-            results = [measure_apart(points, grow, before, args, Path(scratch)) for grow, before in runs]
-            for (grow, before), result in zip(runs, results, strict=True):
+            runs = [(grow, CURRENT) for grow in args.grow_every]
+            baselines = [v for v, asked in ((BEFORE, args.before), (UNBATCHED, args.unbatched)) if asked]
+            runs = [*((args.grow_every[-1], v) for v in baselines), *runs]
+            results = [measure_apart(points, grow, variant, args, Path(scratch)) for grow, variant in runs]
+            for (grow, variant), result in zip(runs, results, strict=True):
                 name = f"store-{points}-grow-{grow}" if grow != args.grow_every[-1] else f"store-{points}"
-                name += "-before" if before else ""
+                name += f"-{variant}" if variant != CURRENT else ""
                 (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
             print(side_by_side(results), flush=True)
 
 
 def measure_apart(
-    points: int, grow_every: int, before: bool, args: argparse.Namespace, scratch: Path
+    points: int, grow_every: int, variant: str, args: argparse.Namespace, scratch: Path
 ) -> dict[str, Any]:
     """One size and build schedule in a process of its own, so its memory figures are its own
-    (the peak RSS above all) and the earlier settings (`before`) stay in it."""
-    settings = "earlier settings" if before else "current settings"
+    (the peak RSS above all) and a baseline's settings (`variant`) stay in it."""
     schedule = f"a build every {grow_every or 'end'}"
-    print(f"measuring {points:,} points ({args.dim}-d, disc + gen), {schedule}, {settings}")
+    print(f"measuring {points:,} points ({args.dim}-d, disc + gen), {schedule}, {variant} settings")
     with ProcessPoolExecutor(1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-        return pool.submit(measure_with, before, points, grow_every, args, scratch).result()
+        return pool.submit(measure_with, variant, points, grow_every, args, scratch).result()
 
 
 def measure_with(
-    before: bool, points: int, grow_every: int, args: argparse.Namespace, scratch: Path
+    variant: str, points: int, grow_every: int, args: argparse.Namespace, scratch: Path
 ) -> dict[str, Any]:
-    """`measure`, with the settings from before the build child ran idle and the search beam was
-    64 when `before` (this process's own copies of the modules: its builds follow them too)."""
-    if before:
+    """`measure` with the current settings, or (this process's own copies of the modules: its
+    builds follow them too) those of a baseline: BEFORE the build child ran idle and the search
+    beam was 64; UNBATCHED, searches one at a time, as before they were batched."""
+    if variant == BEFORE:
         edge_build.IDLE_PRIORITY, tuning.SEARCH_EF = False, None
-    return measure(points, grow_every, args, scratch) | {"settings": "before" if before else "current"}
+    if variant == UNBATCHED:
+        tuning.SEARCH_BATCH = 1
+    return measure(points, grow_every, args, scratch) | {"settings": variant}
 
 
 def side_by_side(results: list[dict[str, Any]]) -> str:

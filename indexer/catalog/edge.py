@@ -26,6 +26,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -44,12 +45,15 @@ from qdrant_edge import (
     Filter,
     HasVectorCondition,
     Query,
+    QueryBatchRequest,
     QueryRequest,
+    ScoredPoint,
     ScrollRequest,
     UpdateOperation,
 )
 
 from indexer.catalog import tuning
+from indexer.catalog.batches import Batches
 from indexer.catalog.edge_build import (
     BUILD_DIR,
     BUILD_LOG,
@@ -95,7 +99,6 @@ from indexer.catalog.store import (
     missing_collection,
     needs_creation,
 )
-from indexer.catalog.turns import Turns
 
 try:
     import fcntl
@@ -131,7 +134,8 @@ class EdgeStore(ClosesOnExit):
         self._wanted: dict[str, str] = {}  # a quantization asked for while a build ran
         self._vector_counts: dict[str, int] = {}  # per collection, forgotten at each write
         self._lock = threading.RLock()
-        self._search_turns = Turns()  # searches queue in arrival order (see catalog.turns)
+        # searches queue in arrival order and those waiting run together (see catalog.batches)
+        self._searches: Batches[SearchRequest, list[Hit]] = Batches(self._run_searches, tuning.SEARCH_BATCH)
         self._closed = False
 
     def create_collection(self, name: str, info: CollectionInfo) -> None:
@@ -270,19 +274,7 @@ class EdgeStore(ClosesOnExit):
     def search(
         self, name: str, vector: str, query: np.ndarray, limit: int, match: Match | None = None
     ) -> list[Hit]:
-        query32 = as_float32(query)
-        with self._search_turns, self._lock:
-            shard, info = self._shard(name), self._info(name)
-            check_vector(name, info, vector, len(query32))
-            request = QueryRequest(
-                limit=limit,
-                query=Query.Nearest(query32, using=vector),  # type: ignore[arg-type]
-                filter=to_edge_filter(match),
-                with_payload=True,
-                params=search_params(info.quantization),
-            )
-            found = shard.query(request)
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+        return self._searches.submit(SearchRequest(name, vector, as_float32(query), limit, match))
 
     def finalize(self, name: str, final: bool = True) -> None:
         """Start building the search graph in the background when enough vectors lack one, or,
@@ -346,6 +338,37 @@ class EdgeStore(ClosesOnExit):
         if self._lock_handle is not None:
             self._lock_handle.close()  # closing the file releases the flock
             self._lock_handle = None
+
+    def _run_searches(self, requests: Sequence[SearchRequest]) -> list[list[Hit] | Exception]:
+        """The searches queued together (see `catalog.batches`), each collection's as one batch
+        of the engine, all under one hold of the lock."""
+        outcomes: dict[int, list[Hit] | Exception] = {}
+        with self._lock:
+            for name in dict.fromkeys(r.collection for r in requests):
+                mine = {i: r for i, r in enumerate(requests) if r.collection == name}
+                outcomes |= self._search_collection(name, mine)
+        return [outcomes[i] for i in range(len(requests))]
+
+    def _search_collection(
+        self, name: str, requests: dict[int, SearchRequest]
+    ) -> dict[int, list[Hit] | Exception]:
+        try:
+            shard, info = self._shard(name), self._info(name)
+        except StoreError as error:
+            return dict.fromkeys(requests, error)
+        outcomes: dict[int, list[Hit] | Exception] = {}
+        queries: dict[int, QueryRequest] = {}
+        for i, request in requests.items():
+            try:
+                check_vector(name, info, request.vector, len(request.query))
+            except StoreError as error:
+                outcomes[i] = error
+                continue
+            queries[i] = query_request(request, info.quantization)
+        found = run_queries(shard, list(queries.values()))
+        for i, points in zip(queries, found, strict=True):
+            outcomes[i] = points if isinstance(points, Exception) else to_hits(points)
+        return outcomes
 
     def _info(self, name: str) -> CollectionInfo:
         info = self.collection_info(name)
@@ -591,6 +614,48 @@ class EdgeStore(ClosesOnExit):
         if build.again:  # a run ended during the build: its points may want one
             return self._build_if_needed(name, build.again_final)
         return None
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One `EdgeStore.search`, waiting to run with the others queued beside it."""
+
+    collection: str
+    vector: str
+    query: np.ndarray  # float32
+    limit: int
+    match: Match | None
+
+
+def query_request(request: SearchRequest, quantization: str) -> QueryRequest:
+    return QueryRequest(
+        limit=request.limit,
+        query=Query.Nearest(request.query, using=request.vector),  # type: ignore[arg-type]
+        filter=to_edge_filter(request.match),
+        with_payload=True,
+        params=search_params(quantization),
+    )
+
+
+def run_queries(shard: EdgeShard, queries: list[QueryRequest]) -> list[list[ScoredPoint] | Exception]:
+    """The engine's answers, in order: several queries as one batch (one pass over the
+    segments), or, when the engine refuses the batch, each alone, so that only the query at
+    fault fails."""
+    if len(queries) > 1:
+        with contextlib.suppress(Exception):
+            return list(shard.query_batch(QueryBatchRequest(queries)))
+    return [query_alone(shard, query) for query in queries]
+
+
+def query_alone(shard: EdgeShard, query: QueryRequest) -> list[ScoredPoint] | Exception:
+    try:
+        return shard.query(query)
+    except Exception as error:  # the engine's own, raised in the thread that asked
+        return error
+
+
+def to_hits(points: Sequence[ScoredPoint]) -> list[Hit]:
+    return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
 
 
 def remove_in_background(path: Path) -> None:

@@ -57,6 +57,9 @@ OVERSAMPLING = 2.0  # int8 searches rescore 2 x limit candidates with the origin
 # 6.0 / 2.1 ms, 64 5.3 / 1.8 ms, 32 4.6 / 1.2 ms; recall@10 1.000, 1.000, 0.999 (`python
 # benchmarks/segments.py --merge --ef 0 64 32`, `segments-50000-beam.json`). 64 keeps the margin.
 SEARCH_EF = 64
+# Searches queued while others run are answered as one batch of the engine of at most this many
+# (`indexer.catalog.batches`). MEASURED_BELOW
+SEARCH_BATCH = 16
 BUILD_S_PER_VECTOR_DIM = 3.0e-6  # measured HNSW build cost on 2 cores (see above)
 BUILD_S_PER_VECTOR_DIM_INT8 = 1.0e-6  # int8 distances build the graph 1.6-7x faster
 MERGE_S_PER_VECTOR_DIM = 0.94e-6  # merging segments (see MERGED_SEGMENTS above)

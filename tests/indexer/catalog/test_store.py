@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from indexer.catalog import edge
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.open import open_store
 from indexer.catalog.store import CollectionInfo, Match, Point, Store, StoreError, wait_for_graph
@@ -358,3 +361,62 @@ def test_unreachable_server_and_bad_urls_give_one_line_errors(
         open_store(qdrant_url="http://127.0.0.1:9")
     with pytest.raises(StoreError, match="--qdrant-url must be"):
         open_store(qdrant_url="ftp://example")
+
+
+def test_edge_searches_made_together_are_answered_as_each_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searches queued behind a running one go to the engine as one batch (`catalog.batches`):
+    each still gets its own answer, and a bad one fails alone."""
+    store = open_engine("edge", tmp_path / "index")
+    store.create_collection("media", INFO)
+    store.upsert("media", media_points() + record_points())
+    asks: list[tuple[str, Match | None, str]] = [
+        ("disc", None, "media"),
+        ("gen", None, "media"),
+        ("disc", Match({"kind": "image"}), "media"),
+        ("gen", Match(not_fields={"kind": "pdf_page"}), "media"),
+        ("disc", Match({"folders": ["/docs"]}), "media"),
+        ("sparkle", None, "media"),  # no such vector
+        ("disc", None, "elsewhere"),  # no such collection
+    ]
+
+    def ask(vector: str, match: Match | None, name: str) -> list[str] | str:
+        try:
+            query = basis(0) if vector == "disc" else basis(2)
+            return [hit.payload["path"] for hit in store.search(name, vector, query, 10, match)]
+        except StoreError as error:
+            return str(error)
+
+    alone = [ask(*question) for question in asks]
+    sizes, running, release = [], threading.Event(), threading.Event()
+    engine_queries = edge.run_queries
+
+    def held_first(shard: Any, queries: list[Any]) -> list[Any]:
+        if not sizes:
+            running.set()
+            release.wait(10)
+        sizes.append(len(queries))
+        return engine_queries(shard, queries)
+
+    monkeypatch.setattr(edge, "run_queries", held_first)
+    together: dict[int, list[str] | str] = {}
+    first = threading.Thread(target=lambda: together.update({-1: ask("disc", None, "media")}))
+    first.start()
+    assert running.wait(10)
+    threads = [
+        threading.Thread(target=lambda i=i, q=q: together.update({i: ask(*q)})) for i, q in enumerate(asks)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while store._searches.waiting() < len(asks) and time.monotonic() < deadline:  # all queued
+        time.sleep(0.001)
+    release.set()
+    for thread in [first, *threads]:
+        thread.join(10)
+    store.close()
+    assert sizes == [1, len(asks) - 2]  # the held one; the rest, less the two refused, at once
+    assert [together[i] for i in range(len(asks))] == alone
+    assert "holds no 'sparkle' vectors" in str(alone[5]) and "no collection 'elsewhere'" in str(alone[6])
+    assert alone[2] == ["beach.jpg", "cat.png"]
