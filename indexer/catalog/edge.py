@@ -495,7 +495,7 @@ class EdgeStore(ClosesOnExit):
             if not build.succeeded():
                 raise StoreError(build.failure())
             copy_dir = self._rename_copy(name, build)
-            self._catch_up_and_swap(name, build, copy_dir)
+            follow_up = self._catch_up_and_swap(name, build, copy_dir)
         except BuildCancelled:
             return None
         except Exception as error:  # the live shard is as it was: the next finalize builds again
@@ -511,15 +511,7 @@ class EdgeStore(ClosesOnExit):
             describe_phases(build.phases),
             extra={"build_phases": build.phases},
         )
-        try:
-            with self._lock:
-                follow_up = self._follow_up(name, build)
-                if follow_up is not None:
-                    follow_up.worker = threading.current_thread()
-                return follow_up
-        except StoreError as error:  # the store closed meanwhile
-            log.warning("no further build of %r: %s", name, error)
-            return None
+        return follow_up
 
     def _rename_copy(self, name: str, build: Build) -> Path:
         """Name the finished copy `shard-N`, the next generation (unnamed until info.json says
@@ -532,8 +524,10 @@ class EdgeStore(ClosesOnExit):
         os.replace(build.directory, copy_dir)
         return copy_dir
 
-    def _catch_up_and_swap(self, name: str, build: Build, copy_dir: Path) -> None:
-        """Open the finished copy, bring it up to date and swap it in; a copy that never became
+    def _catch_up_and_swap(self, name: str, build: Build, copy_dir: Path) -> Build | None:
+        """Open the finished copy, bring it up to date and swap it in; returns the build asked for
+        meanwhile (registered in the same hold of the lock as the swap, so that no status shows
+        the graph ready in between; this thread its worker), if any. A copy that never became
         live is closed and removed."""
         began, staging = time.monotonic(), None
         try:
@@ -547,6 +541,7 @@ class EdgeStore(ClosesOnExit):
                 self._copy_last_writes(name, build, staging)
                 self._swap(name, build, staging, copy_dir.name)
                 build.phases["held_s"] = time.monotonic() - held
+                return self._next_build(name, build)
         except BaseException:
             if self._dirs.get(name) != copy_dir.name:  # not named live by info.json
                 if staging is not None:
@@ -600,6 +595,17 @@ class EdgeStore(ClosesOnExit):
         live.close()
         (folder / BUILD_LOG).unlink(missing_ok=True)
         remove_in_background(folder / old_dir)
+
+    def _next_build(self, name: str, build: Build) -> Build | None:
+        """`_follow_up`, run by this thread; None when the store closed meanwhile."""
+        try:
+            follow_up = self._follow_up(name, build)
+        except StoreError as error:
+            log.warning("no further build of %r: %s", name, error)
+            return None
+        if follow_up is not None:
+            follow_up.worker = threading.current_thread()
+        return follow_up
 
     def _follow_up(self, name: str, build: Build) -> Build | None:
         """The build asked for while `build` ran (registered, not started): a switch of

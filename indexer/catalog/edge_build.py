@@ -80,8 +80,10 @@ IDLE_FLAG = "--idle"
 # build; copied in rounds 1.6 s and 8.1 s (what is left is the engine opening the copy, see the
 # README's "Large collections"). Chunks taking their turn among searches instead starved behind
 # 8 searchers: the graph was ready 670 s after the last write instead of 348 s. One run each,
-# `benchmarks/results/store-100000-catch-up-*.json`.
-CATCH_UP_CHUNK = 32
+# `benchmarks/results/store-100000-catch-up-*.json`. Writing a chunk into the copy holds the GIL
+# (~0.5 ms per point of 2 x 1536-d with an item's payload, whatever the chunk): 32 points kept
+# every thread waiting 15 ms, 8 points 4 ms, at the same cost per point.
+CATCH_UP_CHUNK = 8
 CATCH_UP_ROUNDS = 8
 SWAP_IDS = 256
 CHILD_MODULE = "indexer.catalog.edge_build"  # what the child runs (`main` below)

@@ -263,6 +263,40 @@ class CountingShard:
         return getattr(self.shard, name)
 
 
+def test_the_status_never_shows_the_graph_ready_between_a_build_and_the_one_asked_for_during_it(
+    tmp_path: Path, gate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that ends during a build gets one more build right after it: `ume index` waits for
+    the status to say ready, so it must not say so in between (it used to, for a moment after the
+    swap, and a run then ended reporting a graph that left its last points out)."""
+    seen: list[str] = []
+    points = make_points(POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        describe = edge.describe_phases  # the store logs each swap with its phases
+
+        def status_at_swap(phases: dict[str, float]) -> str:
+            seen.append(store.graph_status("media").state)
+            return describe(phases)
+
+        monkeypatch.setattr(edge, "describe_phases", status_at_swap)
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        store.finalize("media", final=False)  # a build while the run goes on
+        added = make_points(50, seed=1, first=POINTS)
+        store.upsert("media", added)
+        store.finalize("media")  # the run's end, during the build
+        gate.touch()
+        status = wait_for_graph(store, "media", poll_s=0.01)
+        assert (status.state, status.indexed, status.vectors) == (
+            "ready",
+            2 * (POINTS + 50),
+            2 * (POINTS + 50),
+        )
+        for query in queries():
+            assert top_ids(store, query) == exact_top(points + added, query)
+    assert seen[0] == "building"  # the swap of the first build: the next one already registered
+
+
 def test_a_status_display_polling_between_writes_scans_the_collection_once(tmp_path: Path) -> None:
     """The Index tab asks every 2 s, and each count scans every point while searches wait."""
     with EdgeStore(tmp_path / "index") as store:
