@@ -69,7 +69,11 @@ class Batches(Generic[Request, Result]):
             self._queue.append(ticket)
             running, self._running = self._running, True
         if running:
-            ticket.woken.wait()
+            try:
+                ticket.woken.wait()
+            except BaseException:  # an interrupt while waiting: the queue must not stall on it
+                self._withdraw(ticket)
+                raise
         else:
             self._gather()
         if not ticket.done:  # this caller is the oldest queued: it runs the next batch, its own first
@@ -93,6 +97,16 @@ class Batches(Generic[Request, Result]):
         while (now := self.waiting()) > queued and now < self._limit:
             queued = now
             time.sleep(0)
+
+    def _withdraw(self, ticket: Ticket[Request, Result]) -> None:
+        """Take back a request whose caller stopped waiting: out of the queue, and if it had
+        just been woken to run the next batch, that turn passes to the next caller."""
+        with self._guard:
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+            handed_over = ticket.woken.is_set() and not ticket.done
+        if handed_over:
+            self._hand_over()
 
     def _hand_over(self) -> None:
         """Wake the oldest caller still queued to run the next batch, or stand down."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -125,3 +127,20 @@ def test_an_engine_error_fails_its_batch_and_later_searches_still_run() -> None:
     with pytest.raises(RuntimeError, match="engine gone"):
         batches.submit("a")
     assert batches.submit("b") == "b!"  # not left waiting behind the failed batch
+
+
+def test_a_search_interrupted_while_it_waits_leaves_the_queue_moving() -> None:
+    """Ctrl-C in a search waiting behind others: the searches after it are still answered."""
+    engine, answers = Engine(), {}
+    batches = Batches(engine, limit=1)
+    first = hold_first(batches, engine, answers)
+    interrupter = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl-C
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        batches.submit("interrupted")  # waits behind "a" until the interrupt
+    later = ask(batches, "later", answers)
+    engine.release.set()
+    for thread in (first, later):
+        thread.join(10)
+    assert answers == {"a": "a!", "later": "later!"}
+    assert batches.submit("after") == "after!"
