@@ -361,10 +361,9 @@ class EdgeStore(ClosesOnExit):
         for i, request in requests.items():
             try:
                 check_vector(name, info, request.vector, len(request.query))
-            except StoreError as error:
+                queries[i] = query_request(request, info.quantization)
+            except Exception as error:  # a bad vector or filter fails its own search alone
                 outcomes[i] = error
-                continue
-            queries[i] = query_request(request, info.quantization)
         found = run_queries(shard, list(queries.values()))
         for i, points in zip(queries, found, strict=True):
             outcomes[i] = points if isinstance(points, Exception) else to_hits(points)
@@ -600,7 +599,7 @@ class EdgeStore(ClosesOnExit):
         """`_follow_up`, run by this thread; None when the store closed meanwhile."""
         try:
             follow_up = self._follow_up(name, build)
-        except StoreError as error:
+        except Exception as error:  # the store closed meanwhile; the swap itself stands
             log.warning("no further build of %r: %s", name, error)
             return None
         if follow_up is not None:
@@ -649,7 +648,9 @@ def run_queries(shard: EdgeShard, queries: list[QueryRequest]) -> list[list[Scor
     fault fails."""
     if len(queries) > 1:
         with contextlib.suppress(Exception):
-            return list(shard.query_batch(QueryBatchRequest(queries)))
+            found: list[list[ScoredPoint] | Exception] = list(shard.query_batch(QueryBatchRequest(queries)))
+            if len(found) == len(queries):
+                return found
     return [query_alone(shard, query) for query in queries]
 
 

@@ -8,9 +8,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pytest
 
-from indexer.catalog.batches import Batches
+from indexer.catalog.batches import Batches, Interrupted
 
 
 class Engine:
@@ -144,3 +145,69 @@ def test_a_search_interrupted_while_it_waits_leaves_the_queue_moving() -> None:
         thread.join(10)
     assert answers == {"a": "a!", "later": "later!"}
     assert batches.submit("after") == "after!"
+
+
+def test_an_interrupted_search_leaves_the_queue_even_when_requests_do_not_compare() -> None:
+    """Search requests hold numpy vectors, which refuse `==`: withdrawing one must not compare."""
+    released, running = threading.Event(), threading.Event()
+
+    def engine(requests: Sequence[np.ndarray]) -> list[float | Exception]:
+        running.set()
+        released.wait(10)
+        return [float(r.sum()) for r in requests]
+
+    batches: Batches[np.ndarray, float] = Batches(engine, limit=1)
+    answers: dict[str, object] = {}
+    first = threading.Thread(target=lambda: answers.update(a=batches.submit(np.ones(3))))
+    first.start()
+    assert running.wait(10)
+    second = threading.Thread(target=lambda: answers.update(b=batches.submit(np.full(3, 2.0))))
+    second.start()
+    until(lambda: batches.waiting() == 1)
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        batches.submit(np.zeros(3))
+    released.set()
+    for thread in (first, second):
+        thread.join(10)
+    assert answers == {"a": 3.0, "b": 6.0}
+    assert batches.submit(np.ones(2)) == 2.0
+
+
+def test_ctrl_c_in_the_caller_running_a_batch_fails_the_others_with_an_ordinary_error() -> None:
+    """Other threads of the batch get an error they can handle, not the KeyboardInterrupt."""
+    held = {"x": threading.Event(), "a": threading.Event()}
+    entered = {name: threading.Event() for name in held}
+
+    def engine(requests: Sequence[str]) -> list[str | Exception]:
+        for name in held:
+            if name in requests:
+                entered[name].set()
+                held[name].wait(10)
+        return [f"{r}!" for r in requests]
+
+    batches: Batches[str, str] = Batches(engine, limit=16)
+    answers: dict[str, object] = {}
+    first = submit_from_thread(batches, "x", answers)
+    assert entered["x"].wait(10)
+    others: list[threading.Thread] = []
+
+    def direct() -> None:
+        """Once this thread has queued "a": queue "b", finish "x" (this thread then runs "a" and
+        "b" as one batch), and press Ctrl-C while that batch runs."""
+        until(lambda: batches.waiting() == 1)
+        others.append(submit_from_thread(batches, "b", answers))
+        until(lambda: batches.waiting() == 2)
+        held["x"].set()
+        until(entered["a"].is_set)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    director = threading.Thread(target=direct)
+    director.start()
+    with pytest.raises(KeyboardInterrupt):
+        batches.submit("a")
+    for thread in (first, director, *others):
+        thread.join(10)
+    assert answers["x"] == "x!"
+    assert isinstance(answers["b"], Interrupted)
+    assert batches.submit("c") == "c!"
