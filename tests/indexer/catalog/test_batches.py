@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -65,6 +65,15 @@ def until(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.001)
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[Callable[[], None]]:
+    """Pressing Ctrl-C: SIGINT raises KeyboardInterrupt in the main thread (a process started in
+    the background, as by `make` from a script, inherits SIGINT ignored)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield lambda: os.kill(os.getpid(), signal.SIGINT)
+    signal.signal(signal.SIGINT, before)
 
 
 def test_searches_queued_behind_a_running_one_run_together_in_arrival_order() -> None:
@@ -130,12 +139,12 @@ def test_an_engine_error_fails_its_batch_and_later_searches_still_run() -> None:
     assert batches.submit("b") == "b!"  # not left waiting behind the failed batch
 
 
-def test_a_search_interrupted_while_it_waits_leaves_the_queue_moving() -> None:
+def test_a_search_interrupted_while_it_waits_leaves_the_queue_moving(ctrl_c: Callable[[], None]) -> None:
     """Ctrl-C in a search waiting behind others: the searches after it are still answered."""
     engine, answers = Engine(), {}
     batches = Batches(engine, limit=1)
     first = hold_first(batches, engine, answers)
-    interrupter = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl-C
+    interrupter = threading.Timer(0.2, ctrl_c)  # Ctrl-C
     interrupter.start()
     with pytest.raises(KeyboardInterrupt):
         batches.submit("interrupted")  # waits behind "a" until the interrupt
@@ -147,7 +156,9 @@ def test_a_search_interrupted_while_it_waits_leaves_the_queue_moving() -> None:
     assert batches.submit("after") == "after!"
 
 
-def test_an_interrupted_search_leaves_the_queue_even_when_requests_do_not_compare() -> None:
+def test_an_interrupted_search_leaves_the_queue_even_when_requests_do_not_compare(
+    ctrl_c: Callable[[], None],
+) -> None:
     """Search requests hold numpy vectors, which refuse `==`: withdrawing one must not compare."""
     released, running = threading.Event(), threading.Event()
 
@@ -164,7 +175,7 @@ def test_an_interrupted_search_leaves_the_queue_even_when_requests_do_not_compar
     second = threading.Thread(target=lambda: answers.update(b=batches.submit(np.full(3, 2.0))))
     second.start()
     until(lambda: batches.waiting() == 1)
-    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C
+    threading.Timer(0.2, ctrl_c).start()  # Ctrl-C
     with pytest.raises(KeyboardInterrupt):
         batches.submit(np.zeros(3))
     released.set()
@@ -174,7 +185,9 @@ def test_an_interrupted_search_leaves_the_queue_even_when_requests_do_not_compar
     assert batches.submit(np.ones(2)) == 2.0
 
 
-def test_ctrl_c_in_the_caller_running_a_batch_fails_the_others_with_an_ordinary_error() -> None:
+def test_ctrl_c_in_the_caller_running_a_batch_fails_the_others_with_an_ordinary_error(
+    ctrl_c: Callable[[], None],
+) -> None:
     """Other threads of the batch get an error they can handle, not the KeyboardInterrupt."""
     held = {"x": threading.Event(), "a": threading.Event()}
     entered = {name: threading.Event() for name in held}
@@ -200,7 +213,7 @@ def test_ctrl_c_in_the_caller_running_a_batch_fails_the_others_with_an_ordinary_
         until(lambda: batches.waiting() == 2)
         held["x"].set()
         until(entered["a"].is_set)
-        os.kill(os.getpid(), signal.SIGINT)
+        ctrl_c()
 
     director = threading.Thread(target=direct)
     director.start()
