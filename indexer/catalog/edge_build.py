@@ -81,8 +81,9 @@ IDLE_FLAG = "--idle"
 # README's "Large collections"). Chunks taking their turn among searches instead starved behind
 # 8 searchers: the graph was ready 670 s after the last write instead of 348 s. One run each,
 # `benchmarks/results/store-100000-catch-up-*.json`. Writing a chunk into the copy holds the GIL
-# (~0.5 ms per point of 2 x 1536-d with an item's payload, whatever the chunk): 32 points kept
-# every thread waiting 15 ms, 8 points 4 ms, at the same cost per point.
+# (0.56-0.68 ms per point of 2 x 1536-d with an item's payload, whatever the chunk): 32 points
+# kept every thread waiting 18-21 ms, 8 points 4-5 ms (`python benchmarks/catch_up_chunk.py`,
+# `catch_up_chunk.json`).
 CATCH_UP_CHUNK = 8
 CATCH_UP_ROUNDS = 8
 SWAP_IDS = 256
