@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import logging
 import math
 import os
 import platform
@@ -80,6 +81,7 @@ OVERSAMPLING = 2.0  # int8 candidates fetched per result, then rescored with the
 RESULTS = Path(__file__).resolve().parent / "results"
 GIB = 1024**3
 CURRENT, BEFORE, UNBATCHED = "current", "before", "unbatched"  # settings measured
+WINDOW_S = 10  # seconds per window of the searches during the build
 SETTLE_S = 10.0  # after the build, before the "settled" searches
 STATUS_POLL_S = 0.5  # how often a status display asks (`indexer.catalog.store.wait_for_graph`)
 BROWSE_PAUSE_S = 0.1  # between two searches made while writing
@@ -249,8 +251,9 @@ def latencies_after(store: Store, queries: np.ndarray, per_searcher: int, match:
 
 def latencies_during(
     store: Store, queries: np.ndarray, ready_at: Callable[[], float | None], since: float
-) -> list[float]:
-    """Milliseconds per search sent before the graph was ready, SEARCHERS threads searching.
+) -> list[tuple[float, float]]:
+    """(seconds after `since` it ended, milliseconds) per search sent before the graph was
+    ready, SEARCHERS threads searching.
 
     Every searcher wants to send its first search at `since` (the build's start) and each next
     one as soon as the previous one returns, and a search's time counts from then: an engine that
@@ -258,17 +261,43 @@ def latencies_during(
     in full instead of hiding it between two searches or before a searcher's first.
     """
 
-    def searcher(offset: int) -> list[float]:
+    def searcher(offset: int) -> list[tuple[float, float]]:
         found, i, due = [], offset, since
         while (ready := ready_at()) is None or due < ready:
             store.search(COLLECTION, "disc", queries[i % len(queries)], TOP_K)
             done = time.perf_counter()
-            found.append(1000 * (done - due))
+            found.append((done - since, 1000 * (done - due)))
             due, i = done, i + SEARCHERS
         return found
 
     with ThreadPoolExecutor(SEARCHERS) as pool:
-        return [ms for part in pool.map(searcher, range(SEARCHERS)) for ms in part]
+        return [timed for part in pool.map(searcher, range(SEARCHERS)) for timed in part]
+
+
+def by_window(timed: list[tuple[float, float]]) -> list[dict[str, float | int | None]]:
+    """The searches of `latencies_during` per WINDOW_S seconds: where in the build the slow ones are."""
+    windows: dict[int, list[float]] = {}
+    for at, ms in timed:
+        windows.setdefault(int(at // WINDOW_S), []).append(ms)
+    return [
+        {"from_s": k * WINDOW_S, "searches": len(v), "p50_ms": percentile(v, 50), "p95_ms": percentile(v, 95)}
+        | {"max_ms": percentile(v, 100)}
+        for k, v in sorted(windows.items())
+    ]
+
+
+class SwapLog(logging.Handler):
+    """When each build was swapped in (seconds after `since`), with its phases, as the store logs it."""
+
+    def __init__(self, since: float) -> None:
+        super().__init__(logging.INFO)
+        self.since, self.swaps = since, []  # type: list[dict[str, float]]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        phases = getattr(record, "build_phases", None)
+        if phases is not None:
+            at = round(time.perf_counter() - self.since, 1)
+            self.swaps.append({"at_s": at} | {k: round(v, 2) for k, v in phases.items()})
 
 
 def timed_open(folder: Path) -> tuple[float, float]:
@@ -351,8 +380,12 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         upserts_per_s = fill(store, data, points, exact, grow_every, args.write_rate)
         stop_browsing.set()
         began = time.perf_counter()
+        swaps = SwapLog(began)
+        logging.getLogger("indexer.catalog.edge").addHandler(swaps)
+        logging.getLogger("indexer.catalog.edge").setLevel(logging.INFO)
         ready_at = start_graph_build(store)
-        during = latencies_during(store, queries, ready_at, began)
+        timed = latencies_during(store, queries, ready_at, began)
+        during = [ms for _, ms in timed]
         while (ready := ready_at()) is None:
             time.sleep(0.05)
         graph_ready_s = ready - began
@@ -401,6 +434,8 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         "rss_peak_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 3),
         "indexed_vectors": indexed,
         "segments": segments,
+        "during_build_windows": by_window(timed),
+        "swaps_during_build": swaps.swaps,
         "open_s": open_s,
         "open_longest_pause_s": open_pause_s,
         **context(args, data),
