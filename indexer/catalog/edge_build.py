@@ -80,11 +80,16 @@ IDLE_FLAG = "--idle"
 # build; copied in rounds 1.6 s and 8.1 s (what is left is the engine opening the copy, see the
 # README's "Large collections"). Chunks taking their turn among searches instead starved behind
 # 8 searchers: the graph was ready 670 s after the last write instead of 348 s. One run each,
-# `benchmarks/results/store-100000-catch-up-*.json`. Writing a chunk into the copy holds the GIL
-# (0.56-0.68 ms per point of 2 x 1536-d with an item's payload, whatever the chunk): 32 points
-# kept every thread waiting 18-21 ms, 8 points 4-5 ms (`python benchmarks/catch_up_chunk.py`,
-# `catch_up_chunk.json`).
-CATCH_UP_CHUNK = 8
+# `benchmarks/results/store-100000-catch-up-*.json`.
+# A chunk is read with the lock held, then written into the copy COPY_PIECE points at a time:
+# writing holds the GIL (0.56-0.68 ms per point of 2 x 1536-d with an item's payload, whatever
+# the piece): 32 points kept every thread waiting 18-21 ms, 8 points 4-5 ms (`python
+# benchmarks/catch_up_chunk.py`, `catch_up_chunk.json`). Reading needs the lock, which a batch
+# of searches holds for its whole run: chunks of 8 got the lock about once per batch, and
+# catching up 24,576 points took 433 s behind 8 searchers (`store-100000-batched-catch-up-8.json`),
+# so chunks are read 256 at a time (a few ms under the lock).
+CATCH_UP_CHUNK = 256
+COPY_PIECE = 8
 CATCH_UP_ROUNDS = 8
 SWAP_IDS = 256
 CHILD_MODULE = "indexer.catalog.edge_build"  # what the child runs (`main` below)
@@ -244,10 +249,10 @@ class BuildCancelled(Exception):
 
 def copy_points(ids: Sequence[str], records: Sequence[Record], staging: EdgeShard) -> None:
     """Make `ids` in the copy what `records` (read from the live shard) say: upserted as they
-    are there, deleted when gone."""
+    are there (COPY_PIECE at a time: each write holds the GIL), deleted when gone."""
     present = [to_edge_point(Point(i, payload, dict(v))) for i, payload, v in map(to_stored, records)]
-    if present:
-        staging.update(UpdateOperation.upsert_points(present))
+    for start in range(0, len(present), COPY_PIECE):
+        staging.update(UpdateOperation.upsert_points(present[start : start + COPY_PIECE]))
     gone = set(ids) - {str(record.id) for record in records}
     if gone:
         staging.update(UpdateOperation.delete_points(sorted(gone)))
