@@ -1,13 +1,13 @@
-"""What copying a chunk of points into a build's copy costs, by chunk size (`CATCH_UP_CHUNK`).
+"""What writing a piece of points into a build's copy costs, by piece size (`COPY_PIECE`).
 
     python benchmarks/catch_up_chunk.py [--points 2000] [--chunks 32 8] [--out FILE]
 
 A finished build is brought up to date by reading the points written during it from the live
-shard and writing them into the copy, a chunk at a time (`EdgeStore._copy_from_live`); the engine
-holds the GIL while it writes a chunk, so every other thread of the process (the searches) waits
-that long. Writes `--points` items (`disc` and `gen`, 1536-d, an item's payload) into an int8
-collection, then copies them into a second one chunk by chunk, each chunk size twice in turn:
-milliseconds per chunk read and written, and per point.
+shard and writing them into the copy (`EdgeStore._copy_from_live`); the engine holds the GIL
+while it writes, so every other thread of the process (the searches) waits that long per write.
+Writes `--points` items (`disc` and `gen`, 1536-d, an item's payload) into an int8 collection,
+then copies them into a second one in pieces (one read and one write each), each size twice in
+turn: milliseconds per chunk read and written, and per point.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import time
 import uuid
 from pathlib import Path
 
+from qdrant_edge import UpdateOperation
 from synthetic import ClusteredCollection
 
 from indexer.catalog.edge import EdgeStore
-from indexer.catalog.edge_build import copy_points
+from indexer.catalog.edge_convert import to_edge_point, to_stored
 from indexer.catalog.store import CollectionInfo, Point
 
 ROWS = 500
@@ -63,7 +64,8 @@ def main() -> int:
                 began = time.perf_counter()
                 records = source.retrieve(part, True, True)  # type: ignore[arg-type]
                 between = time.perf_counter()
-                copy_points(part, records, staging)
+                points = [to_edge_point(Point(i, p, dict(v))) for i, p, v in map(to_stored, records)]
+                staging.update(UpdateOperation.upsert_points(points))  # one write of the piece
                 read, write = read + between - began, write + time.perf_counter() - between
             count = -(-len(ids) // chunk)
             figures = {
