@@ -43,23 +43,17 @@ SAMPLE_EVERY_S = 0.5
 WINDOW_S = 10
 
 
-class BuildLog(logging.Handler):
+class BuildLog(bench.SwapLog):
     """Keeps the phases of every build the store logs as swapped in, with the time and the
     graph's coverage right after."""
 
     def __init__(self, store: EdgeStore, began: float) -> None:
-        super().__init__(logging.INFO)
-        self.store, self.began = store, began
-        self.builds: list[dict[str, Any]] = []
+        super().__init__(began)
+        self.store = store
 
-    def emit(self, record: logging.LogRecord) -> None:
-        phases = getattr(record, "build_phases", None)
-        if phases is None:
-            return
+    def after_swap(self) -> dict[str, float]:
         status = self.store.graph_status(bench.COLLECTION)
-        at = round(time.perf_counter() - self.began, 1)
-        rounded = {k: round(v, 2) for k, v in phases.items()}
-        self.builds.append({"at_s": at, **rounded, "indexed": status.indexed, "vectors": status.vectors})
+        return {"indexed": status.indexed, "vectors": status.vectors}
 
 
 Sample = tuple[float, float, int]  # seconds since start, ms of one search, vectors without a graph
@@ -141,7 +135,7 @@ def main() -> None:
         "grow_every": args.grow_every,
         "written_s": round(written_s, 1),
         "graph_ready_s": round(ready_s, 1),
-        "builds": handler.builds,
+        "builds": handler.swaps,
         "windows": windows(samples),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB"
         + (f"; {args.note}" if args.note else ""),
@@ -152,7 +146,7 @@ def main() -> None:
     }
     out = args.out / f"build_phases-{args.points}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    for build in handler.builds:
+    for build in handler.swaps:
         print(build)
     print(f"written in {written_s:.0f} s, graph ready at {ready_s:.0f} s; {out}")
 

@@ -297,7 +297,11 @@ class SwapLog(logging.Handler):
         phases = getattr(record, "build_phases", None)
         if phases is not None:
             at = round(time.perf_counter() - self.since, 1)
-            self.swaps.append({"at_s": at} | {k: round(v, 2) for k, v in phases.items()})
+            self.swaps.append({"at_s": at} | {k: round(v, 2) for k, v in phases.items()} | self.after_swap())
+
+    def after_swap(self) -> dict[str, float]:
+        """More to note with each swap (nothing here)."""
+        return {}
 
 
 def timed_open(folder: Path) -> tuple[float, float]:

@@ -76,49 +76,38 @@ def ctrl_c() -> Iterator[Callable[[], None]]:
     signal.signal(signal.SIGINT, before)
 
 
-def test_searches_queued_behind_a_running_one_run_together_in_arrival_order() -> None:
+def behind_a_held_one(limit: int, names: Sequence[str]) -> tuple[Engine, dict[str, object]]:
+    """Search "a" (held by the engine), queue `names` behind it in that order, release "a", and
+    wait for all: the engine's batches and every search's answer."""
     engine, answers = Engine(), {}
-    batches = Batches(engine, limit=16)
+    batches = Batches(engine, limit=limit)
     first = hold_first(batches, engine, answers)
-    queued = [ask(batches, name, answers) for name in ("b", "c", "d", "e")]
+    queued = [ask(batches, name, answers) for name in names]
     engine.release.set()
     for thread in [first, *queued]:
         thread.join(10)
+    return engine, answers
+
+
+def test_searches_queued_behind_a_running_one_run_together_in_arrival_order() -> None:
+    engine, answers = behind_a_held_one(16, ("b", "c", "d", "e"))
     assert engine.batches == [["a"], ["b", "c", "d", "e"]]
     assert answers == {"a": "a!", "b": "b!", "c": "c!", "d": "d!", "e": "e!"}
 
 
 def test_a_batch_holds_at_most_its_limit_and_the_rest_follow_in_order() -> None:
-    engine, answers = Engine(), {}
-    batches = Batches(engine, limit=2)
-    first = hold_first(batches, engine, answers)
-    queued = [ask(batches, name, answers) for name in ("b", "c", "d", "e", "f")]
-    engine.release.set()
-    for thread in [first, *queued]:
-        thread.join(10)
+    engine, answers = behind_a_held_one(2, ("b", "c", "d", "e", "f"))
     assert engine.batches == [["a"], ["b", "c"], ["d", "e"], ["f"]]
     assert len(answers) == 6
 
 
 def test_with_a_limit_of_one_searches_take_turns_first_come_first_served() -> None:
-    engine, answers = Engine(), {}
-    batches = Batches(engine, limit=1)
-    first = hold_first(batches, engine, answers)
-    queued = [ask(batches, name, answers) for name in ("b", "c", "d")]
-    engine.release.set()
-    for thread in [first, *queued]:
-        thread.join(10)
+    engine, _ = behind_a_held_one(1, ("b", "c", "d"))
     assert engine.batches == [["a"], ["b"], ["c"], ["d"]]
 
 
 def test_a_bad_search_fails_alone_and_the_others_of_its_batch_are_answered() -> None:
-    engine, answers = Engine(), {}
-    batches = Batches(engine, limit=16)
-    first = hold_first(batches, engine, answers)
-    queued = [ask(batches, name, answers) for name in ("b", "bad", "c")]
-    engine.release.set()
-    for thread in [first, *queued]:
-        thread.join(10)
+    engine, answers = behind_a_held_one(16, ("b", "bad", "c"))
     assert engine.batches[1] == ["b", "bad", "c"]
     assert isinstance(answers["bad"], ValueError)
     assert (answers["b"], answers["c"]) == ("b!", "c!")
