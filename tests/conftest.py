@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +14,27 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# What libraries write to the system's temp folder during a run (gradio's cache of uploads, the
+# gradio client's download folders, one per file it fetches) goes to a folder of this run, removed
+# at its end: otherwise every run left hundreds of folders in /tmp. Set before gradio is imported,
+# which reads GRADIO_TEMP_DIR once.
+RUN_TEMP = Path(tempfile.mkdtemp(prefix="ume-tests-"))
+os.environ["GRADIO_TEMP_DIR"] = str(RUN_TEMP / "gradio")
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "media"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_temp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`tempfile`'s folder is this run's own while tests run (pytest's own folders, made first,
+    stay where pytest keeps them)."""
+    tmp_path_factory.getbasetemp()
+    kept = tempfile.tempdir
+    tempfile.tempdir = str(RUN_TEMP)
+    yield RUN_TEMP
+    tempfile.tempdir = kept
+    shutil.rmtree(RUN_TEMP, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

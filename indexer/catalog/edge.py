@@ -59,6 +59,7 @@ from indexer.catalog.edge_build import (
     BUILD_LOG,
     CATCH_UP_CHUNK,
     CATCH_UP_ROUNDS,
+    GIVE_WAY_MOST_S,
     SWAP_IDS,
     Build,
     BuildCancelled,
@@ -78,6 +79,7 @@ from indexer.catalog.edge_convert import (
     to_edge_point,
     to_stored,
 )
+from indexer.catalog.give_way import GiveWay
 from indexer.catalog.schema import PAYLOAD_INDEXES
 from indexer.catalog.store import (
     ClosesOnExit,
@@ -136,6 +138,7 @@ class EdgeStore(ClosesOnExit):
         self._lock = threading.RLock()
         # searches queue in arrival order and those waiting run together (see catalog.batches)
         self._searches: Batches[SearchRequest, list[Hit]] = Batches(self._run_searches, tuning.SEARCH_BATCH)
+        self._give_way = GiveWay(GIVE_WAY_MOST_S)  # between batches, to a build's catch-up
         self._closed = False
 
     def create_collection(self, name: str, info: CollectionInfo) -> None:
@@ -343,7 +346,9 @@ class EdgeStore(ClosesOnExit):
         """The searches queued together (see `catalog.batches`), each collection's as one batch
         of the engine, all under one hold of the lock."""
         outcomes: dict[int, list[Hit] | Exception] = {}
+        self._give_way.before_batch()
         with self._lock:
+            self._give_way.before_queries()
             for name in dict.fromkeys(r.collection for r in requests):
                 mine = {i: r for i, r in enumerate(requests) if r.collection == name}
                 outcomes |= self._search_collection(name, mine)
@@ -562,13 +567,16 @@ class EdgeStore(ClosesOnExit):
 
     def _copy_from_live(self, name: str, build: Build, ids: list[str], staging: EdgeShard) -> None:
         """Copy `ids` from the live shard into the copy, CATCH_UP_CHUNK at a time, each read
-        with the lock held (a caller holding it already keeps it throughout)."""
+        with the lock held (a caller holding it already keeps it throughout) and written as a
+        piece the next batch of searches waits for (see `catalog.give_way`)."""
         for start in range(0, len(ids), CATCH_UP_CHUNK):
             chunk = ids[start : start + CATCH_UP_CHUNK]
-            with self._lock:
-                self._check_current(name, build)
-                records = self._shards[name].retrieve(chunk, True, True)  # type: ignore[arg-type]
-            copy_points(chunk, records, staging)  # the copy is this thread's alone
+            with self._give_way.piece() as writing:
+                with self._lock:
+                    self._check_current(name, build)
+                    records = self._shards[name].retrieve(chunk, True, True)  # type: ignore[arg-type]
+                    writing()
+                copy_points(chunk, records, staging)  # the copy is this thread's alone
 
     def _check_current(self, name: str, build: Build) -> None:
         if self._builds.get(name) is not build or build.cancelled.is_set():

@@ -84,12 +84,14 @@ IDLE_FLAG = "--idle"
 # A chunk is read with the lock held, then written into the copy COPY_PIECE points at a time:
 # writing holds the GIL (0.56-0.68 ms per point of 2 x 1536-d with an item's payload, whatever
 # the piece): 32 points kept every thread waiting 18-21 ms, 8 points 4-5 ms (`python
-# benchmarks/catch_up_chunk.py`, `catch_up_chunk.json`). Reading needs the lock, which a batch
-# of searches holds for its whole run: chunks of 8 got the lock about once per batch, and
-# catching up 24,576 points took 433 s behind 8 searchers (`store-100000-batched-catch-up-8.json`),
-# so chunks are read 256 at a time (a few ms under the lock).
-CATCH_UP_CHUNK = 256
+# benchmarks/catch_up_chunk.py`, `catch_up_chunk.json`). Behind 8 searchers the catch-up rarely
+# got the lock or the GIL between their batches: 24,576 points took 433 s read 8 at a time
+# (`store-100000-batched-catch-up-8.json`), 16,544 took 205 s read 256 at a time
+# (`store-100000-batched-catch-up-256.json`). Now each chunk is a piece the next batch of
+# searches waits for (`catalog.give_way`, at most GIVE_WAY_MOST_S): a batch, then a chunk.
+CATCH_UP_CHUNK = 32
 COPY_PIECE = 8
+GIVE_WAY_MOST_S = 0.1
 CATCH_UP_ROUNDS = 8
 SWAP_IDS = 256
 CHILD_MODULE = "indexer.catalog.edge_build"  # what the child runs (`main` below)

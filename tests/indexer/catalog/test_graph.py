@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -219,6 +220,63 @@ def test_searches_and_writes_go_on_while_a_finished_build_is_brought_up_to_date(
     finally:
         opening.release.set()
         copying.release.set()
+
+
+def test_searches_never_run_while_the_catch_up_writes_and_it_finishes_under_constant_searching(
+    tmp_path: Path, gate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copying a piece of the catch-up and running a batch of searches both hold the GIL; the
+    catch-up used to starve among searchers. Now a batch waits for the piece in progress (see
+    `catalog.give_way`): searchers that never stop still let the build be swapped in."""
+    writing, overlaps, pieces, batches = threading.Event(), [], [0], [0]
+    real_copy, real_run = edge.copy_points, edge.run_queries
+
+    def copying(*args: Any) -> None:
+        writing.set()
+        pieces[0] += 1
+        time.sleep(0.01)  # a piece takes a while to write, as it does at size
+        try:
+            real_copy(*args)
+        finally:
+            writing.clear()
+
+    def querying(shard: Any, requests: Any) -> Any:
+        batches[0] += 1
+        if writing.is_set():
+            overlaps.append(len(requests))
+        return real_run(shard, requests)
+
+    monkeypatch.setattr(edge, "copy_points", copying)
+    monkeypatch.setattr(edge, "run_queries", querying)
+    monkeypatch.setattr(edge, "CATCH_UP_CHUNK", 8)
+    monkeypatch.setattr(edge, "SWAP_IDS", 5)
+    points, during_build = make_points(POINTS), make_points(200, seed=1, first=POINTS)
+    stop = threading.Event()
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        store.finalize("media")
+        store.upsert("media", during_build)
+
+        def searcher(query: np.ndarray) -> None:
+            while not stop.is_set():
+                top_ids(store, query)
+
+        searchers = [threading.Thread(target=searcher, args=(q,), daemon=True) for q in queries(4)]
+        for thread in searchers:
+            thread.start()
+        try:
+            gate.touch()
+            status = wait_for_graph(store, "media", poll_s=0.1)
+        finally:
+            stop.set()
+            for thread in searchers:
+                thread.join(WAIT_S)
+        assert status.state == "ready"
+        assert pieces[0] >= len(during_build) // 8 and batches[0] > 0
+        assert overlaps == [], f"{len(overlaps)} batches of searches ran while a piece was written"
+        for query in queries():
+            assert top_ids(store, query) == exact_top(points + during_build, query)
 
 
 def test_a_copy_that_fails_to_open_is_removed_and_the_next_build_succeeds(
