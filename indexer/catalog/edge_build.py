@@ -140,7 +140,11 @@ def edge_config(settings: ShardSettings) -> EdgeConfig:
     )
     hnsw = HnswIndexConfig(m=tuning.HNSW_M, ef_construct=tuning.HNSW_EF_CONSTRUCT, full_scan_threshold=10_000)
     return EdgeConfig(
-        vectors=vectors, hnsw_config=hnsw, quantization_config=quantization, optimizers=optimizers
+        vectors=vectors,
+        hnsw_config=hnsw,
+        quantization_config=quantization,
+        optimizers=optimizers,
+        max_search_threads=tuning.SEARCH_THREADS,  # kept by the shard: every later load uses it
     )
 
 

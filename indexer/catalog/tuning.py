@@ -64,6 +64,14 @@ SEARCH_EF = 64
 # 11 ms; batches of up to 16: 238 and 1,640/s, p95 40 and 6.5 ms; batches of 4 in between. The
 # same top 10 every time.
 SEARCH_BATCH = 16
+# Threads of a shard's search pool (qdrant-edge reads a query's segments in parallel on them;
+# by default one per core). On 2 cores they took both, and the build's child, which runs only on
+# idle cores, crawled: 100k items written at 100/s, the last build (a merge of 8 segments) took
+# 981 s among 8 searchers (`store-100000-write-100-give-way.json`). Merging 60k items grown in
+# 12 builds, 8 searchers throughout, default / 1 thread (`python benchmarks/search_threads.py`,
+# `search_threads.json`): see that file; one thread leaves the child a core. Persisted in the
+# shard's configuration when it is created or rebuilt (`edge_build.edge_config`).
+SEARCH_THREADS = 1
 BUILD_S_PER_VECTOR_DIM = 3.0e-6  # measured HNSW build cost on 2 cores (see above)
 BUILD_S_PER_VECTOR_DIM_INT8 = 1.0e-6  # int8 distances build the graph 1.6-7x faster
 MERGE_S_PER_VECTOR_DIM = 0.94e-6  # merging segments (see MERGED_SEGMENTS above)

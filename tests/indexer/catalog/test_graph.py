@@ -597,3 +597,29 @@ def test_a_build_child_and_the_threads_it_starts_run_only_on_idle_cores() -> Non
     policy, started_later, niceness = map(int, done.stdout.split())
     assert policy == started_later == os.SCHED_IDLE
     assert niceness == edge_build.NICENESS
+
+
+def search_threads() -> int:
+    """The engine's search pool threads running in this process (named edge-search-N)."""
+    tasks = Path("/proc/self/task").iterdir()
+    return sum((task / "comm").read_text().startswith("edge-search") for task in tasks)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads are listed in Linux's /proc")
+def test_a_collection_searches_on_one_thread_so_that_a_build_gets_the_other_cores(tmp_path: Path) -> None:
+    """By default the engine gives each shard one search thread per core, and a query's segments
+    were read on all of them, leaving a build's child (which runs on idle cores only) none; a
+    collection, new or rebuilt, keeps to `tuning.SEARCH_THREADS`."""
+    before = search_threads()
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", make_points(POINTS))
+        top_ids(store, queries()[0])
+        assert search_threads() - before == tuning.SEARCH_THREADS
+        store.finalize("media")
+        wait_for_graph(store, "media", poll_s=0.1)
+        top_ids(store, queries()[0])
+        assert search_threads() - before == tuning.SEARCH_THREADS
+    with EdgeStore(tmp_path / "index") as reopened:
+        top_ids(reopened, queries()[0])
+        assert search_threads() - before == tuning.SEARCH_THREADS
