@@ -24,6 +24,8 @@ and the README's "Large collections"):
 
 from __future__ import annotations
 
+import os
+
 HNSW_M = 16  # edges per node
 HNSW_EF_CONSTRUCT = 100  # candidates while building
 SEGMENTS = 8  # new points land in their own segment: adding some never rebuilds the graph
@@ -65,13 +67,16 @@ SEARCH_EF = 64
 # same top 10 every time.
 SEARCH_BATCH = 16
 # Threads of a shard's search pool (qdrant-edge reads a query's segments in parallel on them;
-# by default one per core). On 2 cores they took both, and the build's child, which runs only on
-# idle cores, crawled: 100k items written at 100/s, the last build (a merge of 8 segments) took
-# 981 s among 8 searchers (`store-100000-write-100-give-way.json`). Merging 60k items grown in
-# 12 builds, 8 searchers throughout, default / 1 thread (`python benchmarks/search_threads.py`,
-# `search_threads.json`): see that file; one thread leaves the child a core. Persisted in the
-# shard's configuration when it is created or rebuilt (`edge_build.edge_config`).
-SEARCH_THREADS = 1
+# by default 8 on the 2-core machine measured). They took every core from the build's child,
+# which runs on idle cores only: 100k items written at 100/s, the run's last build (a merge of 8
+# segments) took 981 s among 8 searchers (`store-100000-write-100-give-way.json`); with one
+# thread 208 s, the graph ready 285 s after the last write instead of 1,026 s, but searches
+# during the build p50 / p95 35 / 54 ms instead of 23 / 31, and settled 14 / 15 ms instead of
+# 8 / 10 (`store-100000-write-100-one-thread.json`, one run each). Merging 40k items grown in 8
+# builds with 8 searchers throughout: `python benchmarks/search_threads.py --points 40000`,
+# `search_threads.json`. So searches leave one core to builds. Kept in the shard's configuration
+# when it is created or rebuilt (`edge_build.edge_config`).
+SEARCH_THREADS = max(1, (os.cpu_count() or 2) - 1)
 BUILD_S_PER_VECTOR_DIM = 3.0e-6  # measured HNSW build cost on 2 cores (see above)
 BUILD_S_PER_VECTOR_DIM_INT8 = 1.0e-6  # int8 distances build the graph 1.6-7x faster
 MERGE_S_PER_VECTOR_DIM = 0.94e-6  # merging segments (see MERGED_SEGMENTS above)
