@@ -73,9 +73,10 @@ SEARCH_BATCH = 16
 # thread 208 s, the graph ready 285 s after the last write instead of 1,026 s, but searches
 # during the build p50 / p95 35 / 54 ms instead of 23 / 31, and settled 14 / 15 ms instead of
 # 8 / 10 (`store-100000-write-100-one-thread.json`, one run each). Merging 40k items grown in 8
-# builds with 8 searchers throughout: `python benchmarks/search_threads.py --points 40000`,
-# `search_threads.json`. So searches leave one core to builds. Kept in the shard's configuration
-# when it is created or rebuilt (`edge_build.edge_config`).
+# builds with 8 searchers throughout (`python benchmarks/search_threads.py --points 40000`,
+# `search_threads.json`, twice each, alternating): graph ready in 86-88 s with 8 threads, 52 s
+# with one; p95 18 against 28-29 ms meanwhile. So searches leave one core to builds. Kept in
+# the shard's configuration when it is created or rebuilt (`edge_build.edge_config`).
 SEARCH_THREADS = max(1, (os.cpu_count() or 2) - 1)
 BUILD_S_PER_VECTOR_DIM = 3.0e-6  # measured HNSW build cost on 2 cores (see above)
 BUILD_S_PER_VECTOR_DIM_INT8 = 1.0e-6  # int8 distances build the graph 1.6-7x faster
