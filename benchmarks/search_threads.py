@@ -32,17 +32,12 @@ from qdrant_edge import EdgeConfig, EdgeShard
 from search_batches import COLLECTION, write
 from synthetic import ClusteredCollection
 
-from indexer.catalog.edge import EdgeStore
+from indexer.catalog.edge import INFO_FILE, EdgeStore, read_info
 from indexer.catalog.edge_build import ShardSettings, edge_config
-from indexer.catalog.store import CollectionInfo
+from indexer.catalog.store import CollectionInfo, wait_for_graph
 
 SEARCHERS = 8
 INFO = CollectionInfo("synthetic", 1536, 1, ("disc", "gen"), quantization="int8")
-
-
-def wait_for_graph(store: EdgeStore) -> None:
-    while store.graph_status(COLLECTION).state == "building":
-        time.sleep(0.2)
 
 
 def grow(folder: Path, data: ClusteredCollection, points: int, piece: int) -> None:
@@ -51,12 +46,14 @@ def grow(folder: Path, data: ClusteredCollection, points: int, piece: int) -> No
         for first in range(0, points, piece):
             write(store, data, first, first + piece)
             store.finalize(COLLECTION, final=False)
-            wait_for_graph(store)
+            wait_for_graph(store, COLLECTION, poll_s=0.2)
 
 
 def live_shard(folder: Path) -> Path:
-    info = json.loads((folder / "collections" / COLLECTION / "info.json").read_text())
-    return folder / "collections" / COLLECTION / info["shard"]
+    collection = folder / "collections" / COLLECTION
+    found = read_info(collection / INFO_FILE)
+    assert found is not None, f"no collection in {folder}"
+    return collection / found[1]
 
 
 def set_search_threads(shard_dir: Path, threads: int) -> None:
@@ -84,7 +81,7 @@ def merge_while_searching(folder: Path, queries: np.ndarray) -> dict[str, float]
             thread.start()
         began = time.perf_counter()
         store.finalize(COLLECTION, final=True)
-        wait_for_graph(store)
+        wait_for_graph(store, COLLECTION, poll_s=0.2)
         ready_s = time.perf_counter() - began
         stop.set()
         for thread in threads:

@@ -291,7 +291,8 @@ class SwapLog(logging.Handler):
 
     def __init__(self, since: float) -> None:
         super().__init__(logging.INFO)
-        self.since, self.swaps = since, []  # type: list[dict[str, float]]
+        self.since = since
+        self.swaps: list[dict[str, float]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         phases = getattr(record, "build_phases", None)
@@ -384,14 +385,15 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         upserts_per_s = fill(store, data, points, exact, grow_every, args.write_rate)
         stop_browsing.set()
         began = time.perf_counter()
-        swaps = SwapLog(began)
-        logging.getLogger("indexer.catalog.edge").addHandler(swaps)
-        logging.getLogger("indexer.catalog.edge").setLevel(logging.INFO)
+        swaps, edge_log = SwapLog(began), logging.getLogger("indexer.catalog.edge")
+        edge_log.addHandler(swaps)
+        edge_log.setLevel(logging.INFO)
         ready_at = start_graph_build(store)
         timed = latencies_during(store, queries, ready_at, began)
         during = [ms for _, ms in timed]
         while (ready := ready_at()) is None:
             time.sleep(0.05)
+        edge_log.removeHandler(swaps)  # a second setting measured next logs into its own
         graph_ready_s = ready - began
         after = latencies_after(store, queries, args.searches, None)
         filtered = latencies_after(store, queries, args.searches, FILTER)
