@@ -16,7 +16,9 @@ disk (`CollectionInfo.quantization = "int8"`). Per size it measures, on `disc`:
   search during the last build; seconds to open the collection again, and the longest that
   another thread waited meanwhile;
 - while writing: one search every 0.1 s, as a person browsing while a run goes on, and the
-  longest of them (a build swapped in while searches wait shows there);
+  longest of them (a build swapped in while searches wait shows there); with
+  `--write-searchers N`, N searchers without pause instead, per 10-s window too (the builds
+  that grow the graph run among them);
 - recall@10 against exact search (numpy over the same vectors) of HNSW on the original vectors
   and of int8 HNSW with rescoring by the originals;
 - resident memory (RSS, counting resident pages of memory-mapped files, which is where the
@@ -80,7 +82,7 @@ INT8_QUANTILE = tuning.QUANTILE  # the store's own setting, reported
 OVERSAMPLING = 2.0  # int8 candidates fetched per result, then rescored with the originals
 RESULTS = Path(__file__).resolve().parent / "results"
 GIB = 1024**3
-CURRENT, BEFORE, UNBATCHED = "current", "before", "unbatched"  # settings measured
+CURRENT, BEFORE, UNBATCHED, SEGMENTS_8 = "current", "before", "unbatched", "8-segments"  # settings
 WINDOW_S = 10  # seconds per window of the searches during the build
 SETTLE_S = 10.0  # after the build, before the "settled" searches
 STATUS_POLL_S = 0.5  # how often a status display asks (`indexer.catalog.store.wait_for_graph`)
@@ -125,6 +127,18 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="also measure the last schedule with searches run one at a time (no batches of the "
         "searches queued together), side by side; written as store-<points>-unbatched.json",
+    )
+    parser.add_argument(
+        "--eight-segments",
+        action="store_true",
+        help="also measure the last schedule with 8 segments kept while growing (merged into "
+        f"{tuning.MERGED_SEGMENTS} at the end), side by side; written as store-<points>-8-segments.json",
+    )
+    parser.add_argument(
+        "--write-searchers",
+        type=int,
+        default=0,
+        help="searchers searching without pause while writing (0: one search every 0.1 s)",
     )
     parser.add_argument("--extrapolate", type=int, nargs="*", default=[], help="sizes to extrapolate")
     return parser.parse_args()
@@ -230,6 +244,32 @@ def browsing(store: Store, queries: np.ndarray) -> tuple[threading.Event, list[f
 
     threading.Thread(target=browse, name="browsing", daemon=True).start()
     return done, found
+
+
+def searching(
+    store: Store, queries: np.ndarray, searchers: int
+) -> tuple[Callable[[], None], list[tuple[float, float]]]:
+    """`searchers` threads searching without pause until the function returned is called (it
+    waits for them); the list fills with (seconds since the start, milliseconds) per search."""
+    done, found, since = threading.Event(), [], time.perf_counter()
+
+    def search(offset: int) -> None:
+        for i in itertools.count(offset, searchers):
+            if done.is_set():
+                return
+            ms = timed_search(store, queries[i % len(queries)], None)
+            found.append((time.perf_counter() - since, ms))
+
+    threads = [threading.Thread(target=search, args=(i,), name=f"searching-{i}") for i in range(searchers)]
+    for thread in threads:
+        thread.start()
+
+    def stop() -> None:
+        done.set()
+        for thread in threads:
+            thread.join()
+
+    return stop, found
 
 
 def timed_search(store: Store, query: np.ndarray, match: Match | None) -> float:
@@ -381,9 +421,17 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
     with EdgeStore(folder) as store:
         info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
         store.create_collection(COLLECTION, info)
-        stop_browsing, while_writing = browsing(store, queries)
+        timed_writing: list[tuple[float, float]] = []
+        if args.write_searchers:
+            stop_searching, timed_writing = searching(store, queries, args.write_searchers)
+        else:
+            stop_browsing, browsed = browsing(store, queries)
+            stop_searching = stop_browsing.set
+        writing_began = time.perf_counter()
         upserts_per_s = fill(store, data, points, exact, grow_every, args.write_rate)
-        stop_browsing.set()
+        written_per_s = points / (time.perf_counter() - writing_began)
+        stop_searching()
+        while_writing = [ms for _, ms in timed_writing] if args.write_searchers else browsed
         began = time.perf_counter()
         swaps, edge_log = SwapLog(began), logging.getLogger("indexer.catalog.edge")
         edge_log.addHandler(swaps)
@@ -431,9 +479,13 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         "query_max_during_build_ms": percentile(during, 100),
         "searches_during_build": len(during),
         "query_p50_while_writing_ms": percentile(while_writing, 50),
+        "query_p95_while_writing_ms": percentile(while_writing, 95),
         "query_p99_while_writing_ms": percentile(while_writing, 99),
         "query_max_while_writing_ms": percentile(while_writing, 100),
         "searches_while_writing": len(while_writing),
+        "searchers_while_writing": args.write_searchers or f"one every {BROWSE_PAUSE_S} s",
+        "written_per_s": round(written_per_s, 1),
+        "while_writing_windows": by_window(timed_writing) if args.write_searchers else None,
         "filtered_query_p95_ms": percentile(filtered, 95),
         "settled_query_p50_ms": percentile(settled, 50),
         "settled_query_p95_ms": percentile(settled, 95),
@@ -533,7 +585,8 @@ def main() -> None:
     with folder as scratch:
         for points in args.points:
             runs = [(grow, CURRENT) for grow in args.grow_every]
-            baselines = [v for v, asked in ((BEFORE, args.before), (UNBATCHED, args.unbatched)) if asked]
+            asked = ((BEFORE, args.before), (UNBATCHED, args.unbatched), (SEGMENTS_8, args.eight_segments))
+            baselines = [v for v, wanted in asked if wanted]
             runs = [*((args.grow_every[-1], v) for v in baselines), *runs]
             results = [measure_apart(points, grow, variant, args, Path(scratch)) for grow, variant in runs]
             for (grow, variant), result in zip(runs, results, strict=True):
@@ -559,11 +612,14 @@ def measure_with(
 ) -> dict[str, Any]:
     """`measure` with the current settings, or (this process's own copies of the modules: its
     builds follow them too) those of a baseline: BEFORE the build child ran idle and the search
-    beam was 64; UNBATCHED, searches one at a time, as before they were batched."""
+    beam was 64; UNBATCHED, searches one at a time, as before they were batched; SEGMENTS_8, 8
+    segments kept while growing, as before runs kept 4."""
     if variant == BEFORE:
         edge_build.IDLE_PRIORITY, tuning.SEARCH_EF = False, None
     if variant == UNBATCHED:
         tuning.SEARCH_BATCH = 1
+    if variant == SEGMENTS_8:
+        tuning.SEGMENTS = 8
     return measure(points, grow_every, args, scratch) | {"settings": variant}
 
 

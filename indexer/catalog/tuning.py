@@ -28,17 +28,23 @@ import os
 
 HNSW_M = 16  # edges per node
 HNSW_EF_CONSTRUCT = 100  # candidates while building
-SEGMENTS = 8  # new points land in their own segment: adding some never rebuilds the graph
-# A search visits every segment: at 50k points, 8 segments (what builds during a run leave)
-# answered in 7.8 ms, the same points merged into 2 in 1.5 ms (`benchmarks/segments.py`). So the
-# build at the end of a run merges down to MERGED_SEGMENTS when there are more than
-# MERGE_ABOVE_SEGMENTS (Qdrant merges the smallest ones first). Merging those 50k points took
-# 73-145 s in the background, copy and swap included: ~0.94 us per vector and dimension at most.
-# Keeping 4 segments while growing instead (Qdrant merging the three smallest as they come; with
-# a search beam of 64) made the run's end quicker (graph ready 182 s after 100k items, not 312 s)
-# but searches slower for good (settled p50 / p95 24 / 38 ms against 17 / 21 merged), and
-# searches during the last build were no faster (p95 196 against 154 ms): one run each,
-# `benchmarks/results/store-100000-grow-5000-4-segments.json` and `...-8-segments.json`.
+SEGMENTS = 4  # new points land in a segment of their own: adding some never rebuilds the graph
+# A search visits every segment (one after another on the one search thread of 2 cores, see
+# SEARCH_THREADS). Each build during a run adds a segment; past SEGMENTS the engine merges the
+# smallest ones as the builds come: a build re-indexes its new points and the smallest of the
+# older pieces, never the whole collection. Keeping 8 left a run's end with 8 segments to
+# search and to merge. 100k items written at 100/s, 8 searchers from the first write to the end,
+# both in one run (`python benchmarks/store.py --points 100000 --write-rate 100 --grow-every
+# 5000 --write-searchers 8 --eight-segments`, `store-100000-write-100-searching-*.json`): kept 8,
+# p50 / p95 while writing 9 / 41 ms, during the last build (a merge into 2) 32 / 50 ms, the
+# graph ready 223 s after the last write, settled 8 / 9 ms; kept 4, 11 / 27 ms, 20 / 36 ms
+# (nothing to merge), ready after 51 s, settled 13 / 14 ms. (Measured once before with 8 search
+# threads and a catch-up that held searches, 4 was no faster during the last build:
+# `store-100000-grow-5000-4-segments.json`.)
+# A collection grown in more segments (runs kept 8 before) is merged at its next build: down to
+# SEGMENTS during a run, to MERGED_SEGMENTS when that build is a run's end; 50k points in
+# 8 segments searched in 7.8 ms, merged into 2 in 1.5 ms (`benchmarks/segments.py`), and merging
+# took 73-145 s in the background, copy and swap included: ~0.94 us per vector and dimension.
 MERGED_SEGMENTS = 2
 MERGE_ABOVE_SEGMENTS = 4
 INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default: smaller segments are scanned exactly
@@ -58,7 +64,7 @@ OVERSAMPLING = 2.0  # int8 searches rescore 2 x limit candidates with the origin
 # 8 segments, then merged into 2, int8 with rescoring, the searches interleaved: beam 100 took
 # 6.0 / 2.1 ms, 64 5.3 / 1.8 ms, 32 4.6 / 1.2 ms; recall@10 1.000, 1.000, 0.999 (`python
 # benchmarks/segments.py --merge --ef 0 64 32`, `segments-50000-beam.json`). 64 keeps the margin.
-SEARCH_EF = 64
+SEARCH_EF: int | None = 64  # None: the engine's default (ef_construct)
 # Searches queued while others run are answered as one batch of the engine of at most this many
 # (`indexer.catalog.batches`). 8 searchers on 40k items in a graph plus 20k written since (a
 # build's state while it runs), then all 60k in the graph (`python benchmarks/search_batches.py

@@ -398,11 +398,29 @@ def grow_in_pieces(store: EdgeStore, pieces: int) -> list[Point]:
     return written
 
 
-def test_the_end_of_a_run_merges_what_builds_during_it_left_in_pieces(tmp_path: Path) -> None:
-    """Builds during a run each leave a segment; a search visits every one (`benchmarks/segments.py`:
-    3-5x slower in 8 segments than in 2 at 50k points), so the run's last build merges them."""
+def test_a_run_grown_in_many_builds_keeps_few_segments_and_ends_without_a_merge(tmp_path: Path) -> None:
+    """Builds during a run each add a segment, and a search visits every one (`benchmarks/segments.py`):
+    the engine keeps at most `tuning.SEGMENTS` by merging the smallest as they come, so searches
+    stay fast while the run goes on and its end has nothing left to merge."""
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        builds = tuning.MERGE_ABOVE_SEGMENTS + 2
+        written = grow_in_pieces(store, builds)
+        assert segments(store) <= tuning.MERGE_ABOVE_SEGMENTS  # the one taking writes counted
+        assert store.graph_status("media").indexed == 2 * 100 * builds
+        for query in queries():
+            assert top_ids(store, query) == exact_top(written, query)
+        store.finalize("media")  # the run's end: every point is in a graph, few segments
+        assert store.graph_status("media").state == "ready"
+
+
+def test_the_end_of_a_run_merges_a_collection_grown_in_more_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collection grown when runs kept 8 segments is merged by the end of its next run."""
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        monkeypatch.setattr(tuning, "SEGMENTS", 8)
         written = grow_in_pieces(store, 6)
+        monkeypatch.undo()
         pieces = segments(store)
         assert pieces > tuning.MERGE_ABOVE_SEGMENTS
         store.finalize("media", final=False)  # nothing new: a build during a run merges nothing
