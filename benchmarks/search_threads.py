@@ -5,7 +5,8 @@
 
 Writes `--points` items (`disc` and `gen`, 1536-d, `benchmarks/synthetic.py`'s clustered
 distribution, int8 with the originals on disk) into an `EdgeStore` in pieces of `--piece`, each
-followed by a build, as a run grows its graph (8 segments). Then, for each thread count in turn
+followed by a build, as runs grew their graph before they kept 4 segments (8 segments, the
+end-of-run build merges them). Then, for each thread count in turn
 (repeated `--repeat` times, alternating, so that the machine's drift falls on all), a copy of
 that collection gets its shard's search pool set to that many threads and the end-of-run build
 (which merges the segments) starts while 8 searchers search without pause: how long until the
@@ -32,6 +33,7 @@ from qdrant_edge import EdgeConfig, EdgeShard
 from search_batches import COLLECTION, write
 from synthetic import ClusteredCollection
 
+from indexer.catalog import tuning
 from indexer.catalog.edge import INFO_FILE, EdgeStore, read_info
 from indexer.catalog.edge_build import ShardSettings, edge_config
 from indexer.catalog.store import CollectionInfo, wait_for_graph
@@ -41,6 +43,9 @@ INFO = CollectionInfo("synthetic", 1536, 1, ("disc", "gen"), quantization="int8"
 
 
 def grow(folder: Path, data: ClusteredCollection, points: int, piece: int) -> None:
+    """Grown as runs grew collections before they kept 4 segments (`tuning.SEGMENTS`): 8
+    segments, which the end-of-run build merges (a collection grown that way still is)."""
+    tuning.SEGMENTS = 8
     with EdgeStore(folder) as store:
         store.create_collection(COLLECTION, INFO)
         for first in range(0, points, piece):

@@ -18,7 +18,7 @@ With `--merge`, the last collection is then merged as a run's end merges one wit
 segments (`tuning.MERGED_SEGMENTS`), and measured again, interleaved with the first.
 
     python benchmarks/segments.py --points 50000 --piece 5000 --segments 4 8 --merge
-    python benchmarks/segments.py --points 50000 --piece 5000 --merge --ef 0 64 32
+    python benchmarks/segments.py --points 50000 --piece 5000 --segments 8 --merge --ef 0 64 32
 """
 
 from __future__ import annotations

@@ -89,6 +89,13 @@ STATUS_POLL_S = 0.5  # how often a status display asks (`indexer.catalog.store.w
 BROWSE_PAUSE_S = 0.1  # between two searches made while writing
 
 
+def at_least_zero(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} searchers: give 0 or more")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, nargs="*", default=[25_000, 50_000, 100_000])
@@ -136,7 +143,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--write-searchers",
-        type=int,
+        type=at_least_zero,
         default=0,
         help="searchers searching without pause while writing (0: one search every 0.1 s)",
     )
@@ -315,7 +322,8 @@ def latencies_during(
 
 
 def by_window(timed: list[tuple[float, float]]) -> list[dict[str, float | int | None]]:
-    """The searches of `latencies_during` per WINDOW_S seconds: where in the build the slow ones are."""
+    """(seconds, milliseconds) per search, as `latencies_during` and `searching` give them, per
+    WINDOW_S seconds: where in the build, or in the run, the slow ones are."""
     windows: dict[int, list[float]] = {}
     for at, ms in timed:
         windows.setdefault(int(at // WINDOW_S), []).append(ms)
@@ -414,9 +422,8 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
     queries = data.queries(args.queries, points)
     exact = ExactTopK(queries)
     settings = "idle" if edge_build.IDLE_PRIORITY else "niced"  # baseline runs get folders of their own
-    folder = (
-        scratch / f"store-{points}-grow-{grow_every}-{settings}-ef-{tuning.SEARCH_EF}-{tuning.SEARCH_BATCH}"
-    )
+    tuned = f"{settings}-ef-{tuning.SEARCH_EF}-{tuning.SEARCH_BATCH}-seg-{tuning.SEGMENTS}"
+    folder = scratch / f"store-{points}-grow-{grow_every}-{tuned}"
     shutil.rmtree(folder, ignore_errors=True)  # a kept folder of an earlier run would be written over
     with EdgeStore(folder) as store:
         info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
@@ -428,9 +435,11 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
             stop_browsing, browsed = browsing(store, queries)
             stop_searching = stop_browsing.set
         writing_began = time.perf_counter()
-        upserts_per_s = fill(store, data, points, exact, grow_every, args.write_rate)
+        try:  # a failed write must not leave searchers running: this process would never end
+            upserts_per_s = fill(store, data, points, exact, grow_every, args.write_rate)
+        finally:
+            stop_searching()
         written_per_s = points / (time.perf_counter() - writing_began)
-        stop_searching()
         while_writing = [ms for _, ms in timed_writing] if args.write_searchers else browsed
         began = time.perf_counter()
         swaps, edge_log = SwapLog(began), logging.getLogger("indexer.catalog.edge")
@@ -483,7 +492,7 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         "query_p99_while_writing_ms": percentile(while_writing, 99),
         "query_max_while_writing_ms": percentile(while_writing, 100),
         "searches_while_writing": len(while_writing),
-        "searchers_while_writing": args.write_searchers or f"one every {BROWSE_PAUSE_S} s",
+        "searchers_while_writing": searchers_while_writing(args),
         "written_per_s": round(written_per_s, 1),
         "while_writing_windows": by_window(timed_writing) if args.write_searchers else None,
         "filtered_query_p95_ms": percentile(filtered, 95),
@@ -500,6 +509,12 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
     }
 
 
+def searchers_while_writing(args: argparse.Namespace) -> str:
+    if args.write_searchers:
+        return f"{args.write_searchers} searchers without pause"
+    return f"one searcher, one search every {BROWSE_PAUSE_S} s"
+
+
 def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, Any]:
     memory = psutil.virtual_memory().total / GIB
     return {
@@ -513,8 +528,8 @@ def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, An
         f"oversampling {OVERSAMPLING}; build child {'idle' if edge_build.IDLE_PRIORITY else 'niced'}; "
         f"searches queued together run in batches of up to {tuning.SEARCH_BATCH}",
         "note": f"{SEARCHERS} concurrent searchers (threads) on disc, top {TOP_K}; searches 'during "
-        "build' are those issued before the graph was ready; 'while writing': one searcher, one "
-        f"search every {BROWSE_PAUSE_S} s; rss counts resident pages of mapped files; recall is over "
+        "build' are those issued before the graph was ready; 'while writing': "
+        f"{searchers_while_writing(args)}; rss counts resident pages of mapped files; recall is over "
         "all queries against exact numpy search",
     }
 
@@ -613,7 +628,7 @@ def measure_with(
     """`measure` with the current settings, or (this process's own copies of the modules: its
     builds follow them too) those of a baseline: BEFORE the build child ran idle and the search
     beam was 64; UNBATCHED, searches one at a time, as before they were batched; SEGMENTS_8, 8
-    segments kept while growing, as before runs kept 4."""
+    segments kept while growing, as runs did before they kept 4."""
     if variant == BEFORE:
         edge_build.IDLE_PRIORITY, tuning.SEARCH_EF = False, None
     if variant == UNBATCHED:

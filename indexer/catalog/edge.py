@@ -281,7 +281,8 @@ class EdgeStore(ClosesOnExit):
 
     def finalize(self, name: str, final: bool = True) -> None:
         """Start building the search graph in the background when enough vectors lack one, or,
-        at the end of a run (`final`), when builds during it left too many segments to merge.
+        at the end of a run (`final`), when the collection has too many segments (one grown
+        when runs kept 8) and they are to be merged.
 
         Points below the indexing threshold are scanned exactly in their small segment, so a
         run that adds a few items to a large collection starts no build at all.

@@ -63,7 +63,8 @@ OVERSAMPLING = 2.0  # int8 searches rescore 2 x limit candidates with the origin
 # The beam of a graph search (Qdrant's default is ef_construct, 100). 50k clustered points grown in
 # 8 segments, then merged into 2, int8 with rescoring, the searches interleaved: beam 100 took
 # 6.0 / 2.1 ms, 64 5.3 / 1.8 ms, 32 4.6 / 1.2 ms; recall@10 1.000, 1.000, 0.999 (`python
-# benchmarks/segments.py --merge --ef 0 64 32`, `segments-50000-beam.json`). 64 keeps the margin.
+# benchmarks/segments.py --segments 8 --merge --ef 0 64 32`, `segments-50000-beam.json`). 64 keeps
+# the margin.
 SEARCH_EF: int | None = 64  # None: the engine's default (ef_construct)
 # Searches queued while others run are answered as one batch of the engine of at most this many
 # (`indexer.catalog.batches`). 8 searchers on 40k items in a graph plus 20k written since (a

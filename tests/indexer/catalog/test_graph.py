@@ -418,9 +418,9 @@ def test_the_end_of_a_run_merges_a_collection_grown_in_more_segments(
 ) -> None:
     """A collection grown when runs kept 8 segments is merged by the end of its next run."""
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
-        monkeypatch.setattr(tuning, "SEGMENTS", 8)
-        written = grow_in_pieces(store, 6)
-        monkeypatch.undo()
+        with monkeypatch.context() as earlier:
+            earlier.setattr(tuning, "SEGMENTS", 8)
+            written = grow_in_pieces(store, 6)
         pieces = segments(store)
         assert pieces > tuning.MERGE_ABOVE_SEGMENTS
         store.finalize("media", final=False)  # nothing new: a build during a run merges nothing
