@@ -23,7 +23,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 from qdrant_edge import EdgeConfig, EdgeShard
 from search_batches import COLLECTION, write
+from store import searching
 from synthetic import ClusteredCollection
 
 from indexer.catalog import tuning
@@ -68,30 +68,15 @@ def set_search_threads(shard_dir: Path, threads: int) -> None:
 
 
 def merge_while_searching(folder: Path, queries: np.ndarray) -> dict[str, float]:
-    latencies: list[float] = []
-    stop = threading.Event()
     with EdgeStore(folder) as store:
         store.search(COLLECTION, "disc", queries[0], 10)
-
-        def searcher(offset: int) -> None:
-            at = offset
-            while not stop.is_set():
-                began = time.perf_counter()
-                store.search(COLLECTION, "disc", queries[at % len(queries)], 10)
-                latencies.append(1000 * (time.perf_counter() - began))
-                at += SEARCHERS
-
-        threads = [threading.Thread(target=searcher, args=(i,)) for i in range(SEARCHERS)]
-        for thread in threads:
-            thread.start()
+        stop_searching, timed = searching(store, queries, SEARCHERS)
         began = time.perf_counter()
         store.finalize(COLLECTION, final=True)
         wait_for_graph(store, COLLECTION, poll_s=0.2)
         ready_s = time.perf_counter() - began
-        stop.set()
-        for thread in threads:
-            thread.join()
-    values = np.asarray(latencies)
+        stop_searching()
+    values = np.asarray([ms for _, ms in timed])
     return {
         "graph_ready_s": round(ready_s, 1),
         "searches_per_s": round(len(values) / ready_s, 1),

@@ -238,31 +238,17 @@ def fill(
     return total / seconds
 
 
-def browsing(store: Store, queries: np.ndarray) -> tuple[threading.Event, list[float]]:
-    """Search every `BROWSE_PAUSE_S` in a thread of its own until the event is set; the list
-    fills with the milliseconds each search took."""
-    done, found = threading.Event(), []
-
-    def browse() -> None:
-        for i in itertools.count():
-            if done.wait(BROWSE_PAUSE_S):
-                return
-            found.append(timed_search(store, queries[i % len(queries)], None))
-
-    threading.Thread(target=browse, name="browsing", daemon=True).start()
-    return done, found
-
-
 def searching(
-    store: Store, queries: np.ndarray, searchers: int
+    store: Store, queries: np.ndarray, searchers: int, pause_s: float = 0.0
 ) -> tuple[Callable[[], None], list[tuple[float, float]]]:
-    """`searchers` threads searching without pause until the function returned is called (it
-    waits for them); the list fills with (seconds since the start, milliseconds) per search."""
+    """`searchers` threads searching, each waiting `pause_s` before every search (0: without
+    pause), until the function returned is called (it waits for them); the list fills with
+    (seconds since the start, milliseconds) per search."""
     done, found, since = threading.Event(), [], time.perf_counter()
 
     def search(offset: int) -> None:
         for i in itertools.count(offset, searchers):
-            if done.is_set():
+            if done.wait(pause_s):
                 return
             ms = timed_search(store, queries[i % len(queries)], None)
             found.append((time.perf_counter() - since, ms))
@@ -428,19 +414,16 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
     with EdgeStore(folder) as store:
         info = CollectionInfo("synthetic", args.dim, 1, ("disc", "gen"), quantization="int8")
         store.create_collection(COLLECTION, info)
-        timed_writing: list[tuple[float, float]] = []
-        if args.write_searchers:
-            stop_searching, timed_writing = searching(store, queries, args.write_searchers)
-        else:
-            stop_browsing, browsed = browsing(store, queries)
-            stop_searching = stop_browsing.set
+        # one person browsing (a search every BROWSE_PAUSE_S), or --write-searchers without pause
+        searchers, pause_s = (args.write_searchers, 0.0) if args.write_searchers else (1, BROWSE_PAUSE_S)
+        stop_searching, timed_writing = searching(store, queries, searchers, pause_s)
         writing_began = time.perf_counter()
         try:  # a failed write must not leave searchers running: this process would never end
             upserts_per_s = fill(store, data, points, exact, grow_every, args.write_rate)
         finally:
             stop_searching()
         written_per_s = points / (time.perf_counter() - writing_began)
-        while_writing = [ms for _, ms in timed_writing] if args.write_searchers else browsed
+        while_writing = [ms for _, ms in timed_writing]
         began = time.perf_counter()
         swaps, edge_log = SwapLog(began), logging.getLogger("indexer.catalog.edge")
         edge_log.addHandler(swaps)
