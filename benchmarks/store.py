@@ -1,36 +1,25 @@
-"""The embedded store at scale: upserts, graph build, concurrent queries, recall, memory, disk.
+"""The embedded store at scale: writes, graph builds, concurrent searches, recall, memory, disk.
 
 Points carry `disc` and `gen` vectors (1536-d, the UME-R1-2B width) drawn from a clustered
 distribution that resembles an embedding collection (`benchmarks/synthetic.py` states it), and
 the payload `ume index` writes. They go through the `Store` interface into the embedded engine
-(qdrant-edge) configured for scale: int8 scalar quantization kept in RAM, the original vectors on
-disk (`CollectionInfo.quantization = "int8"`). Per size it measures, on `disc`:
+(qdrant-edge), int8 quantized with the originals on disk. Per size and build schedule (the engine
+grows its graph every `--grow-every` points while writes go on; 0: one build once they pause),
+in a process of its own, it measures on `disc`:
 
-- upserts per second (the upsert calls alone);
-- graph ready: seconds from the end of the writes (when the last build starts) to a graph over
-  every point; `--grow-every N` also starts a background build every N points while writing
-  (default: `tuning.GROW_EVERY_POINTS`, what `ume index` does), `--write-rate` paces the writes;
-- query p50/p95 with 8 concurrent searchers (threads in one process, as `ume serve` runs them),
-  during the last build and after it (plain, and filtered to about 7% of the points), and once
-  settled (10 s later, each query run once first: the new shard's pages read); the longest
-  search during the last build; seconds to open the collection again, and the longest that
-  another thread waited meanwhile;
-- while writing: one search every 0.1 s, as a person browsing while a run goes on, and the
-  longest of them (a build swapped in while searches wait shows there); with
-  `--write-searchers N`, N searchers without pause instead, per 10-s window too (the builds
-  that grow the graph run among them);
-- recall@10 against exact search (numpy over the same vectors) of HNSW on the original vectors
-  and of int8 HNSW with rescoring by the originals;
-- resident memory (RSS, counting resident pages of memory-mapped files, which is where the
-  on-disk vectors live once read) and the collection's allocated disk space.
+- while writing (`--write-rate` points per second, as a run hands them over): 8 searchers
+  without pause (`--write-searchers 8`), or one search every 0.1 s, as a person browsing;
+- graph ready: seconds from the last write until `wait_until_ready` returns, as `ume index`
+  waits, with 8 searchers meanwhile;
+- 8 searchers right after, filtered, and settled (10 s later, every query run once first);
+- recall@10 against exact search (numpy) of HNSW and of int8 HNSW with rescoring;
+- resident memory and the collection's allocated disk space.
 
-Results go to `benchmarks/results/store-<points>.json`. `--extrapolate 300000 1000000` fits a
-power law per figure to the measured files of the `--points` sizes and writes those sizes with
-`"measured": false`.
+Results go to `benchmarks/results/store-<points>.json` (the last schedule given) and
+`store-<points>-grow-<N>.json` (the others, e.g. a baseline schedule), with the commit.
 
     python benchmarks/store.py --points 5000 --queries 50            # a quick look (~1 min)
-    python benchmarks/store.py --points 25000 50000 100000 --note "quiet machine"
-    python benchmarks/store.py --extrapolate 300000 1000000
+    python benchmarks/store.py --points 100000 --write-rate 100 --write-searchers 8 --grow-every 0 5000
 """
 
 from __future__ import annotations
@@ -39,12 +28,11 @@ import argparse
 import contextlib
 import itertools
 import json
-import logging
-import math
 import os
 import platform
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -82,7 +70,6 @@ INT8_QUANTILE = tuning.QUANTILE  # the store's own setting, reported
 OVERSAMPLING = 2.0  # int8 candidates fetched per result, then rescored with the originals
 RESULTS = Path(__file__).resolve().parent / "results"
 GIB = 1024**3
-CURRENT, BEFORE, UNBATCHED, SEGMENTS_8 = "current", "before", "unbatched", "8-segments"  # settings
 WINDOW_S = 10  # seconds per window of the searches during the build
 SETTLE_S = 10.0  # after the build, before the "settled" searches
 STATUS_POLL_S = 0.5  # how often a status display asks (`indexer.catalog.store.wait_for_graph`)
@@ -113,9 +100,9 @@ def parse_args() -> argparse.Namespace:
         type=int,
         nargs="+",
         default=[tuning.GROW_EVERY_POINTS],
-        help="start a background build every N points while writing (0: at the end only); "
-        "several values are measured one after the other and printed side by side, the last "
-        "one written as store-<points>.json, the others as store-<points>-grow-<N>.json",
+        help="the engine grows its graph every N points while writes go on (0: one build once "
+        "they pause); several values are measured one after the other and printed side by side, "
+        "the last one written as store-<points>.json, the others as store-<points>-grow-<N>.json",
     )
     parser.add_argument(
         "--write-rate",
@@ -124,50 +111,24 @@ def parse_args() -> argparse.Namespace:
         help="points per second at most, as a run embeds them (0: no limit)",
     )
     parser.add_argument(
-        "--before",
-        action="store_true",
-        help="also measure the last schedule with the earlier settings (the build child niced, not "
-        "idle; Qdrant's default search beam), side by side; written as store-<points>-before.json",
-    )
-    parser.add_argument(
-        "--unbatched",
-        action="store_true",
-        help="also measure the last schedule with searches run one at a time (no batches of the "
-        "searches queued together), side by side; written as store-<points>-unbatched.json",
-    )
-    parser.add_argument(
-        "--eight-segments",
-        action="store_true",
-        help="also measure the last schedule with 8 segments kept while growing (merged into "
-        f"{tuning.MERGED_SEGMENTS} at the end), side by side; written as store-<points>-8-segments.json",
-    )
-    parser.add_argument(
         "--write-searchers",
         type=at_least_zero,
         default=0,
         help="searchers searching without pause while writing (0: one search every 0.1 s)",
     )
-    parser.add_argument("--extrapolate", type=int, nargs="*", default=[], help="sizes to extrapolate")
     return parser.parse_args()
 
 
-def start_graph_build(store: EdgeStore) -> Callable[[], float | None]:
-    """Start building the search graph; the function returned gives the `time.perf_counter()`
-    at which the graph was seen ready, or None while it is being built.
-
-    `finalize` starts the build in the background and returns at once; one thread watches the
-    store's `graph_status` every `STATUS_POLL_S`, as `ume index` and the Index tab do, so the
-    searchers measure searches alone, not a status check before each of them.
-    """
+def wait_for_graph(store: EdgeStore) -> Callable[[], float | None]:
+    """Wait for the search graph in a thread, as `ume index` does at a run's end; the function
+    returned gives the `time.perf_counter()` at which it was ready, or None until then."""
     ready_at: list[float] = []
-    store.finalize(COLLECTION)
 
-    def watch() -> None:
-        while store.graph_status(COLLECTION).state == "building":
-            time.sleep(STATUS_POLL_S)
+    def wait() -> None:
+        store.wait_until_ready(COLLECTION, poll_s=STATUS_POLL_S)
         ready_at.append(time.perf_counter())
 
-    threading.Thread(target=watch, name="graph-watch", daemon=True).start()
+    threading.Thread(target=wait, name="graph-wait", daemon=True).start()
     return lambda: ready_at[0] if ready_at else None
 
 
@@ -217,13 +178,11 @@ class ExactTopK:
         return [{point_id(int(i)) for i in row} for row in self.indices]
 
 
-def fill(
-    store: Store, data: ClusteredCollection, total: int, exact: ExactTopK, grow_every: int, rate: float
-) -> float:
-    """Upsert every point, starting a background graph build every `grow_every` points as an
-    indexing run does (0: none until the end), at most `rate` points per second (0: as fast as
-    the engine takes them); returns points per second of the upserts alone."""
-    seconds, since_build, began_all = 0.0, 0, time.perf_counter()
+def fill(store: Store, data: ClusteredCollection, total: int, exact: ExactTopK, rate: float) -> float:
+    """Upsert every point, at most `rate` points per second (0: as fast as the engine takes
+    them), as an indexing run hands them over; returns points per second of the upserts alone.
+    The engine builds its graph by itself meanwhile (`tuning.GROW_EVERY_POINTS`)."""
+    seconds, began_all = 0.0, time.perf_counter()
     for start, disc, points in batches(data, total):
         if rate:  # as a run that embeds `rate` items per second hands them over
             time.sleep(max(0.0, began_all + start / rate - time.perf_counter()))
@@ -231,10 +190,6 @@ def fill(
         store.upsert(COLLECTION, points)
         seconds += time.perf_counter() - began
         exact.add(start, disc)
-        since_build += len(points)
-        if grow_every and since_build >= grow_every and start + len(points) < total:
-            store.finalize(COLLECTION, final=False)
-            since_build = 0
     return total / seconds
 
 
@@ -320,25 +275,6 @@ def by_window(timed: list[tuple[float, float]]) -> list[dict[str, float | int | 
     ]
 
 
-class SwapLog(logging.Handler):
-    """When each build was swapped in (seconds after `since`), with its phases, as the store logs it."""
-
-    def __init__(self, since: float) -> None:
-        super().__init__(logging.INFO)
-        self.since = since
-        self.swaps: list[dict[str, float]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        phases = getattr(record, "build_phases", None)
-        if phases is not None:
-            at = round(time.perf_counter() - self.since, 1)
-            self.swaps.append({"at_s": at} | {k: round(v, 2) for k, v in phases.items()} | self.after_swap())
-
-    def after_swap(self) -> dict[str, float]:
-        """More to note with each swap (nothing here)."""
-        return {}
-
-
 def timed_open(folder: Path) -> tuple[float, float]:
     """Seconds opening the collection takes (as `ume serve` does at its first search, and a
     swap does with a build's copy), and the longest that another thread of the process waited
@@ -367,7 +303,7 @@ def recall(
     store: EdgeStore, queries: np.ndarray, truth: list[set[str]], quantization: QuantizationSearchParams
 ) -> float:
     """Mean share of the exact top 10 that the engine's top 10 finds."""
-    shard = store._shard(COLLECTION)  # the store's search takes no search parameters
+    shard = store.live_shard(COLLECTION)  # the store's search takes no search parameters
     found = 0
     for query, exact in zip(queries, truth, strict=True):
         request = QueryRequest(
@@ -419,21 +355,17 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         stop_searching, timed_writing = searching(store, queries, searchers, pause_s)
         writing_began = time.perf_counter()
         try:  # a failed write must not leave searchers running: this process would never end
-            upserts_per_s = fill(store, data, points, exact, grow_every, args.write_rate)
+            upserts_per_s = fill(store, data, points, exact, args.write_rate)
         finally:
             stop_searching()
         written_per_s = points / (time.perf_counter() - writing_began)
         while_writing = [ms for _, ms in timed_writing]
         began = time.perf_counter()
-        swaps, edge_log = SwapLog(began), logging.getLogger("indexer.catalog.edge")
-        edge_log.addHandler(swaps)
-        edge_log.setLevel(logging.INFO)
-        ready_at = start_graph_build(store)
+        ready_at = wait_for_graph(store)
         timed = latencies_during(store, queries, ready_at, began)
         during = [ms for _, ms in timed]
         while (ready := ready_at()) is None:
             time.sleep(0.05)
-        edge_log.removeHandler(swaps)  # a second setting measured next logs into its own
         graph_ready_s = ready - began
         after = latencies_after(store, queries, args.searches, None)
         filtered = latencies_after(store, queries, args.searches, FILTER)
@@ -448,14 +380,16 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         rss = psutil.Process().memory_info().rss / GIB
         anonymous, file_backed = resident_split()
         indexed = store.indexed_vector_count(COLLECTION)
-        segments = store._shard(COLLECTION).info().segments_count  # what a search visits
+        segments = store.live_shard(COLLECTION).info().segments_count  # what a search visits
     open_s, open_pause_s = timed_open(folder)
     return {
         "points": points,
         "upserts_per_s": round(upserts_per_s, 1),
         "graph_ready_s": round(graph_ready_s, 2),
-        "query_p50_ms": percentile(after, 50),
-        "query_p95_ms": percentile(after, 95),
+        "query_p50_ms": percentile(settled, 50),
+        "query_p95_ms": percentile(settled, 95),
+        "query_p50_right_after_ms": percentile(after, 50),
+        "query_p95_right_after_ms": percentile(after, 95),
         "query_p95_during_build_ms": percentile(during, 95),
         "recall_at_10_hnsw": round(hnsw, 4),
         "recall_at_10_int8": round(int8, 4),
@@ -479,13 +413,10 @@ def measure(points: int, grow_every: int, args: argparse.Namespace, scratch: Pat
         "written_per_s": round(written_per_s, 1),
         "while_writing_windows": by_window(timed_writing) if args.write_searchers else None,
         "filtered_query_p95_ms": percentile(filtered, 95),
-        "settled_query_p50_ms": percentile(settled, 50),
-        "settled_query_p95_ms": percentile(settled, 95),
         "rss_peak_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 3),
         "indexed_vectors": indexed,
         "segments": segments,
         "during_build_windows": by_window(timed),
-        "swaps_during_build": swaps.swaps,
         "open_s": open_s,
         "open_longest_pause_s": open_pause_s,
         **context(args, data),
@@ -501,6 +432,7 @@ def searchers_while_writing(args: argparse.Namespace) -> str:
 def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, Any]:
     memory = psutil.virtual_memory().total / GIB
     return {
+        "commit": commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB"
         + (f"; {args.note}" if args.note else ""),
         "command": "python " + " ".join(sys.argv),
@@ -517,63 +449,19 @@ def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, An
     }
 
 
-FITTED = (
-    "upserts_per_s",
-    "graph_ready_s",
-    "query_p50_ms",
-    "query_p95_ms",
-    "query_p95_during_build_ms",
-    "settled_query_p50_ms",
-    "settled_query_p95_ms",
-)
-FITTED_ONE_MINUS = ("recall_at_10_hnsw", "recall_at_10_int8")
-FITTED_LINEAR = ("rss_gib", "rss_anon_gib", "disk_gib")
-
-
-def extrapolate(sizes: list[int], results: Path, fit_to: list[int]) -> None:
-    """Write store-<size>.json for unmeasured sizes, fitted to the measured files of `fit_to`."""
-    found = [results / f"store-{points}.json" for points in fit_to]
-    measured = [json.loads(f.read_text()) for f in found if f.is_file()]
-    measured = sorted((m for m in measured if m.get("measured")), key=lambda m: m["points"])
-    if len(measured) < 2:
-        sys.exit("extrapolating needs at least two measured sizes in " + str(results))
-    n = np.array([m["points"] for m in measured], dtype=float)
-    for size in sizes:
-        guess: dict[str, Any] = {"points": size, "measured": False}
-        for key in (*FITTED, *FITTED_ONE_MINUS, *FITTED_LINEAR):
-            ys = np.array([m.get(key) if m.get(key) is not None else np.nan for m in measured], dtype=float)
-            guess[key] = fitted(key, n, ys, size)
-        guess["note"] = (
-            f"extrapolated from the measured sizes {[int(x) for x in n]}: a power law in points for "
-            "times and rates, for 1 - recall, and a straight line for memory and disk"
-        )
-        guess["machine"], guess["distribution"] = measured[-1]["machine"], measured[-1]["distribution"]
-        guess["command"] = "python " + " ".join(sys.argv)
-        (results / f"store-{size}.json").write_text(json.dumps(guess, indent=2) + "\n")
-
-
-def fitted(key: str, n: np.ndarray, ys: np.ndarray, size: int) -> float | None:
-    keep = ~np.isnan(ys)
-    if keep.sum() < 2:
-        return None
-    n, ys = n[keep], ys[keep]
-    if key in FITTED_LINEAR:
-        slope, intercept = np.polyfit(n, ys, 1)
-        return round(float(intercept + slope * size), 3)
-    values = 1 - ys if key in FITTED_ONE_MINUS else ys
-    if (values <= 0).any():  # a perfect recall measured: no power law goes through it
-        return None
-    slope, intercept = np.polyfit(np.log(n), np.log(np.maximum(values, 1e-6)), 1)
-    value = math.exp(intercept + slope * math.log(size))
-    return round(1 - value, 4) if key in FITTED_ONE_MINUS else round(value, 2)
+def commit() -> str:
+    """The commit measured, marked when the working tree held changes."""
+    here = Path(__file__).resolve().parent
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=here)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=here
+    )
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def main() -> None:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.extrapolate:
-        extrapolate(args.extrapolate, args.out, args.points)
-        return
     prefix = "ume-store-bench-"
     folder = (
         contextlib.nullcontext(tempfile.mkdtemp(prefix=prefix, dir=args.scratch))
@@ -582,49 +470,33 @@ def main() -> None:
     )
     with folder as scratch:
         for points in args.points:
-            runs = [(grow, CURRENT) for grow in args.grow_every]
-            asked = ((BEFORE, args.before), (UNBATCHED, args.unbatched), (SEGMENTS_8, args.eight_segments))
-            baselines = [v for v, wanted in asked if wanted]
-            runs = [*((args.grow_every[-1], v) for v in baselines), *runs]
-            results = [measure_apart(points, grow, variant, args, Path(scratch)) for grow, variant in runs]
-            for (grow, variant), result in zip(runs, results, strict=True):
+            results = [measure_apart(points, grow, args, Path(scratch)) for grow in args.grow_every]
+            for grow, result in zip(args.grow_every, results, strict=True):
                 name = f"store-{points}-grow-{grow}" if grow != args.grow_every[-1] else f"store-{points}"
-                name += f"-{variant}" if variant != CURRENT else ""
                 (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
             print(side_by_side(results), flush=True)
 
 
-def measure_apart(
-    points: int, grow_every: int, variant: str, args: argparse.Namespace, scratch: Path
-) -> dict[str, Any]:
+def measure_apart(points: int, grow_every: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     """One size and build schedule in a process of its own, so its memory figures are its own
-    (the peak RSS above all) and a baseline's settings (`variant`) stay in it."""
-    schedule = f"a build every {grow_every or 'end'}"
-    print(f"measuring {points:,} points ({args.dim}-d, disc + gen), {schedule}, {variant} settings")
+    (the peak RSS above all) and its schedule stays in it."""
+    schedule = f"grown every {grow_every:,} points" if grow_every else "one build at the end"
+    print(f"measuring {points:,} points ({args.dim}-d, disc + gen), {schedule}", flush=True)
     with ProcessPoolExecutor(1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-        return pool.submit(measure_with, variant, points, grow_every, args, scratch).result()
+        return pool.submit(measure_with, points, grow_every, args, scratch).result()
 
 
-def measure_with(
-    variant: str, points: int, grow_every: int, args: argparse.Namespace, scratch: Path
-) -> dict[str, Any]:
-    """`measure` with the current settings, or (this process's own copies of the modules: its
-    builds follow them too) those of a baseline: BEFORE the build child ran idle and the search
-    beam was 64; UNBATCHED, searches one at a time, as before they were batched; SEGMENTS_8, 8
-    segments kept while growing, as runs did before they kept 4."""
-    if variant == BEFORE:
-        edge_build.IDLE_PRIORITY, tuning.SEARCH_EF = False, None
-    if variant == UNBATCHED:
-        tuning.SEARCH_BATCH = 1
-    if variant == SEGMENTS_8:
-        tuning.SEGMENTS = 8
-    return measure(points, grow_every, args, scratch) | {"settings": variant}
+def measure_with(points: int, grow_every: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    """`measure` with the engine growing its graph every `grow_every` points written (0: once
+    the writes pause)."""
+    tuning.GROW_EVERY_POINTS = grow_every
+    return measure(points, grow_every, args, scratch)
 
 
 def side_by_side(results: list[dict[str, Any]]) -> str:
     """The figures of each schedule in a column of its own."""
     shown = [k for k, v in results[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    rows = [["", *(f"grow every {r['grow_every'] or 'end'}, {r['settings']}" for r in results)]]
+    rows = [["", *(f"grown every {r['grow_every']}" if r["grow_every"] else "one build" for r in results)]]
     rows += [[key, *(str(r.get(key)) for r in results)] for key in shown]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)

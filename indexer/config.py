@@ -15,14 +15,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from indexer.catalog.collection import default_quantization
 from indexer.catalog.open import DATA_DIR_ENV
 from indexer.catalog.store import (
     LAYOUT_NEEDS_SERVER,
+    QUANTIZATIONS,
     ClusterLayout,
     CollectionInfo,
     check_collection_name,
 )
-from indexer.catalog.tuning import QUANTIZATIONS, QUANTIZE_ABOVE_POINTS
 from model.encoder import DEFAULT_MODEL, Mode
 from model.media import DEFAULT_PDF_DPI
 
@@ -92,8 +93,8 @@ class IndexConfig(BaseModel):
     device: str | None = None
     prune: bool = True
     reembed: bool = False
-    # None: full precision until a run ends above `tuning.QUANTIZE_ABOVE_POINTS` items, then
-    # int8; "int8" or "none" switch the collection (new or existing: nothing is embedded again).
+    # None: the engine's default (`collection.default_quantization`); "int8" or "none" switch
+    # the collection (new or existing: nothing is embedded again).
     quantize: Literal["int8", "none"] | None = None
 
     @field_validator("collection")
@@ -221,7 +222,7 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="int8: keep vectors as int8 in RAM (4x less memory; originals on disk rescore the best "
         "hits); none: full precision. Switches an existing collection without embedding again "
-        f"(default: int8 once a collection passes {QUANTIZE_ABOVE_POINTS:,} items)",
+        f"(default: {default_quantization()})",
     )
 
 

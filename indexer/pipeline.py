@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from indexer.catalog.collection import grow_graph
 from indexer.catalog.schema import MODE_VECTORS, FileSettings, ItemPlace
 from indexer.catalog.store import Store
 from indexer.config import IndexConfig
@@ -183,7 +182,6 @@ class Pipeline:
             self.clock,
             self.summary,
             self._progress.advance,
-            grow=lambda: grow_graph(self.store, self.config.collection, self.config.quantize),
         )
         writer.start()
         try:

@@ -37,10 +37,11 @@ from indexer.catalog.collection import (
     make_ready,
     quantization_to_apply,
     resolved_model_id,
+    server_advice,
     stage_counts,
 )
 from indexer.catalog.schema import DEFAULT_MODE, MODE_VECTORS
-from indexer.catalog.store import CollectionInfo, GraphStatus, Store, wait_for_graph
+from indexer.catalog.store import CollectionInfo, GraphStatus, Store
 from indexer.config import ConfigError, IndexConfig, collection_model
 from indexer.fill import FillPass
 from indexer.gate import Gate
@@ -80,8 +81,8 @@ def index_folders(
     gone from disk, building the search index), so a run never stalls in silence. `gate`, in a
     server, lets interactive searches go first: the fill passes wait their turn at it.
 
-    The search graph is built in the background at the end (`Store.finalize`). A run that
-    opened the store itself waits for it before closing (`on_graph(status)` hears how far it
+    The store builds its search graph by itself, in the background. A run that opened the
+    store itself waits for it before closing (`on_graph(status)` hears how far it
     is, about twice a second); with a `store` handed in, the run ends at once and searches
     answer meanwhile.
     """
@@ -176,10 +177,22 @@ class _Run:
         existing = None if self.config.reembed else check_model(store, name, model)
         if existing is not None:  # same model, so the same size: checked again when it loads
             make_ready(store, name, collection_info(model, existing.dim, mode))
+            self.quantize_as_asked(store)
             return
         info = collection_info(model, self.lazy_encoder.get().hidden_size, mode)
         old_roots = ensure_collection(store, name, info, self.config.reembed)
         self.extra_roots = [root for root in old_roots if root.exists()]
+        self.quantize_as_asked(store)
+
+    def quantize_as_asked(self, store: Store) -> None:
+        """Switch to the quantization asked for (`--quantize`) before writing, so that the
+        graphs the engine builds during the run are built in that form already."""
+        quantization = quantization_to_apply(
+            store.collection_info(self.config.collection), self.config.quantize
+        )
+        if quantization is not None:
+            self.say(f"keeping the vectors as {quantization} from now on (nothing is embedded again)")
+            store.set_quantization(self.config.collection, quantization)
 
     def index(self, store: Store) -> RunSummary:
         """The first pass: embed new and changed files (see the module docstring)."""
@@ -271,23 +284,14 @@ class _Run:
         summary.seconds["store"] = summary.seconds.get("store", 0.0) + time.perf_counter() - started
 
     def finish(self, store: Store, summary: RunSummary) -> RunSummary:
-        """Count what the collection holds, per stage, and build the search graph (switching to
-        int8 first when asked, or when the collection has grown past the threshold)."""
+        """Count what the collection holds, per stage, and see the search graph built (the
+        engine builds it by itself; a run that opened the store waits for it)."""
         collection, started = self.config.collection, time.perf_counter()
         stages = stage_counts(store, collection)
         summary.points, summary.with_reasoning = stages.searchable, stages.with_reasoning
         summary.pending = stages.pending
-        info = store.collection_info(collection)
-        quantization = quantization_to_apply(info, self.config.quantize, summary.points)
-        if quantization is not None:
-            self.say(f"keeping the vectors as {quantization} from now on (nothing is embedded again)")
-            store.set_quantization(collection, quantization)
-        self.say(
-            f"building the search index over {summary.points:,} items (in the background: "
-            "searches answer meanwhile)"
-        )
-        store.finalize(collection)
         summary.seconds["store"] = summary.seconds.get("store", 0.0) + time.perf_counter() - started
+        summary.advice = server_advice(summary.points, self.config.qdrant_url is None) or ""
         summary.graph = self.wait_graph(store, summary) if self.owns_store else self.graph_state(store)
         return summary
 
@@ -298,15 +302,23 @@ class _Run:
         return status.state
 
     def wait_graph(self, store: Store, summary: RunSummary) -> str:
-        """Wait for a background build before the store closes, saying so (a close would stop it)."""
+        """Wait for the search graph before the store closes, saying so (a close would stop a
+        build)."""
         collection, started = self.config.collection, time.perf_counter()
-        status = store.graph_status(collection)
-        if status.state == "building":
-            self.say(
-                f"{status.describe()}; Ctrl-C skips it: every item is saved, and searches scan "
-                "exactly until the next `ume index` builds the graph"
-            )
-            status = wait_for_graph(store, collection, self.on_graph)
+        told: list[bool] = []
+
+        def on_wait(status: GraphStatus) -> None:
+            if not told:
+                told.append(True)
+                self.say(
+                    f"{status.describe()}; Ctrl-C skips it: every item is saved, and searches "
+                    "scan exactly until the next `ume index` builds the graph"
+                )
+            if self.on_graph is not None:
+                self.on_graph(status)
+
+        status = store.wait_until_ready(collection, on_wait)
+        if told:
             summary.seconds["graph"] = time.perf_counter() - started
             self.say(status.describe())
         return status.state

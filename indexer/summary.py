@@ -44,6 +44,7 @@ class RunSummary:
     with_reasoning: int = 0  # items of the collection holding gen vectors after the run
     pending: int = 0  # items of the collection still lacking a vector of its mode after the run
     graph: str = ""  # the search graph when the run ended: exact, building or ready
+    advice: str = ""  # one line on where the collection would be better kept, if anywhere
     failures: list[Failure] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
@@ -58,6 +59,7 @@ class RunSummary:
         merged.filled = {name: self.filled.get(name, 0) + other.filled.get(name, 0) for name in names}
         merged.failures = self.failures + other.failures
         merged.graph = self.graph or other.graph
+        merged.advice = self.advice or other.advice
         stages = [*self.seconds, *(stage for stage in other.seconds if stage not in self.seconds)]
         merged.seconds = {
             stage: self.seconds.get(stage, 0.0) + other.seconds.get(stage, 0.0) for stage in stages
@@ -79,6 +81,7 @@ class RunSummary:
             f"reasoning: {self.filled.get('gen', 0)} items given it this run, {self.with_reasoning} "
             f"have it, {self.pending} pending",
             *([f"search graph: {self.graph}"] if self.graph else []),
+            *([self.advice] if self.advice else []),
             "seconds: " + ", ".join(f"{stage} {value:.1f}" for stage, value in self.seconds.items()),
         ]
         lines += [f"failed: {failure.path}: {failure.reason}" for failure in self.failures]

@@ -34,8 +34,7 @@ from indexer.catalog.schema import (
     ItemPlace,
     ItemRecord,
 )
-from indexer.catalog.store import Point, Store, StoreError
-from indexer.catalog.tuning import GROW_EVERY_POINTS, GROW_FRACTION
+from indexer.catalog.store import Point, Store
 from indexer.scan import ScannedFile
 from indexer.summary import Failure, RunSummary, StageClock
 
@@ -103,7 +102,6 @@ class StoreWriter(threading.Thread):
         clock: StageClock,
         summary: RunSummary,
         on_file_done: Callable[[], None],
-        grow: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(name="ume-store-writer", daemon=True)
         self.store, self.collection, self.model_id = store, collection, model_id
@@ -112,10 +110,6 @@ class StoreWriter(threading.Thread):
         self.error: BaseException | None = None
         self._queue: queue.Queue[WriteJob | None] = queue.Queue(QUEUE_FILES)
         self._item_writes = 0
-        self._grow = grow  # starts a background graph build over what is written so far and
-        # says how many items the collection holds
-        self._since_grow = 0  # item points written since the last one
-        self._grow_every = GROW_EVERY_POINTS  # then a share of the collection (see tuning)
 
     def submit(self, job: WriteJob) -> None:
         self.raise_error()
@@ -178,7 +172,6 @@ class StoreWriter(threading.Thread):
         if items:
             self.store.upsert(self.collection, items)
             self._after_item_write()
-            self._maybe_grow(len(items))
         self.store.upsert(self.collection, [self._final_record(job, group) for job in group.jobs])
         for job in group.jobs:
             self._count(job)
@@ -238,19 +231,6 @@ class StoreWriter(threading.Thread):
             self.summary.indexed += 1
             self.summary.embedded += len(job.places)
         self.on_file_done()
-
-    def _maybe_grow(self, written: int) -> None:
-        """Every GROW_EVERY_POINTS item points, or GROW_FRACTION of the collection when that is
-        more, start a background build of the search graph."""
-        self._since_grow += written
-        if self._grow is None or not GROW_EVERY_POINTS or self._since_grow < self._grow_every:
-            return
-        self._since_grow = 0
-        try:
-            items = self._grow()
-            self._grow_every = max(GROW_EVERY_POINTS, int(GROW_FRACTION * items))
-        except StoreError as error:  # the graph is built at the end of the run anyway
-            log.warning("could not start a search graph build during the run: %s", error)
 
     def _after_item_write(self) -> None:
         self._item_writes += 1

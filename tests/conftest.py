@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.qdrant_server import qdrant_url  # noqa: F401 (a fixture)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

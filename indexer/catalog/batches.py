@@ -6,9 +6,8 @@ pass over the segments. So a search that arrives while others run waits, and whe
 the first of those waiting runs every search queued (up to `limit`, oldest first) as one batch
 for all of them: a search waits for the batch in progress and its own, never for searches that
 arrived after it. With `limit=1` they simply take turns, first come, first served (a plain lock
-favours whichever thread ran last: with 8 searchers, p95 22-46 ms for a 0.6 ms query against 6
-ms in turns, `benchmarks/results/search_turns.json`). Batching pays when a search has to scan:
-see `tuning.SEARCH_BATCH` for what was measured.
+favours whichever thread ran last, so some searches waited several turns). Batching pays most
+when searches scan exactly, as they do over points no graph holds yet.
 """
 
 from __future__ import annotations
@@ -55,7 +54,7 @@ class Batches(Generic[Request, Result]):
 
     Each waiting thread sleeps on its own event: a finished batch wakes its own callers and the
     oldest caller still queued, which runs the next batch (waking every waiter to race for it
-    cost the GIL's hand-overs: p95 16 against 6 ms with 8 searchers of 0.6 ms each). A caller
+    costs the GIL's hand-overs, which are slower than a short search). A caller
     interrupted (Ctrl-C) leaves the queue and passes on a turn it held, so no one waits for it.
     """
 

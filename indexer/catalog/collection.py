@@ -21,6 +21,7 @@ from indexer.catalog import schema
 from indexer.catalog.migrations import SchemaMismatch, upgrade
 from indexer.catalog.schema import FAILED, ITEM_KINDS, MODE_VECTORS, PENDING, SCHEMA_VERSION, FileRecord
 from indexer.catalog.store import VECTOR_NAMES, CollectionInfo, Store, StoreError
+from indexer.catalog import tuning
 from indexer.catalog.tuning import QUANTIZE_ABOVE_POINTS, quantized
 from indexer.catalog.widening import resume_widening, widen
 from indexer.scan import fingerprint
@@ -151,32 +152,28 @@ def fit_mode(store: Store, collection: str, info: CollectionInfo, mode: Mode) ->
     return info
 
 
-def quantization_to_apply(info: CollectionInfo | None, asked: str | None, items: int) -> str | None:
-    """The quantization a run should switch the collection to at its end, or None to keep it.
-
-    Asked for (`--quantize`): that, unless the collection already keeps it. Not asked: int8
-    once the collection holds more than `QUANTIZE_ABOVE_POINTS` items, unless full precision was
-    chosen ("none" is recorded and kept).
-    """
-    if info is None:
+def quantization_to_apply(info: CollectionInfo | None, asked: str | None) -> str | None:
+    """The quantization a run asked for (`--quantize`) that the collection does not keep yet,
+    or None. Unasked, the engine itself switches large collections to int8."""
+    if info is None or asked is None or asked == info.quantization:
         return None
-    if asked is not None:
-        return None if asked == info.quantization else asked
-    if not info.quantization and items > QUANTIZE_ABOVE_POINTS:
-        return "int8"
-    return None
+    return asked
 
 
-def grow_graph(store: Store, collection: str, asked: str | None) -> int:
-    """Start a background build of the search graph over what the collection holds now,
-    switching it first to the quantization it should keep at its size (`quantization_to_apply`),
-    so that the graph is built once in its final form. Returns the items it holds."""
-    items = store.count(collection, schema.items())
-    quantization = quantization_to_apply(store.collection_info(collection), asked, items)
-    if quantization is not None:
-        store.set_quantization(collection, quantization)
-    store.finalize(collection, final=False)
-    return items
+def default_quantization() -> str:
+    """How collections keep their vectors unless told, in words (for help texts)."""
+    return f"int8 once a collection passes {QUANTIZE_ABOVE_POINTS:,} items"
+
+
+def server_advice(items: int, embedded: bool) -> str | None:
+    """One line for a run that left an embedded collection past the size where a Qdrant server
+    serves better, with the commands; None below it, or on a server."""
+    if not embedded or items <= tuning.SERVER_ABOVE_ITEMS:
+        return None
+    return (
+        f"this collection holds {items:,} items: above {tuning.SERVER_ABOVE_ITEMS:,} a Qdrant server serves "
+        "better (`docker compose up -d qdrant`, then add --qdrant-url http://localhost:6333)"
+    )
 
 
 def quantization_line(info: CollectionInfo) -> str:

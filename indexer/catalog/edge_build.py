@@ -1,24 +1,20 @@
-"""The embedded engine's search graph, built beside the live shard while searches go on.
+"""One build of a collection's search graph, made beside the live shard while searches go on.
 
-qdrant-edge 0.9 builds HNSW only in `EdgeShard.optimize()`, which holds the GIL for the whole
-build (measured: a thread querying another shard in the same process got 1 query in 7 s) and
-blocks every query on the shard it optimises. So a build never runs on the live shard:
+qdrant-edge builds HNSW only in `EdgeShard.optimize()`, which blocks every query on the shard it
+optimises and holds the GIL for the whole build. So a build never runs on the live shard or in
+the serving process:
 
 1. the live shard is flushed and its directory copied to `build-TOKEN/` beside it;
-2. a child process (`python -m indexer.catalog.edge_build`, niced) opens the copy with the
-   wanted settings (HNSW, segments, int8 or not) and optimises it; the live shard keeps
-   answering from its own segments (exact scans, or its older graph) meanwhile;
-3. every write to the live shard during the build notes the ids it touched in a journal; once
-   the child has finished, a thread of the parent opens the copy and brings it up to date by
-   copying those points from the live shard, in rounds while writes go on, with the lock that
-   searches wait on held only for one small chunk at a time (`EdgeStore._catch_up`);
-4. the last few ids are copied under the lock, the copy becomes `shard-N/`, and the collection's
-   info.json, written atomically, names it: that write is the swap.
+2. a child process (`python -m indexer.catalog.edge_build`, on idle cores only) opens the copy
+   with the wanted settings (HNSW, segments, int8 or not) and optimises it; it holds
+   `build-TOKEN.lock` while it lives, so that the next open of an index whose process was killed
+   ends it before removing its copy (`edge_files.remove_leftovers`);
+3. every write to the live shard meanwhile notes the ids it touched in a `Journal`; the parent
+   then brings the finished copy up to date from the live shard and swaps it in
+   (`edge_graph`).
 
-The journal lives in memory, so a build never outlives its process: a killed or interrupted
-build leaves `build-TOKEN/` (or an unnamed `shard-N/`) behind, which the next open removes, and the
-collection is as it was before the build began. Switching to int8 quantization (or new HNSW
-settings) is the same copy, opened with another configuration: nothing is embedded again.
+The journal lives in memory, so a build never outlives its process: a killed build leaves a copy
+that the next open removes, and the collection is as it was before the build began.
 """
 
 from __future__ import annotations
@@ -56,44 +52,31 @@ from indexer.catalog.edge_convert import (
     to_edge_point,
     to_stored,
 )
+from indexer.catalog.edge_files import (
+    BUILD_DIR,
+    child_lock_path,
+    lock_for_child,
+    note_child,
+    remove_tree,
+)
 from indexer.catalog.store import Point
 
-BUILD_DIR = "build"  # the copy being optimised is build-TOKEN: a child orphaned by a killed
-# process (it keeps working on its copy until the next open removes it) never writes into the
-# copy of a later build
-BUILD_LOG = "build.log"  # the child's stderr, kept when it fails
-NICENESS = 10  # the child yields the cores to searches and indexing
-# On Linux the child runs only on cores nothing else wants (SCHED_IDLE): niced alone it still
-# took its share of a core a search was waiting for. 100k items written at 400/s and grown every
-# 5,000, 8 searchers during the last build (`benchmarks/store.py --before`, one run): p50 / p95
-# 144 / 201 ms niced with Qdrant's default beam, 94 / 162 ms idle with a beam of 64, 2.3x the
-# searches answered; the graph was ready 410 s after the last write instead of 282 s, since the
-# build gets only what searches leave.
+# The child runs only on cores nothing else wants (SCHED_IDLE on Linux), niced elsewhere: niced
+# alone it still took its share of a core a search was waiting for.
+NICENESS = 10
 IDLE_PRIORITY = True
 IDLE_FLAG = "--idle"
-# Bringing a finished copy up to date: points are copied from the live shard CATCH_UP_CHUNK at a
-# time (each chunk holds the lock searches wait on only while it is read), in at most
-# CATCH_UP_ROUNDS rounds, each taking what was written during the one before, until at most
-# SWAP_IDS remain: those are copied with the lock held, then the copy is swapped in. Before, the
-# whole journal was copied with the lock held, and the next build's copy made under it too: 100k
-# items written at 400/s, the longest search took 26.8 s while writing and 32.6 s during the last
-# build; copied in rounds 1.6 s and 8.1 s (what is left is the engine opening the copy, see the
-# README's "Large collections"). Chunks taking their turn among searches instead starved behind
-# 8 searchers: the graph was ready 670 s after the last write instead of 348 s. One run each,
-# `benchmarks/results/store-100000-catch-up-*.json`.
-# A chunk is read with the lock held, then written into the copy COPY_PIECE points at a time:
-# writing holds the GIL (0.56-0.68 ms per point of 2 x 1536-d with an item's payload, whatever
-# the piece): 32 points kept every thread waiting 18-21 ms, 8 points 4-5 ms (`python
-# benchmarks/catch_up_chunk.py`, `catch_up_chunk.json`). Behind 8 searchers the catch-up rarely
-# got the lock or the GIL between their batches: 24,576 points took 433 s read 8 at a time
-# (`store-100000-batched-catch-up-8.json`), 16,544 took 205 s read 256 at a time
-# (`store-100000-batched-catch-up-256.json`). Now each chunk is a piece the next batch of
-# searches waits for (`catalog.give_way`, at most GIVE_WAY_MOST_S): a batch, then a chunk.
+BUILD_LOG = "build.log"  # the child's stderr, kept when it fails
+# Bringing a finished copy up to date: CATCH_UP_CHUNK points are read from the live shard at a
+# time (holding the lock searches wait on only while reading) and written into the copy
+# COPY_PIECE at a time (each write holds the GIL, so small pieces keep searches from waiting
+# long). At most CATCH_UP_ROUNDS rounds, each taking what was written during the one before,
+# until at most SWAP_IDS remain: those are copied with the lock held, then the copy is swapped in.
 CATCH_UP_CHUNK = 32
 COPY_PIECE = 8
-GIVE_WAY_MOST_S = 0.1
 CATCH_UP_ROUNDS = 8
 SWAP_IDS = 256
+GIVE_WAY_MOST_S = 0.1  # the longest a batch of searches waits for a piece of the catch-up
 CHILD_MODULE = "indexer.catalog.edge_build"  # what the child runs (`main` below)
 
 
@@ -173,13 +156,12 @@ class Build:
     folder: Path  # the collection's folder
     settings: ShardSettings
     estimate_s: float
+    covers: int = 0  # vectors written since the previous build that this one puts in its graph
     journal: Journal = field(default_factory=Journal)
     started: float = field(default_factory=time.monotonic)
-    again: bool = False  # finalize was called during the build: build once more afterwards
-    again_final: bool = False  # and it was the end of a run: merge then if need be
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     process: subprocess.Popen[bytes] | None = None
-    worker: threading.Thread | None = None  # waits for the child, catches up, swaps
+    worker: threading.Thread | None = None  # starts the child, waits for it, catches up, swaps
     phases: dict[str, float] = field(default_factory=dict)  # seconds and counts, for the log
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -193,14 +175,17 @@ class Build:
         began = time.monotonic()
         shutil.copytree(live_dir, self.directory)
         self.phases["copy_s"] = time.monotonic() - began
+        command = [sys.executable, "-m", CHILD_MODULE, str(self.directory), self.settings.to_json()]
+        lock = lock_for_child(self.directory)
         with open(self.folder / BUILD_LOG, "wb") as log:
-            command = [sys.executable, "-m", CHILD_MODULE, str(self.directory), self.settings.to_json()]
             self.process = subprocess.Popen(
                 [*command, IDLE_FLAG] if IDLE_PRIORITY else command,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 env=os.environ | {"PYTHONPATH": child_path()},
+                pass_fds=() if lock is None else (lock.fileno(),),
             )
+        note_child(lock, self.process.pid)
 
     def finished(self) -> bool:
         return self.process is not None and self.process.poll() is not None
@@ -209,9 +194,15 @@ class Build:
         return self.finished() and self.process is not None and self.process.returncode == 0
 
     def failure(self) -> str:
-        """The last line the child wrote, for the log."""
-        lines = (self.folder / BUILD_LOG).read_text(errors="replace").strip().splitlines()
-        return lines[-1] if lines else f"exit status {self.process.returncode if self.process else '?'}"
+        """The last line the child wrote, for the status and the log."""
+        with contextlib.suppress(OSError):
+            lines = (self.folder / BUILD_LOG).read_text(errors="replace").strip().splitlines()
+            if lines:
+                return lines[-1]
+        code = self.process.returncode if self.process else None
+        return (
+            f"the build process was killed (signal {-code})" if code and code < 0 else f"exit status {code}"
+        )
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started
@@ -220,6 +211,12 @@ class Build:
         """Stop the child and the thread catching up, and remove the copy (the live shard is
         untouched). Call it without holding the store's lock: the thread may be waiting on it."""
         self.cancelled.set()
+        self.stop_child()
+        if self.worker is not None and self.worker is not threading.current_thread():
+            self.worker.join()
+        self.remove_copy()
+
+    def stop_child(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -227,9 +224,10 @@ class Build:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.worker is not None and self.worker is not threading.current_thread():
-            self.worker.join()
+
+    def remove_copy(self) -> None:
         remove_tree(self.directory)
+        child_lock_path(self.directory).unlink(missing_ok=True)
 
     def wait_for_child(self, poll_s: float = 0.5) -> bool:
         """Wait until the child exits; False when the build was cancelled first."""
@@ -270,10 +268,6 @@ def child_path() -> str:
     return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
 
 
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def shard_generation(name: str) -> int:
     """`shard` (every collection made before builds were swapped) is 0, `shard-N` is N."""
     prefix, _, number = name.partition("-")
@@ -291,9 +285,9 @@ def optimize(directory: Path, settings: ShardSettings) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    """The child. It outlives a parent that is killed (Linux's parent-death signal follows the
-    starting thread, which in a server may be a short-lived worker); the next open of the
-    index removes the copy it works on, and its work is lost with the journal anyway."""
+    """The child. A parent that is killed leaves it running (Linux's parent-death signal follows
+    the thread that started it, which in a server may be a short-lived worker); the lock it
+    inherited tells the next open of the index to end it (`edge_files.end_orphaned_child`)."""
     directory, settings = Path(argv[0]), ShardSettings.from_json(argv[1])
     lower_priority(idle=IDLE_FLAG in argv[2:])
     optimize(directory, settings)

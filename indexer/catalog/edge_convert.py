@@ -28,11 +28,9 @@ from indexer.catalog import tuning
 from indexer.catalog.store import FieldValue, Match, PayloadIndexKind, Point, StoredPoint, as_float32
 
 UPSERT_CHUNK = 512  # points per engine update: bounds the memory of one conversion
-# Payload indexes live on disk, read through the page cache (Memory.Cold). Held in RAM, the
+# Payload indexes live on disk, read through the page cache (Memory.Cold): held in RAM, the
 # indexes of a real library (paths, every ancestor folder, fingerprints: twelve fields on an
-# item and its file record) made the memory per item besides its int8 vectors 2.55 KB, so a
-# million items wanted ~5.6 GiB; on disk 0.29 KB and ~3.4 GiB (`benchmarks/item_memory.py`,
-# 100k items; anonymous resident memory, mapped pages apart).
+# item and its file record) took several times the memory of an item's int8 vectors.
 EDGE_INDEX_PARAMS: dict[PayloadIndexKind, Any] = {
     "keyword": KeywordIndexParams(memory=Memory.Cold),
     "float": FloatIndexParams(memory=Memory.Cold),

@@ -1,13 +1,11 @@
 """Searches give way to the catch-up of a finished build, one piece per batch.
 
 When a background build's child is done, a thread of the store copies what was written during
-the build into the new copy (`EdgeStore._catch_up`), while every point it has not yet copied is
-still scanned exactly by each search of the live shard. Copying holds the GIL (about 0.6 ms a
-point, `benchmarks/catch_up_chunk.py`), and so does qdrant-edge for a whole batch of searches;
-when a batch ends, its callers and the next leader wake together and the catch-up thread rarely
-got the interpreter: with 8 searchers at 100k items it copied 16,544 points in 205 s, about 80 a
-second, and searches paid for the unindexed points all that time
-(`benchmarks/results/store-100000-batched-catch-up-256.json`).
+the build into the new copy (`EdgeGraph._catch_up`), while every point it has not yet copied is
+still scanned exactly by each search of the live shard. Copying holds the GIL, and so does
+qdrant-edge for a whole batch of searches; when a batch ends, its callers and the next leader
+wake together, and a catch-up left to take its chances among searchers that never stop rarely
+got the interpreter: it crawled, and searches paid for the unindexed points all that time.
 
 So the catch-up copies in pieces (`piece()`), and the caller about to run the next batch of
 searches first waits for a piece in progress to finish (`before_batch()`, before it takes the

@@ -18,6 +18,7 @@ Design decisions:
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from indexer.catalog import tuning
+from indexer.catalog import schema, tuning
 from indexer.catalog.schema import PAYLOAD_INDEXES
 from indexer.catalog.store import (
     ClosesOnExit,
@@ -48,6 +49,7 @@ from indexer.catalog.store import (
     check_collection_name,
     check_info,
     check_points,
+    check_quantization,
     check_vector,
     closed_error,
     in_use_error,
@@ -55,6 +57,7 @@ from indexer.catalog.store import (
     needs_creation,
 )
 
+SIZE_CHECK_EVERY = 5_000  # points written between two checks of whether to switch to int8
 INFO_KEY = "ume_collection"  # collection-metadata key that marks a collection as ours
 LOCAL_PREFIX = "local:"
 MEMORY_LOCATION = ":memory:"
@@ -98,6 +101,7 @@ class ServerStore(ClosesOnExit):
         self.layout = layout or ClusterLayout()
         self._client = connect(location, api_key)
         self._infos: dict[str, CollectionInfo] = {}
+        self._written: dict[str, int] = {}  # points upserted since the size was last checked
         self._closed = False
 
     @translate_errors
@@ -173,6 +177,9 @@ class ServerStore(ClosesOnExit):
         for start in range(0, len(points), UPSERT_CHUNK):
             chunk = [to_point_struct(p) for p in points[start : start + UPSERT_CHUNK]]
             self._client.upsert(name, chunk, wait=True)
+        self._written[name] = self._written.get(name, 0) + len(points)
+        if self._written[name] >= SIZE_CHECK_EVERY:
+            self._quantize_if_large(name)
 
     @translate_errors
     def delete(self, name: str, ids: Sequence[str]) -> None:
@@ -248,11 +255,6 @@ class ServerStore(ClosesOnExit):
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
     @translate_errors
-    def finalize(self, name: str, final: bool = True) -> None:
-        """Nothing to do: a Qdrant server builds its HNSW index in the background."""
-        self._info(name)
-
-    @translate_errors
     def graph_status(self, name: str) -> GraphStatus:
         """From the server's collection status: yellow while its optimizers (HNSW) run.
 
@@ -267,11 +269,24 @@ class ServerStore(ClosesOnExit):
         return GraphStatus("ready" if indexed else "exact", indexed, vectors)
 
     @translate_errors
+    def wait_until_ready(
+        self, name: str, on_wait: Callable[[GraphStatus], None] | None = None, poll_s: float = 0.5
+    ) -> GraphStatus:
+        """Switch a large collection to int8 if it should be, then wait while the server's
+        optimizers run (the server builds its graph by itself)."""
+        self._quantize_if_large(name)
+        while True:
+            status = self.graph_status(name)
+            if status.state != "building":
+                return status
+            if on_wait is not None:
+                on_wait(status)
+            time.sleep(poll_s)
+
+    @translate_errors
     def set_quantization(self, name: str, quantization: str) -> None:
         info = self._info(name)
-        if quantization not in tuning.QUANTIZATIONS:
-            choices = ", ".join(tuning.QUANTIZATIONS)
-            raise StoreError(f"quantization must be one of {choices}, got {quantization!r}")
+        check_quantization(quantization)
         if tuning.quantized(quantization) != tuning.quantized(info.quantization):
             int8 = tuning.quantized(quantization)
             self._client.update_collection(
@@ -281,6 +296,14 @@ class ServerStore(ClosesOnExit):
                 quantization_config=quantization_config(quantization) or models.Disabled.DISABLED,
             )
         self.record_info(name, replace(info, quantization=quantization))
+
+    def _quantize_if_large(self, name: str) -> None:
+        """int8 once the collection holds more than `tuning.QUANTIZE_ABOVE_POINTS` items, unless
+        a quantization was chosen (the server rebuilds in the background, keeping every point)."""
+        self._written[name] = 0
+        info = self._info(name)
+        if not info.quantization and self.count(name, schema.items()) > tuning.QUANTIZE_ABOVE_POINTS:
+            self.set_quantization(name, "int8")
 
     def close(self) -> None:
         if not self._closed:

@@ -23,7 +23,6 @@ Design decisions:
 from __future__ import annotations
 
 import re
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -166,17 +165,27 @@ class GraphStatus:
     vectors: int = 0  # vectors stored, every name counted
     elapsed_s: float | None = None  # building: seconds since it started
     estimate_s: float | None = None  # building: how long the whole build should take
+    note: str = ""  # a build that failed: what happened and what comes next
 
     def describe(self) -> str:
         """One line for a status display."""
+        return self._state_line() + (f"; {self.note}" if self.note else "")
+
+    def _state_line(self) -> str:
+        if self.state == "ready" and self.indexed < self.vectors:
+            return (
+                f"search graph: {self.indexed:,} of {self.vectors:,} vectors in it, the rest "
+                "scanned exactly until the next build"
+            )
         if self.state == "ready":
             return f"search graph: ready ({self.indexed:,} of {self.vectors:,} vectors in it)"
         if self.state == "exact":
             return f"search graph: none, exact scan over {self.vectors:,} vectors"
-        elapsed = self.elapsed_s or 0.0
-        line = f"search graph: building ({duration(elapsed)} elapsed"
+        if self.elapsed_s is None:
+            return f"search graph: waiting to build ({self.indexed:,} of {self.vectors:,} vectors in it)"
+        line = f"search graph: building ({duration(self.elapsed_s)} elapsed"
         if self.estimate_s is not None:
-            left = self.estimate_s - elapsed
+            left = self.estimate_s - self.elapsed_s
             line += f", about {duration(left)} left" if left > 0 else ", taking longer than estimated"
         return line + "); searches answer meanwhile"
 
@@ -269,22 +278,23 @@ class Store(Protocol):
         """Nearest points by cosine on the named vector, best first (vector-less ones never)."""
         ...
 
-    def finalize(self, name: str, final: bool = True) -> None:
-        """Start building the search graph where the engine needs to be told, in the background;
-        returns at once and searches keep answering meanwhile (`graph_status` follows the build,
-        `wait_for_graph` waits for it). `final`: the end of an indexing run, where the engine
-        may also merge what builds during the run left in pieces; False for those builds."""
-        ...
-
     def graph_status(self, name: str) -> GraphStatus:
         """Where the collection's search graph stands (see `GraphStatus`)."""
+        ...
+
+    def wait_until_ready(
+        self, name: str, on_wait: Callable[[GraphStatus], None] | None = None, poll_s: float = 0.5
+    ) -> GraphStatus:
+        """Block until searching the collection runs at full speed: the engine builds, now,
+        whatever graph it still wants (it builds on its own in the background otherwise, once
+        writes pause); `on_wait` hears each status seen meanwhile (to show progress)."""
         ...
 
     def set_quantization(self, name: str, quantization: str) -> None:
         """Keep the collection's vectors as `quantization` ("int8", or "none" for full
         precision) from now on, with the current HNSW settings, keeping every point: nothing is
-        embedded again. Like `finalize`, the rebuild runs in the background; the recorded
-        info says the new quantization once searches use it."""
+        embedded again. The rebuild runs in the background; the recorded info says the new
+        quantization once searches use it."""
         ...
 
     def close(self) -> None:
@@ -317,6 +327,14 @@ class ClosesOnExit(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+QUANTIZATIONS = ("int8", "none")  # how a collection may be asked to keep its vectors
+
+
+def check_quantization(quantization: str) -> None:
+    if quantization not in QUANTIZATIONS:
+        raise StoreError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
 
 
 def check_collection_name(name: str) -> None:
@@ -380,20 +398,6 @@ def check_vector(name: str, info: CollectionInfo, vector_name: str, size: int) -
             f"collection {name!r} holds {info.dim}-d vectors from {info.model_id}, got {size}-d: "
             "use the same model or re-index into a new collection"
         )
-
-
-def wait_for_graph(
-    store: Store, name: str, on_wait: Callable[[GraphStatus], None] | None = None, poll_s: float = 0.5
-) -> GraphStatus:
-    """Block until the collection's search graph is no longer building; `on_wait` hears each
-    status seen meanwhile (to show progress)."""
-    while True:
-        status = store.graph_status(name)
-        if status.state != "building":
-            return status
-        if on_wait is not None:
-            on_wait(status)
-        time.sleep(poll_s)
 
 
 def as_float32(vector: list[float] | np.ndarray) -> np.ndarray:

@@ -117,20 +117,26 @@ def test_one_engine_at_a_time(library, tiny_model_dir, tmp_path, capsys) -> None
     assert "not both" in capsys.readouterr().err
 
 
-def test_killed_run_resumes_with_every_item_once(library, tiny_model_dir, tmp_path) -> None:
-    data_dir = tmp_path / "index"
-    args = index_args(library, tiny_model_dir, "--data-dir", str(data_dir))
+@pytest.mark.parametrize("engine", ["edge", "qdrant"])
+def test_killed_run_resumes_with_every_item_once(engine, library, tiny_model_dir, tmp_path, request) -> None:
+    """On the embedded engine, and on a real Qdrant server when UME_TEST_QDRANT_URL names one."""
+    if engine == "qdrant":
+        where = {"qdrant_url": request.getfixturevalue("qdrant_url")}
+        args = index_args(library, tiny_model_dir, "--qdrant-url", where["qdrant_url"])
+    else:
+        where = {"data_dir": tmp_path / "index"}
+        args = index_args(library, tiny_model_dir, "--data-dir", str(where["data_dir"]))
     # Killed right after the second write of item points, before the records marking them done.
     env = os.environ | {KILL_AFTER_ENV: "2"}
     killed = subprocess.run([sys.executable, "-m", "app", *args], env=env, cwd=REPO, capture_output=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
-    with open_store(data_dir) as store:
+    with open_store(**where) as store:
         pending = store.count("media", Match(fields={"record": "file", "status": "pending"}))
         assert pending > 0 and store.count("media", Match(fields={"record": "item"})) > 0
 
     assert main(args) == 1  # resumes; the broken files fail again
-    assert stored_segments(data_dir) == expected_segments(library)
-    with open_store(data_dir) as store:
+    assert stored_segments(**where) == expected_segments(library)
+    with open_store(**where) as store:
         assert store.count("media", Match(fields={"record": "file", "status": "pending"})) == 0
         assert store.count("media", Match(fields={"record": "file"})) == GOOD_FILES + len(BROKEN)
 
@@ -267,3 +273,20 @@ def test_quantize_switches_a_collection_without_embedding_again(
     assert main(["status", *data]) == 0
     assert "vectors: int8 in memory, originals on disk" in capsys.readouterr().out
     assert stored_segments(tmp_path / "index") == expected_segments(library)
+
+
+def test_a_run_past_the_size_a_server_serves_better_says_so_with_the_command(
+    library, tiny_model_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    from indexer.catalog import tuning
+
+    data = ["--data-dir", str(tmp_path / "index")]
+    monkeypatch.setattr(tuning, "SERVER_ABOVE_ITEMS", ITEMS + 1)
+    main(index_args(library, tiny_model_dir, *data))
+    assert "Qdrant server serves better" not in capsys.readouterr().out
+    monkeypatch.setattr(tuning, "SERVER_ABOVE_ITEMS", ITEMS - 1)
+    main(index_args(library, tiny_model_dir, *data))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "Qdrant server serves better" in line]
+    assert len(lines) == 1
+    assert f"holds {ITEMS:,} items" in lines[0] and "docker compose up -d qdrant" in lines[0]
+    assert "--qdrant-url http://localhost:6333" in lines[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,14 +22,14 @@ import numpy as np
 import pytest
 from qdrant_edge import Memory, PayloadSchemaType, UpdateOperation
 
-from indexer.catalog import edge, edge_build, tuning
+from indexer.catalog import edge, edge_build, edge_graph, tuning
 from indexer.catalog.collection import quantization_to_apply
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.open import open_store
 from indexer.catalog.schema import PAYLOAD_INDEXES
-from indexer.catalog.store import CollectionInfo, Match, Point, Store, wait_for_graph
-from indexer.catalog.tuning import QUANTIZE_ABOVE_POINTS
+from indexer.catalog.store import CollectionInfo, Match, Point, Store
 from tests.indexer.catalog.gated_build import GATE_ENV
+from tests.qdrant_server import QDRANT_URL_ENV
 
 DIM = 32
 POINTS = 600
@@ -71,11 +70,44 @@ def top_ids(store: Store, query: np.ndarray, limit: int = 10) -> list[str]:
 def open_engine(engine: str, path: Path) -> Store:
     if engine == "edge":
         return EdgeStore(path, indexing_threshold_kb=1)  # so a few thousand points get a graph
+    if engine == "qdrant":
+        return open_store(qdrant_url=os.environ[QDRANT_URL_ENV])
     return open_store(qdrant_url=f"local:{path}")
+
+
+@pytest.fixture(params=["edge", "server", "qdrant"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """The embedded engine, qdrant-client's local mode, and a real server when one is given."""
+    if request.param == "qdrant":
+        request.getfixturevalue("qdrant_url")
+    return str(request.param)
 
 
 def quantized_files(store: EdgeStore) -> list[Path]:
     return list((store.data_dir / "collections" / "media").glob("shard*/segments/*/*/quantized.data"))
+
+
+def running_child(store: EdgeStore, name: str = "media") -> subprocess.Popen[bytes]:
+    """The build child of the build under way, once its thread has started it."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        build = store._graph.build_of(name)
+        if build is not None and build.process is not None:
+            return build.process
+        time.sleep(0.01)
+    raise AssertionError("no build child started")
+
+
+def start_build(store: EdgeStore, name: str = "media") -> None:
+    """What the engine does once writes pause, now: start the build that is due."""
+    with store.lock:
+        store._graph.hurry(name)
+
+
+@pytest.fixture(autouse=True)
+def builds_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planner waits for writes to pause before it builds: these tests say when."""
+    monkeypatch.setattr(tuning, "QUIET_S", 3600.0)
 
 
 @pytest.fixture
@@ -93,7 +125,7 @@ def test_searches_answer_correctly_while_the_graph_builds(tmp_path: Path, gate: 
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
         store.create_collection("media", INFO)
         store.upsert("media", points)
-        store.finalize("media")
+        start_build(store)
         assert store.graph_status("media").state == "building"
         for query in queries():
             assert top_ids(store, query) == exact_top(points, query)
@@ -102,10 +134,9 @@ def test_searches_answer_correctly_while_the_graph_builds(tmp_path: Path, gate: 
         store.upsert("media", added)
         store.delete("media", [points[0].id])
         store.set_payload_where("media", Match({"i": 1}), {"tag": "kept"})
-        store.finalize("media")  # a second run ends during the build: its points get a graph next
         assert store.graph_status("media").state == "building"
         gate.touch()
-        status = wait_for_graph(store, "media", poll_s=0.1)
+        status = store.wait_until_ready("media", poll_s=0.1)
         now = points[1:] + added
         assert (status.state, status.indexed, status.vectors) == ("ready", 2 * len(now), 2 * len(now))
         assert store.count("media") == len(now)
@@ -132,11 +163,11 @@ def test_the_status_counts_every_write_it_follows(tmp_path: Path, gate: Path) ->
         assert store.graph_status("media").vectors == 2 * (POINTS + 3)
         store.upsert("media", [Point(str(uuid.UUID(int=10**6)), {"i": -1}, {})])  # a record, no vectors
         assert store.graph_status("media").vectors == 2 * (POINTS + 3)
-        store.finalize("media")
+        start_build(store)
         store.upsert("media", make_points(2, seed=4, first=2 * POINTS))  # during the build
         assert store.graph_status("media").vectors == 2 * (POINTS + 5)
         gate.touch()
-        status = wait_for_graph(store, "media", poll_s=0.1)
+        status = store.wait_until_ready("media", poll_s=0.1)
         assert (status.state, status.vectors) == ("ready", 2 * (POINTS + 5))
         store.drop_collection("media")
         store.create_collection("media", INFO)
@@ -173,17 +204,17 @@ def test_searches_and_writes_go_on_while_a_finished_build_is_brought_up_to_date(
     """A build's copy is opened and caught up with the writes made during the build (seconds on
     a large collection) without holding searches or writes; only the last few writes are copied
     while searches wait, then the copy is swapped in."""
-    opening = Held(edge.load_shard, lambda path: path.name.startswith("shard-"))
-    copying = Held(edge.copy_points, lambda *args: True)
-    monkeypatch.setattr(edge, "load_shard", opening)
-    monkeypatch.setattr(edge, "copy_points", copying)
-    monkeypatch.setattr(edge, "SWAP_IDS", 5)  # so that the writes below need a round of their own
+    opening = Held(edge_graph.load_shard, lambda path: path.name.startswith("shard-"))
+    copying = Held(edge_graph.copy_points, lambda *args: True)
+    monkeypatch.setattr(edge_graph, "load_shard", opening)
+    monkeypatch.setattr(edge_graph, "copy_points", copying)
+    monkeypatch.setattr(edge_graph, "SWAP_IDS", 5)  # so that the writes below need a round of their own
     points = make_points(POINTS)
     try:
         with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
             store.create_collection("media", INFO)
             store.upsert("media", points)
-            store.finalize("media")
+            start_build(store)
             during_build = make_points(40, seed=1, first=POINTS)
             store.upsert("media", during_build)
             gate.touch()
@@ -202,7 +233,6 @@ def test_searches_and_writes_go_on_while_a_finished_build_is_brought_up_to_date(
             def write() -> None:
                 store.upsert("media", while_copying)
                 store.set_payload_where("media", Match({"i": 1}), {"tag": "kept"})
-                store.finalize("media")  # a run ends meanwhile: its points get a graph next
 
             done_while_held(write, "a write")
             query = np.asarray(points[5].vectors["disc"])
@@ -211,7 +241,7 @@ def test_searches_and_writes_go_on_while_a_finished_build_is_brought_up_to_date(
             copying.release.set()
             query = np.asarray(while_copying[7].vectors["disc"])
             assert top_ids(store, query, 1) == [while_copying[7].id]
-            status = wait_for_graph(store, "media", poll_s=0.1)
+            status = store.wait_until_ready("media", poll_s=0.1)
             assert (status.state, status.indexed, status.vectors) == ("ready", 2 * len(now), 2 * len(now))
             assert store.count("media") == len(now)
             for query in queries():
@@ -229,7 +259,7 @@ def test_searches_never_run_while_the_catch_up_writes_and_it_finishes_under_cons
     catch-up used to starve among searchers. Now a batch waits for the piece in progress (see
     `catalog.give_way`): searchers that never stop still let the build be swapped in."""
     writing, overlaps, pieces, batches = threading.Event(), [], [0], [0]
-    real_copy, real_run = edge.copy_points, edge.run_queries
+    real_copy, real_run = edge_graph.copy_points, edge.run_queries
 
     def copying(*args: Any) -> None:
         writing.set()
@@ -246,16 +276,16 @@ def test_searches_never_run_while_the_catch_up_writes_and_it_finishes_under_cons
             overlaps.append(len(requests))
         return real_run(shard, requests)
 
-    monkeypatch.setattr(edge, "copy_points", copying)
+    monkeypatch.setattr(edge_graph, "copy_points", copying)
     monkeypatch.setattr(edge, "run_queries", querying)
-    monkeypatch.setattr(edge, "CATCH_UP_CHUNK", 8)
-    monkeypatch.setattr(edge, "SWAP_IDS", 5)
+    monkeypatch.setattr(edge_graph, "CATCH_UP_CHUNK", 8)
+    monkeypatch.setattr(edge_graph, "SWAP_IDS", 5)
     points, during_build = make_points(POINTS), make_points(200, seed=1, first=POINTS)
     stop = threading.Event()
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
         store.create_collection("media", INFO)
         store.upsert("media", points)
-        store.finalize("media")
+        start_build(store)
         store.upsert("media", during_build)
 
         def searcher(query: np.ndarray) -> None:
@@ -267,7 +297,7 @@ def test_searches_never_run_while_the_catch_up_writes_and_it_finishes_under_cons
             thread.start()
         try:
             gate.touch()
-            status = wait_for_graph(store, "media", poll_s=0.1)
+            status = store.wait_until_ready("media", poll_s=0.1)
         finally:
             stop.set()
             for thread in searchers:
@@ -279,7 +309,7 @@ def test_searches_never_run_while_the_catch_up_writes_and_it_finishes_under_cons
             assert top_ids(store, query) == exact_top(points + during_build, query)
 
 
-def test_a_copy_that_fails_to_open_is_removed_and_the_next_build_succeeds(
+def test_a_copy_that_fails_to_open_is_removed_and_the_build_is_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[str] = []
@@ -290,21 +320,163 @@ def test_a_copy_that_fails_to_open_is_removed_and_the_next_build_succeeds(
             raise edge.StoreError(f"cannot open collection at {path}: unreadable segment")
         return load_shard(path)
 
-    load_shard = edge.load_shard
-    monkeypatch.setattr(edge, "load_shard", fails_once)
+    load_shard = edge_graph.load_shard
+    monkeypatch.setattr(edge_graph, "load_shard", fails_once)
+    monkeypatch.setattr(edge_graph, "RETRY_AFTER_S", 0.2)
+    points = make_points(POINTS)
+    seen: list[str] = []
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        status = store.wait_until_ready("media", lambda s: seen.append(s.describe()), poll_s=0.05)
+        assert (status.state, status.indexed) == ("ready", 2 * POINTS)
+        assert any("a build failed (cannot open collection" in line for line in seen)
+        folder = tmp_path / "index" / "collections" / "media"
+        deadline = time.monotonic() + WAIT_S  # the old shard is removed in the background
+        while (folder / "shard").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["shard-1"]
+        for query in queries():
+            assert top_ids(store, query) == exact_top(points, query)
+
+
+def test_a_build_that_keeps_failing_is_given_up_with_a_clear_status_and_tried_again_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(path: Path) -> object:
+        raise edge.StoreError(f"cannot open collection at {path}: disk full")
+
+    monkeypatch.setattr(edge_graph, "load_shard", never)
+    monkeypatch.setattr(edge_graph, "RETRY_AFTER_S", 0.05)
     points = make_points(POINTS)
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
         store.create_collection("media", INFO)
         store.upsert("media", points)
-        store.finalize("media")
-        assert wait_for_graph(store, "media", poll_s=0.1).state == "exact"  # the build failed
-        folder = tmp_path / "index" / "collections" / "media"
-        assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["shard"]
-        store.finalize("media")  # the next run's end builds again
-        status = wait_for_graph(store, "media", poll_s=0.1)
-        assert (status.state, status.indexed) == ("ready", 2 * POINTS)
+        status = store.wait_until_ready("media", poll_s=0.05)
+        assert status.state == "exact"
+        assert f"the last {edge_graph.MAX_TRIES} builds failed" in status.describe()
+        assert "disk full" in status.describe()
+        assert top_ids(store, queries()[0]) == exact_top(points, queries()[0])  # still searchable
+        monkeypatch.undo()
+        monkeypatch.setattr(tuning, "QUIET_S", 3600.0)
+        status = store.wait_until_ready("media", poll_s=0.05)  # the next run tries again
+        assert (status.state, status.indexed, status.note) == ("ready", 2 * POINTS, "")
+
+
+def test_a_build_killed_with_another_due_behind_it_is_retried(
+    tmp_path: Path, gate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that ends during a build wants one more; killing the build's child used to drop
+    both, leaving the collection on exact scans with nothing pending."""
+    monkeypatch.setattr(edge_graph, "RETRY_AFTER_S", 0.2)
+    points, more = make_points(POINTS), make_points(600, seed=1, first=POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        start_build(store)
+        store.upsert("media", more)  # a run's end, during the build
+        running_child(store).kill()
+        gate.touch()
+        status = store.wait_until_ready("media", poll_s=0.1)
+        assert (status.state, status.indexed, status.vectors) == ("ready", 2 * 1200, 2 * 1200)
         for query in queries():
-            assert top_ids(store, query) == exact_top(points, query)
+            assert top_ids(store, query) == exact_top(points + more, query)
+
+
+def test_the_status_of_a_failed_build_says_it_will_be_retried(
+    tmp_path: Path, gate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    points = make_points(POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        start_build(store)
+        running_child(store).kill()
+        build = store._graph.build_of("media")
+        assert build is not None and build.worker is not None
+        build.worker.join(WAIT_S)
+        status = store.graph_status("media")
+        assert status.state == "building"
+        assert "a build failed (the build process was killed" in status.describe()
+        assert f"(2 of {edge_graph.MAX_TRIES})" in status.describe()
+
+
+def test_overwritten_points_get_a_graph_again(tmp_path: Path) -> None:
+    """Re-indexing changed files writes the same ids again; the engine's count of indexed
+    vectors still holds their old versions, so it took the collection for built, and every
+    point was left to exact scans."""
+    points = make_points(4000)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=64) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        assert store.wait_until_ready("media", poll_s=0.1).indexed == 2 * 4000
+        again = make_points(4000, seed=5)  # the same ids, new vectors
+        store.upsert("media", again)
+        status = store.graph_status("media")
+        assert (status.state, status.indexed) == ("ready", 0)
+        assert "scanned exactly" in status.describe()
+        status = store.wait_until_ready("media", poll_s=0.1)
+        assert (status.state, status.indexed, status.vectors) == ("ready", 2 * 4000, 2 * 4000)
+        assert 2 * 4000 <= store.indexed_vector_count("media") < 2 * 2 * 4000  # old versions gone
+        for query in queries():
+            assert top_ids(store, query) == exact_top(again, query)
+
+
+def test_overwrites_a_killed_process_made_are_built_by_the_next_one(tmp_path: Path) -> None:
+    points = make_points(4000)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=64) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        store.wait_until_ready("media", poll_s=0.1)
+    code = (
+        "import sys, time\n"
+        "from indexer.catalog import tuning\n"
+        "tuning.QUIET_S = 3600.0\n"
+        "from indexer.catalog.edge import EdgeStore\n"
+        "from tests.indexer.catalog.test_graph import make_points\n"
+        "store = EdgeStore(sys.argv[1], indexing_threshold_kb=64)\n"
+        "store.upsert('media', make_points(4000, seed=5))\n"
+        "time.sleep(3 * 0.5)  # the planner notes what lacks a graph\n"
+        "import os; os._exit(0)  # killed: nothing closed\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "index")], check=True, timeout=WAIT_S)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=64) as store:
+        assert store.graph_status("media").indexed == 0
+        status = store.wait_until_ready("media", poll_s=0.1)
+        assert (status.state, status.indexed) == ("ready", 2 * 4000)
+
+
+def test_the_engine_builds_by_itself_once_writes_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ume serve` indexing a folder never waits for the graph: the engine builds it once the
+    writes stop."""
+    monkeypatch.setattr(tuning, "QUIET_S", 0.3)
+    points = make_points(POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        deadline = time.monotonic() + WAIT_S
+        while store.graph_status("media").indexed < 2 * POINTS and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.graph_status("media").describe() == (
+            f"search graph: ready ({2 * POINTS:,} of {2 * POINTS:,} vectors in it)"
+        )
+
+
+def test_writes_that_go_on_grow_the_graph_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "GROW_EVERY_POINTS", 300)
+    points = make_points(POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points[:299])
+        time.sleep(3 * edge_graph.PLAN_POLL_S)
+        assert store._graph.build_of("media") is None  # below a step, writes going on
+        store.upsert("media", points[299:])
+        deadline = time.monotonic() + WAIT_S
+        while store.graph_status("media").indexed == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.graph_status("media").indexed >= 2 * 300
 
 
 class CountingShard:
@@ -321,30 +493,19 @@ class CountingShard:
         return getattr(self.shard, name)
 
 
-def test_the_status_never_shows_the_graph_ready_between_a_build_and_the_one_asked_for_during_it(
-    tmp_path: Path, gate: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_status_never_shows_the_graph_ready_while_writes_made_during_a_build_lack_one(
+    tmp_path: Path, gate: Path
 ) -> None:
-    """A run that ends during a build gets one more build right after it: `ume index` waits for
-    the status to say ready, so it must not say so in between (it used to, for a moment after the
-    swap, and a run then ended reporting a graph that left its last points out)."""
-    seen: list[str] = []
-    points = make_points(POINTS)
+    """`ume index` waits until searching is at full speed: points written during a build are
+    in the swapped-in copy but not in its graph, so waiting goes on to the next build."""
+    points, added = make_points(POINTS), make_points(50, seed=1, first=POINTS)
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
-        describe = edge.describe_phases  # the store logs each swap with its phases
-
-        def status_at_swap(phases: dict[str, float]) -> str:
-            seen.append(store.graph_status("media").state)
-            return describe(phases)
-
-        monkeypatch.setattr(edge, "describe_phases", status_at_swap)
         store.create_collection("media", INFO)
         store.upsert("media", points)
-        store.finalize("media", final=False)  # a build while the run goes on
-        added = make_points(50, seed=1, first=POINTS)
+        start_build(store)
         store.upsert("media", added)
-        store.finalize("media")  # the run's end, during the build
         gate.touch()
-        status = wait_for_graph(store, "media", poll_s=0.01)
+        status = store.wait_until_ready("media", poll_s=0.01)
         assert (status.state, status.indexed, status.vectors) == (
             "ready",
             2 * (POINTS + 50),
@@ -352,7 +513,6 @@ def test_the_status_never_shows_the_graph_ready_between_a_build_and_the_one_aske
         )
         for query in queries():
             assert top_ids(store, query) == exact_top(points + added, query)
-    assert seen[0] == "building"  # the swap of the first build: the next one already registered
 
 
 def test_a_status_display_polling_between_writes_scans_the_collection_once(tmp_path: Path) -> None:
@@ -360,7 +520,7 @@ def test_a_status_display_polling_between_writes_scans_the_collection_once(tmp_p
     with EdgeStore(tmp_path / "index") as store:
         store.create_collection("media", INFO)
         store.upsert("media", make_points(50))
-        counting = CountingShard(store._shard("media"))
+        counting = CountingShard(store.live_shard("media"))
         store._shards["media"] = counting  # type: ignore[assignment]
         statuses = [store.graph_status("media") for _ in range(10)]
         assert {s.vectors for s in statuses} == {100}
@@ -372,18 +532,18 @@ def test_adding_a_few_items_to_a_graph_starts_no_rebuild(tmp_path: Path) -> None
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=64) as store:
         store.create_collection("media", INFO)
         store.upsert("media", points)
-        store.finalize("media")
-        indexed = wait_for_graph(store, "media", poll_s=0.1).indexed
+        indexed = store.wait_until_ready("media", poll_s=0.1).indexed
         few = make_points(20, seed=2, first=POINTS)
         store.upsert("media", few)
-        store.finalize("media")
+        start_build(store)
+        assert store._graph.build_of("media") is None
         status = store.graph_status("media")
         assert (status.state, status.indexed) == ("ready", indexed)
         assert top_ids(store, np.asarray(few[3].vectors["disc"]), 1) == [few[3].id]
 
 
 def segments(store: EdgeStore) -> int:
-    return store._shard("media").info().segments_count  # what every search visits
+    return store.live_shard("media").info().segments_count  # what every search visits
 
 
 def grow_in_pieces(store: EdgeStore, pieces: int) -> list[Point]:
@@ -393,57 +553,48 @@ def grow_in_pieces(store: EdgeStore, pieces: int) -> list[Point]:
     for part in range(pieces):
         written += make_points(100, seed=10 + part, first=100 * part)
         store.upsert("media", written[-100:])
-        store.finalize("media", final=False)
-        wait_for_graph(store, "media", poll_s=0.1)
+        store.wait_until_ready("media", poll_s=0.1)
     return written
 
 
-def test_a_run_grown_in_many_builds_keeps_few_segments_and_ends_without_a_merge(tmp_path: Path) -> None:
-    """Builds during a run each add a segment, and a search visits every one (`benchmarks/segments.py`):
-    the engine keeps at most `tuning.SEGMENTS` by merging the smallest as they come, so searches
-    stay fast while the run goes on and its end has nothing left to merge."""
+def test_a_collection_grown_in_many_builds_keeps_few_segments(tmp_path: Path) -> None:
+    """Each build adds a segment, and a search visits every one: the engine keeps at most
+    `tuning.SEGMENTS` by merging the smallest as they come."""
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
-        builds = tuning.MERGE_ABOVE_SEGMENTS + 2
+        builds = tuning.SEGMENTS + 2
         written = grow_in_pieces(store, builds)
-        assert segments(store) <= tuning.MERGE_ABOVE_SEGMENTS  # the one taking writes counted
+        assert segments(store) <= tuning.SEGMENTS + 1  # the one taking writes counted
         assert store.graph_status("media").indexed == 2 * 100 * builds
         for query in queries():
             assert top_ids(store, query) == exact_top(written, query)
-        store.finalize("media")  # the run's end: every point is in a graph, few segments
-        assert store.graph_status("media").state == "ready"
 
 
-def test_the_end_of_a_run_merges_a_collection_grown_in_more_segments(
+def test_a_collection_grown_in_more_segments_is_merged_by_its_next_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A collection grown when runs kept 8 segments is merged by the end of its next run."""
+    """A collection grown when ume kept 8 segments is merged once writes pause."""
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
         with monkeypatch.context() as earlier:
             earlier.setattr(tuning, "SEGMENTS", 8)
-            written = grow_in_pieces(store, 6)
+            written = grow_in_pieces(store, 8)
         pieces = segments(store)
-        assert pieces > tuning.MERGE_ABOVE_SEGMENTS
-        store.finalize("media", final=False)  # nothing new: a build during a run merges nothing
-        assert store.graph_status("media").state == "ready"
-        store.finalize("media")  # the run's end
-        status = wait_for_graph(store, "media", poll_s=0.1)
-        assert (status.state, status.indexed, status.vectors) == ("ready", 2 * 600, 2 * 600)
-        assert segments(store) <= tuning.MERGED_SEGMENTS + 1 < pieces  # + the one taking writes
+        assert pieces > tuning.SEGMENTS + 1
+        status = store.wait_until_ready("media", poll_s=0.1)
+        assert (status.state, status.indexed, status.vectors) == ("ready", 2 * 800, 2 * 800)
+        assert segments(store) <= tuning.SEGMENTS + 1 < pieces  # + the one taking writes
         for query in queries():
             assert top_ids(store, query) == exact_top(written, query)
-        store.finalize("media")  # merged already: the next run's end starts nothing
-        assert store.graph_status("media").state == "ready"
+        start_build(store)  # merged already: nothing to do
+        assert store._graph.build_of("media") is None
 
 
 def built(store: Store, info: CollectionInfo, points: list[Point]) -> None:
     """A collection holding `points`, its search graph built."""
     store.create_collection("media", info)
     store.upsert("media", points)
-    store.finalize("media")
-    wait_for_graph(store, "media", poll_s=0.1)
+    store.wait_until_ready("media", poll_s=0.1)
 
 
-@pytest.mark.parametrize("engine", ["edge", "server"])
 def test_an_int8_collection_finds_what_full_precision_finds(engine: str, tmp_path: Path) -> None:
     points = make_points(POINTS)
     with open_engine(engine, tmp_path / "int8") as store:
@@ -455,7 +606,6 @@ def test_an_int8_collection_finds_what_full_precision_finds(engine: str, tmp_pat
         assert store.collection_info("media") == INT8
 
 
-@pytest.mark.parametrize("engine", ["edge", "server"])
 def test_switching_to_int8_keeps_every_point_and_answer(engine: str, tmp_path: Path) -> None:
     points = make_points(POINTS)
     with open_engine(engine, tmp_path / "index") as store:
@@ -464,7 +614,7 @@ def test_switching_to_int8_keeps_every_point_and_answer(engine: str, tmp_path: P
         if isinstance(store, EdgeStore):
             assert not quantized_files(store)
         store.set_quantization("media", "int8")
-        wait_for_graph(store, "media", poll_s=0.1)
+        store.wait_until_ready("media", poll_s=0.1)
         assert store.collection_info("media") == INT8
         if isinstance(store, EdgeStore):
             assert quantized_files(store), "the switch kept no int8 vectors"
@@ -476,40 +626,43 @@ def test_switching_to_int8_keeps_every_point_and_answer(engine: str, tmp_path: P
         assert [top_ids(reopened, query) for query in queries()] == before
 
 
-START_AND_DIE = """
-import os, sys, uuid
-import numpy as np
-from indexer.catalog import edge_build
-from indexer.catalog.collection import quantization_to_apply
-from indexer.catalog.edge import EdgeStore
-from indexer.catalog.store import CollectionInfo, Point
-edge_build.CHILD_MODULE = "tests.indexer.catalog.gated_build"
-store = EdgeStore(sys.argv[1], indexing_threshold_kb=1)
-store.create_collection("media", CollectionInfo("tiny-ume", 8, 3, ("disc",)))
-rng = np.random.default_rng(0)
-vectors = rng.standard_normal((300, 8))
-store.upsert("media", [Point(str(uuid.UUID(int=i + 1)), {}, {"disc": v}) for i, v in enumerate(vectors)])
-store.set_quantization("media", "int8")
-os._exit(0)  # killed mid-build: no swap, no clean-up
-"""
+def test_a_large_collection_switches_to_int8_unless_full_precision_was_chosen(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tuning, "QUANTIZE_ABOVE_POINTS", 500)
+    items = [dataclasses.replace(p, payload={"record": "item", "kind": "image"}) for p in make_points(POINTS)]
+    with open_engine(engine, tmp_path / "index") as store:
+        built(store, INFO, items)
+        assert store.collection_info("media") == INT8
+        store.create_collection("chosen", dataclasses.replace(INFO, quantization="none"))
+        store.upsert("chosen", items)
+        store.wait_until_ready("chosen", poll_s=0.1)
+        assert store.collection_info("chosen").quantization == "none"  # type: ignore[union-attr]
 
 
-def test_a_killed_build_leaves_a_usable_collection(tmp_path: Path, gate: Path) -> None:
-    index = tmp_path / "index"
-    subprocess.run([sys.executable, "-c", START_AND_DIE, str(index)], check=True)
-    folder = index / "collections" / "media"
-    assert [p.name.startswith("build-") for p in folder.iterdir() if p.is_dir()].count(True) == 1
-    shutil.copytree(folder / "shard", folder / "shard-7")  # as if killed between rename and swap
-    with EdgeStore(index, indexing_threshold_kb=1) as store:
-        assert store.count("media") == 300
-        assert store.collection_info("media") == CollectionInfo("tiny-ume", 8, 3, ("disc",))
-        assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["shard"]
-        query = np.asarray(store.retrieve("media", [str(uuid.UUID(int=5))], True)[0][2]["disc"])
-        assert top_ids(store, query, 1) == [str(uuid.UUID(int=5))]
+def test_a_run_switches_only_to_a_quantization_it_asks_for() -> None:
+    full = INFO
+    assert quantization_to_apply(full, None) is None  # the engine decides by size
+    assert quantization_to_apply(INT8, "int8") is None
+    assert quantization_to_apply(INT8, "none") == "none"
+    assert quantization_to_apply(full, "int8") == "int8"
+    assert quantization_to_apply(None, "int8") is None  # no collection: nothing to switch
+
+
+def test_int8_asked_for_during_a_build_follows_it(tmp_path: Path, gate: Path) -> None:
+    points = make_points(POINTS)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        store.upsert("media", points)
+        start_build(store)
+        store.set_quantization("media", "int8")
+        assert store.collection_info("media") == INFO  # not yet: searches still use the old one
         gate.touch()
-        store.set_quantization("media", "int8")  # the switch can simply be asked for again
-        assert wait_for_graph(store, "media", poll_s=0.1).state == "ready"
-        assert store.collection_info("media").quantization == "int8"  # type: ignore[union-attr]
+        assert store.wait_until_ready("media", poll_s=0.1).state == "ready"
+        assert store.collection_info("media") == INT8
+        assert quantized_files(store)
+        for query in queries():
+            assert top_ids(store, query) == exact_top(points, query)
 
 
 def test_collections_written_before_builds_were_swapped_open_unchanged(tmp_path: Path) -> None:
@@ -525,37 +678,8 @@ def test_collections_written_before_builds_were_swapped_open_unchanged(tmp_path:
         assert store.graph_status("media").state == "exact"
 
 
-def test_runs_switch_to_int8_past_the_threshold_unless_full_precision_was_chosen() -> None:
-    full, chosen = INFO, dataclasses.replace(INFO, quantization="none")
-    big = QUANTIZE_ABOVE_POINTS + 1
-    assert quantization_to_apply(full, None, QUANTIZE_ABOVE_POINTS) is None
-    assert quantization_to_apply(full, None, big) == "int8"
-    assert quantization_to_apply(chosen, None, big) is None
-    assert quantization_to_apply(INT8, None, big) is None
-    assert quantization_to_apply(INT8, "int8", 10) is None
-    assert quantization_to_apply(INT8, "none", 10) == "none"
-    assert quantization_to_apply(full, "int8", 10) == "int8"
-    assert quantization_to_apply(None, "int8", 10) is None  # no collection: nothing to switch
-
-
-def test_int8_asked_for_during_a_build_follows_it(tmp_path: Path, gate: Path) -> None:
-    points = make_points(POINTS)
-    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
-        store.create_collection("media", INFO)
-        store.upsert("media", points)
-        store.finalize("media")
-        store.set_quantization("media", "int8")
-        assert store.collection_info("media") == INFO  # not yet: searches still use the old one
-        gate.touch()
-        assert wait_for_graph(store, "media", poll_s=0.1).state == "ready"
-        assert store.collection_info("media") == INT8
-        assert quantized_files(store)
-        for query in queries():
-            assert top_ids(store, query) == exact_top(points, query)
-
-
 def field_memory(store: EdgeStore) -> dict[str, object]:
-    schema = store._shard("media").info().payload_schema
+    schema = store.live_shard("media").info().payload_schema
     return {name: getattr(index.params, "memory", None) for name, index in schema.items()}
 
 
@@ -581,7 +705,7 @@ def test_a_build_moves_payload_indexes_held_in_ram_to_disk_and_filters_still_ans
     points = kinds_and_folders(make_points(POINTS))
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
         store.create_collection("media", INFO)
-        shard = store._shard("media")
+        shard = store.live_shard("media")
         for name in ("kind", "folders"):  # as collections made before indexes lived on disk hold them
             shard.update(UpdateOperation.delete_field_index(name))
             shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
@@ -589,8 +713,7 @@ def test_a_build_moves_payload_indexes_held_in_ram_to_disk_and_filters_still_ans
         assert field_memory(store)["kind"] is None
         videos_under = Match({"kind": "video", "folders": "/a/1"})
         before = store.count("media", videos_under)
-        store.finalize("media")
-        wait_for_graph(store, "media", poll_s=0.1)
+        store.wait_until_ready("media", poll_s=0.1)
         assert all(placement == Memory.Cold for placement in field_memory(store).values())
         assert store.count("media", videos_under) == before == POINTS // 6
         query = queries(1)[0]
@@ -634,8 +757,7 @@ def test_a_collection_searches_on_one_thread_so_that_a_build_gets_the_other_core
         store.upsert("media", make_points(POINTS))
         top_ids(store, queries()[0])
         assert search_threads() - before == tuning.SEARCH_THREADS
-        store.finalize("media")
-        wait_for_graph(store, "media", poll_s=0.1)
+        store.wait_until_ready("media", poll_s=0.1)
         top_ids(store, queries()[0])
         assert search_threads() - before == tuning.SEARCH_THREADS
     with EdgeStore(tmp_path / "index") as reopened:

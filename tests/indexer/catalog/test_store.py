@@ -7,6 +7,7 @@ qdrant-client's local mode, which speaks the same API as a Qdrant server.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -22,11 +23,12 @@ import pytest
 from indexer.catalog import edge
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.open import open_store
-from indexer.catalog.store import CollectionInfo, Match, Point, Store, StoreError, wait_for_graph
+from indexer.catalog.store import CollectionInfo, Match, Point, Store, StoreError
+from tests.qdrant_server import QDRANT_URL_ENV, drop_every_collection
 
 DIM = 8
 INFO = CollectionInfo(model_id="tiny-ume", dim=DIM, schema_version=1, vectors=("disc", "gen"))
-ENGINES = ("edge", "server")
+ENGINES = ("edge", "server", "qdrant")  # qdrant: a real server, when UME_TEST_QDRANT_URL names one
 
 # name, kind, folders, mtime, page, has_reasoning, disc angle, gen angle (radians from the query)
 MEDIA = [
@@ -77,11 +79,15 @@ def record_points() -> list[Point]:
 def open_engine(engine: str, path: Path) -> Store:
     if engine == "edge":
         return open_store(data_dir=path)
+    if engine == "qdrant":
+        return open_store(qdrant_url=os.environ[QDRANT_URL_ENV])
     return open_store(qdrant_url=f"local:{path}")
 
 
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> str:
+    if request.param == "qdrant":
+        request.getfixturevalue("qdrant_url")  # skips without a server; empties it before and after
     return str(request.param)
 
 
@@ -244,7 +250,7 @@ def test_everything_upserted_is_there_after_reopen(engine: str, tmp_path: Path) 
     with open_engine(engine, tmp_path / "index") as store:
         store.create_collection("media", INFO)
         store.upsert("media", media_points() + record_points())
-        store.finalize("media")
+        store.wait_until_ready("media", poll_s=0.1)
     with open_engine(engine, tmp_path / "index") as store:
         assert store.count("media") == len(MEDIA) + len(RECORDS)
         assert search_ids(store) == [m[0] for m in MEDIA]
@@ -255,7 +261,11 @@ import os, sys, uuid
 from indexer.catalog.open import open_store
 from indexer.catalog.store import CollectionInfo, Point
 path, engine = sys.argv[1], sys.argv[2]
-store = open_store(data_dir=path) if engine == "edge" else open_store(qdrant_url="local:" + path)
+if engine == "edge":
+    store = open_store(data_dir=path)
+else:
+    url = os.environ.get("UME_TEST_QDRANT_URL") if engine == "qdrant" else "local:" + path
+    store = open_store(qdrant_url=url)
 store.create_collection("media", CollectionInfo("tiny-ume", 8, 1, ("disc",)))
 store.upsert("media", [Point(str(uuid.uuid4()), {"i": i}, {"disc": [1.0] * 8}) for i in range(7)])
 os._exit(0)  # no close(): whatever upsert returned must already be on disk
@@ -270,6 +280,8 @@ def test_upsert_is_durable_when_the_process_dies_without_close(engine: str, tmp_
 
 
 def test_a_second_open_of_the_same_index_is_refused_clearly(engine: str, tmp_path: Path) -> None:
+    if engine == "qdrant":
+        pytest.skip("a server serves every client that connects")
     with open_engine(engine, tmp_path / "index") as store:
         store.create_collection("media", INFO)
         with pytest.raises(StoreError) as refused:
@@ -292,8 +304,7 @@ def test_edge_search_works_before_and_after_hnsw_is_built(tmp_path: Path) -> Non
         store.upsert("media", points)
         before = [[h.id for h in store.search("media", "disc", q, 5)] for q in queries]
         assert store.indexed_vector_count("media") == 0
-        store.finalize("media")
-        assert wait_for_graph(store, "media", poll_s=0.1).state == "ready"
+        assert store.wait_until_ready("media", poll_s=0.1).state == "ready"
         assert store.indexed_vector_count("media") == len(points)
         after = [[h.id for h in store.search("media", "disc", q, 5)] for q in queries]
     assert after == before
@@ -317,13 +328,15 @@ def test_both_engines_give_the_same_ids_and_scores(tmp_path: Path) -> None:
     ]
     queries = rng.standard_normal((3, DIM)).astype(np.float32)
     searches, counts, scrolled = {}, {}, {}
-    for engine in ENGINES:
+    for engine in ("edge", "server", "qdrant") if os.environ.get(QDRANT_URL_ENV) else ("edge", "server"):
+        if engine == "qdrant":
+            drop_every_collection(os.environ[QDRANT_URL_ENV])
         with open_engine(engine, tmp_path / engine) as store:
             store.create_collection("media", INFO)
             store.upsert("media", points)
             store.delete("media", [points[0].id])
             store.delete_where("media", Match({"folders": "/f2"}, ranges={"mtime": (0.0, 20.0)}))
-            store.finalize("media")
+            store.wait_until_ready("media", poll_s=0.1)
             searches[engine] = [
                 store.search("media", vector, query, 8, match)
                 for vector in ("disc", "gen")
@@ -332,13 +345,14 @@ def test_both_engines_give_the_same_ids_and_scores(tmp_path: Path) -> None:
             ]
             counts[engine] = [store.count("media", match) for match in matches]
             scrolled[engine] = [pid for pid, _, _ in store.scroll("media", batch=7)]
-    assert counts["edge"] == counts["server"] == [54, 17, 20, 28]
-    assert scrolled["edge"] == scrolled["server"]
-    for edge_hits, server_hits in zip(searches["edge"], searches["server"], strict=True):
-        assert [h.id for h in edge_hits] == [h.id for h in server_hits]
-        assert [h.payload for h in edge_hits] == [h.payload for h in server_hits]
-        edge_scores = [h.score for h in edge_hits]
-        assert edge_scores == pytest.approx([h.score for h in server_hits], abs=1e-5)
+    for other in [e for e in counts if e != "edge"]:
+        assert counts["edge"] == counts[other] == [54, 17, 20, 28]
+        assert scrolled["edge"] == scrolled[other]
+        for edge_hits, other_hits in zip(searches["edge"], searches[other], strict=True):
+            assert [h.id for h in edge_hits] == [h.id for h in other_hits]
+            assert [h.payload for h in edge_hits] == [h.payload for h in other_hits]
+            edge_scores = [h.score for h in edge_hits]
+            assert edge_scores == pytest.approx([h.score for h in other_hits], abs=1e-5)
 
 
 def test_open_store_defaults_to_the_data_dir_from_the_environment(
