@@ -1,7 +1,7 @@
 # The ume search app: `ume serve` (UI + HTTP API), `ume index`, `ume search` in one image.
 #   docker build -t ume-search .
 #   docker run --rm -p 127.0.0.1:7860:7860 -v ~/Pictures:/media:ro ume-search
-# docker-compose.yml runs it next to a Qdrant server; see README (search API and deployment).
+# docker-compose.yml runs it next to a Qdrant server; see docs/large-collections.md.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 \

@@ -20,13 +20,13 @@
 # with the torch and transformers versions that ran (the project pins them in pyproject.toml).
 #
 # Time on an H200 (about 790 TFLOP/s of bf16 matrix work, 4.8 TB/s), estimated, not measured:
-#   encode   ~4 min. From the run in the README: 512 items x 400 tokens at ~56 items/s (~10 s),
+#   encode   ~4 min. From encode-h200.json: 512 items x 400 tokens at ~56 items/s (~10 s),
 #            the authors' style on 4 items at 0.16 items/s (~25 s), 2 x 2048 items of 200-600
 #            tokens at ~55 items/s (~75 s), plus preparing 2,560 images and building the model twice.
 #   latency  ~3 min. Batch-1 decoding waits on kernel launches, not FLOPs: at ~25 ms a token
 #            eager and ~5 ms replayed from a CUDA graph (a guess), 600 tokens x 3 repeats for
 #            each of the two eager rows, the graph row, and once for `model.generate` (~50 ms a
-#            token, from the README's 0.16 items/s at batch 4): ~2 min, plus ~30 s of fast queries.
+#            token, from encode-h200.json's 0.14 items/s at batch 4): ~2 min, plus ~30 s of fast queries.
 #   train    ~3.5 min. SFT: ~1,500 tokens a pair (byte-level prompts) x 256 pairs = ~0.4 M
 #            tokens; GradCache runs one forward without and one with gradients (4 forwards' worth)
 #            at 2 x ~1.5 G FLOP a token, plus the vision tower on 256 x 1,024 patches: ~6 PFLOP,

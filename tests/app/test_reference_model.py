@@ -9,7 +9,7 @@ image and shows the model's own reasoning, naming the colour and shape, for the 
 
 Every mode is held to 0.9 for every kind: with 6 items of a kind, each must be found. The gen
 embeddings are as right as the descriptions the model writes, so this also checks that it reads
-a clip's direction of motion and a page's words from the pixels (README "The reference model").
+a clip's direction of motion and a page's words from the pixels (docs/training.md).
 """
 
 from __future__ import annotations
