@@ -78,6 +78,7 @@ class Plan:
     retry_at: float = 0.0
     failure: str = ""  # why the last one failed
     marked: int = -1  # the unbuilt count last written to the collection's mark
+    segments_built: int = 0  # segments the last build left: a merge that left them is not redone
 
 
 class EdgeGraph:
@@ -211,7 +212,8 @@ class EdgeGraph:
                 return f"{plan.unbuilt:,} vectors written since the last build"
             if tuning.GROW_EVERY_POINTS and points >= tuning.GROW_EVERY_POINTS:
                 return f"growing it by {plan.unbuilt:,} vectors while writes go on"
-        if quiet and self._store.segment_count(name) > tuning.SEGMENTS + 1:
+        segments = self._store.segment_count(name)
+        if quiet and segments > tuning.SEGMENTS + 1 and segments != plan.segments_built:
             return "merging segments"
         return None
 
@@ -311,6 +313,7 @@ class EdgeGraph:
     def _swapped(self, name: str, build: Build) -> None:
         plan = self._plans[name]
         plan.build, plan.failures, plan.failure, plan.retry_at = None, 0, "", 0.0
+        plan.segments_built = self._store.segment_count(name)
         if plan.wanted == build.settings.quantization:
             plan.wanted = None
         self._mark(name, plan)

@@ -39,7 +39,7 @@ GROW_EVERY_POINTS = 5_000
 
 # One process serves an embedded collection up to about this many items well on a small
 # machine; beyond it a Qdrant server (several processes, more machines) serves better.
-SERVER_ABOVE_ITEMS = 300_000
+SERVER_ABOVE_ITEMS = 100_000
 
 BUILD_S_PER_VECTOR_DIM = 3.0e-6  # HNSW build cost on 2 cores, for the status's estimate
 BUILD_S_PER_VECTOR_DIM_INT8 = 1.0e-6  # int8 distances build the graph faster

@@ -557,9 +557,12 @@ def grow_in_pieces(store: EdgeStore, pieces: int) -> list[Point]:
     return written
 
 
-def test_a_collection_grown_in_many_builds_keeps_few_segments(tmp_path: Path) -> None:
+def test_a_collection_grown_in_many_builds_keeps_few_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each build adds a segment, and a search visits every one: the engine keeps at most
     `tuning.SEGMENTS` by merging the smallest as they come."""
+    monkeypatch.setattr(tuning, "SEGMENTS", 2)
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
         builds = tuning.SEGMENTS + 2
         written = grow_in_pieces(store, builds)
@@ -572,15 +575,14 @@ def test_a_collection_grown_in_many_builds_keeps_few_segments(tmp_path: Path) ->
 def test_a_collection_grown_in_more_segments_is_merged_by_its_next_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A collection grown when ume kept 8 segments is merged once writes pause."""
+    """A collection grown when ume kept more segments is merged once writes pause."""
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
-        with monkeypatch.context() as earlier:
-            earlier.setattr(tuning, "SEGMENTS", 8)
-            written = grow_in_pieces(store, 8)
+        written = grow_in_pieces(store, 5)  # up to tuning.SEGMENTS of 4
         pieces = segments(store)
+        monkeypatch.setattr(tuning, "SEGMENTS", 1)
         assert pieces > tuning.SEGMENTS + 1
         status = store.wait_until_ready("media", poll_s=0.1)
-        assert (status.state, status.indexed, status.vectors) == ("ready", 2 * 800, 2 * 800)
+        assert (status.state, status.indexed, status.vectors) == ("ready", 2 * 500, 2 * 500)
         assert segments(store) <= tuning.SEGMENTS + 1 < pieces  # + the one taking writes
         for query in queries():
             assert top_ids(store, query) == exact_top(written, query)
