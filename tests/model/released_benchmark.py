@@ -111,14 +111,14 @@ def _video_tasks(media: Path, annotations: Path) -> None:
     write_parquet(annotations / "VLM2Vec" / "HMDB51" / "data" / "test-00000-of-00001.parquet", rows)
     for video_id, colour in (("abc123", "red"), ("def456", "blue")):
         frames(frame_root / "video_qa" / "Video-MME" / video_id, CLS_FRAMES, colour)
-    rows = [
+    qa_rows: list[dict[str, Any]] = [
         {"question": "What colour fills the screen?", "videoID": "abc123", "answer": "B",
          "options": ["A. Blue.", "B. Red.", "C. Green.", "D. Black."]},
         {"question": "Which colour is shown?", "videoID": "def456", "answer": "A",
          "options": ["A. Blue.", "B. Red.", "C. Green.", "D. White."]},
     ]  # fmt: skip
     video_mme = annotations / "lmms-lab" / "Video-MME"
-    write_parquet(video_mme / "videomme" / "test-00000-of-00001.parquet", rows)
+    write_parquet(video_mme / "videomme" / "test-00000-of-00001.parquet", qa_rows)
     (video_mme / "README.md").write_text(VIDEO_MME_CARD, encoding="utf-8")
 
 
@@ -130,8 +130,11 @@ def _beir(repo: Path, split: str, queries: list[dict], qrels: list[dict], corpus
 def _visdoc_tasks(annotations: Path) -> None:
     pages = [(10, "red"), (3, "green"), (7, "blue"), (12, "red")]
     corpus = [{"corpus-id": i, "image": {"bytes": png(c, (48, 64)), "path": f"{i}.png"}} for i, c in pages]
-    queries = [{"query-id": 1, "query": "the red page"}, {"query-id": 2, "query": "the green page"}]
-    qrels = [  # graded, neither sorted by grade nor by id
+    queries: list[dict[str, Any]] = [
+        {"query-id": 1, "query": "the red page"},
+        {"query-id": 2, "query": "the green page"},
+    ]
+    qrels: list[dict[str, Any]] = [  # graded, neither sorted by grade nor by id
         {"query-id": 1, "corpus-id": 12, "score": 1},
         {"query-id": 1, "corpus-id": 10, "score": 2},
         {"query-id": 2, "corpus-id": 7, "score": 1},
@@ -149,11 +152,11 @@ def _visdoc_tasks(annotations: Path) -> None:
         {"query-id": "q-b", "query": "Which figure is blue?"},
         {"query-id": "q-none", "query": "A question nobody judged"},
     ]
-    qrels = [
+    judged: list[dict[str, Any]] = [
         {"query-id": "q-a", "corpus-id": names[0], "score": 1},
         {"query-id": "q-b", "corpus-id": names[2], "score": 1},
     ]
-    _beir(annotations / "openbmb" / "VisRAG-Ret-Test-ArxivQA", "train", queries, qrels, corpus)
+    _beir(annotations / "openbmb" / "VisRAG-Ret-Test-ArxivQA", "train", queries, judged, corpus)
 
 
 def write_released(root: Path) -> tuple[Path, Path]:

@@ -137,7 +137,7 @@ def test_video_retrieval_samples_8_frames_by_linspace_from_the_frames_folder(rel
 
 def test_video_classification_ranks_against_the_full_label_list(released: ReleasedPaths) -> None:
     task = load_released(task_spec("HMDB51"), released)
-    labels = [c.prompt for c in task.candidates]
+    labels = [c.text for c in task.candidates]
     assert labels[:3] == ["brush_hair", "wave", "clap"]  # labels seen in the rows come first
     assert sorted(labels) == sorted(video_class_labels("HMDB51"))
     assert (
