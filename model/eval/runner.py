@@ -61,7 +61,6 @@ from model.eval.released.load import (
     load_released,
     missing_annotations,
 )
-from model.eval.released.table import released_task
 from model.eval.report import MmebRun, write_reports
 from model.eval.settings import MmebConfig, TaskResult, primary_variant
 from model.eval.variants import authors_variant_scores, score_variants
@@ -80,7 +79,7 @@ def released_names(config: MmebConfig) -> list[str]:
     """Catalogue datasets named in --tasks (all: every one with a reader), in catalogue order."""
     names = [name.strip() for name in config.tasks.split(",") if name.strip()]
     if names == ["all"]:
-        return [spec.name for spec in task_catalogue() if released_task(spec.name).implemented]
+        return [spec.name for spec in task_catalogue()]
     known = {spec.name for spec in task_catalogue()}
     return [name for name in names if name in known]
 
@@ -107,9 +106,6 @@ def select_run(config: MmebConfig, say: Say = print) -> list[TaskSpec]:
 
 def _released_specs(config: MmebConfig, say: Say) -> list[TaskSpec]:
     names = released_names(config)
-    for name in names:
-        if not released_task(name).implemented:
-            raise EvalDataError(f"{name} cannot be read yet: {released_task(name).note}")
     missing = missing_annotations(names, config.annotations, config.media_root)
     if config.tasks.strip() == "all":
         absent = {line.split(": ", 1)[0] for line in missing}
@@ -131,7 +127,7 @@ def read_task(spec: TaskSpec, config: MmebConfig) -> tuple[Task, str]:
         paths = ReleasedPaths(config.media_root, config.annotations, config.out_dir)
         try:
             return load_released(spec, paths), "released"
-        except (FileNotFoundError, ValueError, AnnotationsMissing, NotImplementedError) as error:
+        except (FileNotFoundError, ValueError, AnnotationsMissing) as error:
             raise EvalDataError(f"{spec.name}: {error}") from None
     assert config.data_root is not None
     return load_task(config.data_root, spec), str(config.data_root / spec.name)

@@ -7,6 +7,9 @@
   config, Video-MME whose dataset card names its files), frames as
   `media/video-tasks/frames/<family>/<task>/[frames/]<video id>/frame_%04d.jpg`, 12 or 10 per
   video (more than the 8 sampled);
+- moment retrieval: per video a `query/` frame folder beside one folder per clip (QVHighlight
+  from the hub, Charades-STA from the media's JSONL under the `Charades_STA` spelling), and
+  MomentSeeker's JSONL with clips given as one image (`frame_path`) or a frame folder;
 - visual documents: BEIR configs `queries`, `qrels`, `corpus` with the page images embedded,
   integer ids and graded qrels out of order (ViDoRe), string ids (VisRAG, split `train`), a
   query with no relevant page.
@@ -15,6 +18,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,14 @@ from PIL import Image
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 IMAGE_TASKS = ("ImageNet-1K", "MSCOCO_t2i")
-VIDEO_TASKS = ("HMDB51", "Video-MME", "MSR-VTT")
+VIDEO_TASKS = (
+    "HMDB51",
+    "Video-MME",
+    "MSR-VTT",
+    "QVHighlight",
+    "Charades-STA",
+    "MomentSeeker",
+)  # catalogue order
 VISDOC_TASKS = ("ViDoRe_docvqa", "VisRAG_ArxivQA")
 ALL_TASKS = (*IMAGE_TASKS, *VIDEO_TASKS, *VISDOC_TASKS)
 RET_FRAMES = 12  # MSR-VTT videos: frame_0001 … frame_0012
@@ -122,6 +133,37 @@ def _video_tasks(media: Path, annotations: Path) -> None:
     (video_mme / "README.md").write_text(VIDEO_MME_CARD, encoding="utf-8")
 
 
+def _moment_tasks(media: Path, annotations: Path) -> None:
+    mret = media / "video-tasks" / "frames" / "video_mret"
+    rows = [{"query": "a red ball rolls", "video_path": "videos/vid_a.mp4"},
+            {"query": "the screen turns blue", "video_path": "videos/vid_b.mp4"}]  # fmt: skip
+    for folder in ("QVHighlight", "Charades_STA"):
+        for row, positive in zip(rows, ("red", "blue"), strict=True):
+            video = mret / folder / Path(row["video_path"]).stem
+            frames(video / "query", CLS_FRAMES, positive)
+            frames(video / "positive_0", 4, positive)
+            for number, colour in enumerate(c for c in COLOURS if c != positive):
+                frames(video / f"negative_{number}", 4, colour)
+    write_parquet(annotations / "VLM2Vec" / "QVHighlight" / "data" / "test-00000-of-00001.parquet", rows)
+    data = media / "video-tasks" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "charades_sta.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    seeker = mret / "MomentSeeker"
+    for colour in COLOURS:
+        save_image(seeker / "clips" / f"{colour}.jpg", colour)
+        frames(seeker / "video_frames" / f"movies_{colour}_clip", 3, colour)
+    save_image(seeker / "query_images" / "q1.jpg", "green")
+    seeker_rows = [
+        {"query": "the red moment", "input_frames": "",
+         "positive_frames": [{"frame_path": "clips/red.jpg"}],
+         "negative_frames": [{"frame_path": "clips/green.jpg"}, {"output_path": "movies/blue_clip.mp4"}]},
+        {"query": "like this picture", "input_frames": "images/q1.jpg",
+         "positive_frames": [{"output_path": "movies/green_clip.mp4"}, {"frame_path": "clips/green.jpg"}],
+         "negative_frames": [{"frame_path": "clips/red.jpg"}]},
+    ]  # fmt: skip
+    (data / "momentseeker.jsonl").write_text("\n".join(json.dumps(row) for row in seeker_rows) + "\n")
+
+
 def _beir(repo: Path, split: str, queries: list[dict], qrels: list[dict], corpus: list[dict]) -> None:
     for config, rows in (("queries", queries), ("qrels", qrels), ("corpus", corpus)):
         write_parquet(repo / config / f"{split}-00000-of-00001.parquet", rows)
@@ -164,5 +206,6 @@ def write_released(root: Path) -> tuple[Path, Path]:
     media, annotations = root / "media", root / "annotations"
     _image_tasks(media, annotations)
     _video_tasks(media, annotations)
+    _moment_tasks(media, annotations)
     _visdoc_tasks(annotations)
     return media, annotations

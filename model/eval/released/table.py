@@ -14,8 +14,6 @@ Design decisions:
 - Hub ids are those of the authors' evaluation (`src/data/dataset_hf_path.py` and the dataset
   loaders of their fork of VLM2Vec). The benchmark's own repository later re-published some of
   them (ViDoSeek-page and MMLongBench-page with fixed page labels): record the revision you ran.
-- `implemented=False` marks a task whose layout is mapped but whose reader is not written yet;
-  it is refused with a one-line reason rather than scored on a guess.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ Loader = Literal[
     "video_cls",  # video -> label, the full label list is the pool
     "video_mc",  # video -> one of the row's own label choices (SmthSmthV2)
     "video_qa",  # video + question -> one of the row's answer options
-    "moment",  # query -> clip of a video
+    "moment",  # query (+ video or image) -> one of its own clips
     "vidore",  # BEIR page retrieval, no instructions, empty page text
     "visrag",  # BEIR page retrieval with VisRAG's instructions
 ]
@@ -76,8 +74,6 @@ class ReleasedTask:
     target_instruction: str = ""
     language: str | None = None  # ViDoRe v2 English subsets keep only queries in this language
     limit: int | None = None  # the evaluation keeps only the first N rows (SmthSmthV2: 1000)
-    implemented: bool = True
-    note: str = ""
 
 
 def _image(name: str, loader: Loader) -> ReleasedTask:
@@ -132,14 +128,10 @@ MVBENCH_SUBSETS = (
     "egocentric_navigation", "counterfactual_inference",
 )  # fmt: skip
 
-MOMENT_NOTE = "clip layout (a video plus 10 clips per query, frames of each clip saved apart) not read yet"
-
 
 def _moment(name: str, source: HubSource | None, media_file: str) -> ReleasedTask:
     frames = f"video-tasks/frames/video_mret/{name}"
-    return ReleasedTask(
-        name, "moment", source, media_file=media_file, frames=frames, implemented=False, note=MOMENT_NOTE
-    )
+    return ReleasedTask(name, "moment", source, media_file=media_file, frames=frames)
 
 
 def _video_tasks() -> list[ReleasedTask]:
