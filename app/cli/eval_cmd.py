@@ -27,10 +27,12 @@ from app.search_eval import (
     ModeResult,
     QueryFailed,
     QueryFileError,
+    SampledSearchFn,
     SearchFn,
     SearchOutcome,
     collection_markdown,
     evaluate_mode,
+    pass_at_k_mode,
     read_queries,
 )
 from indexer.catalog.store import Store
@@ -45,6 +47,7 @@ from model.eval.settings import DEFAULT_PUBLISHED_MODEL, DEFAULT_SHORTLIST, Mmeb
 from model.media import MediaError
 
 DEFAULT_OUT = Path("ume-eval")
+GENERATING_MODES = ("reasoning", "rerank")  # the search modes whose query reasoning can be sampled
 MODES = ("disc", "gen", "both")
 
 
@@ -132,6 +135,11 @@ def _register_collection(benchmarks: argparse._SubParsersAction) -> None:
     collection.add_argument("--folder", help="only items under this folder")
     collection.add_argument("--shortlist", type=int, default=DEFAULT_SHORTLIST, help="rerank: N")
     collection.add_argument("--max-new-tokens", type=int, default=1024, help="cap on query reasoning")
+    collection.add_argument(
+        "--samples", type=int, default=0, help="pass@k: K sampled searches per query in generating modes"
+    )
+    collection.add_argument("--temperature", type=float, default=1.0, help="pass@k: temperature (0: greedy)")
+    collection.add_argument("--seed", type=int, default=0, help="pass@k: seed of the first sample")
     collection.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the reports go")
     collection.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
     collection.set_defaults(handler=run_collection_command)
@@ -203,6 +211,8 @@ def run_collection_command(args: argparse.Namespace) -> int:
     except QueryFileError as error:
         raise UserError(str(error)) from error
     ks = parse_ks(args.k)
+    if args.samples < 0 or args.temperature < 0:
+        raise UserError("--samples and --temperature cannot be negative")
     with store_from_args(args) as store:
         results = collection_results(store, args, queries, ks)
     markdown = collection_markdown(args.collection, results, ks)
@@ -210,6 +220,8 @@ def run_collection_command(args: argparse.Namespace) -> int:
         "collection": args.collection,
         "queries_file": str(args.queries),
         "ks": list(ks),
+        "samples": args.samples,
+        "temperature": args.temperature,
         "modes": [asdict(result) for result in results],
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -245,13 +257,31 @@ def collection_results(
     except SearchError as error:
         raise UserError(str(error)) from error
     search = searcher(service, args, depth=max(ks))
-    return [
+    results = [
         evaluate_mode(queries, mode, search, ks) if reasons[mode] is None else ModeResult(mode, reasons[mode])
         for mode in modes
     ]
+    if args.samples > 0:
+        sampled = sampled_searcher(service, args, depth=max(ks))
+        for result in results:
+            if result.unavailable is None and result.mode in GENERATING_MODES:
+                result.pass_at_k = pass_at_k_mode(queries, result.mode, sampled, args.samples)
+    return results
 
 
-def searcher(service: SearchService, args: argparse.Namespace, depth: int) -> SearchFn:
+def sampled_searcher(service: SearchService, args: argparse.Namespace, depth: int) -> SampledSearchFn:
+    """Search with sampled query reasoning: sample s draws with seed `--seed + s`."""
+
+    def search(query: CollectionQuery, mode: str, index: int) -> SearchOutcome:
+        sample = (args.temperature, args.seed + index) if args.temperature > 0 else None
+        return searcher(service, args, depth, sample)(query, mode)
+
+    return search
+
+
+def searcher(
+    service: SearchService, args: argparse.Namespace, depth: int, sample: tuple[float, int] | None = None
+) -> SearchFn:
     """The search callable the evaluation calls: one query, one mode, the top `depth` hits."""
 
     def search(query: CollectionQuery, mode: str) -> SearchOutcome:
@@ -266,6 +296,7 @@ def searcher(service: SearchService, args: argparse.Namespace, depth: int) -> Se
                 top_k=depth,
                 shortlist=args.shortlist,
                 max_new_tokens=args.max_new_tokens,
+                sample=sample,
             )
         except (SearchError, MediaError) as error:
             raise QueryFailed(str(error)) from error
