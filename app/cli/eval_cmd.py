@@ -41,6 +41,7 @@ from model.encoder import DEFAULT_MODEL, Encoder
 from model.eval.cache import EvalDataError
 from model.eval.folder_tasks import __doc__ as FOLDER_DOC
 from model.eval.published import published_models
+from model.eval.released.describe import table_markdown
 from model.eval.runner import __doc__ as RUNNER_DOC
 from model.eval.runner import check_config, download, run_mmeb, select_run
 from model.eval.settings import DEFAULT_PUBLISHED_MODEL, DEFAULT_SHORTLIST, MmebConfig
@@ -67,8 +68,9 @@ def _register_mmeb(benchmarks: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mmeb.add_argument(
-        "action", nargs="?", choices=("run", "download"), default="run",
-        help="run (default) or download: fetch the annotation files of --tasks from the hub",
+        "action", nargs="?", choices=("run", "download", "tasks"), default="run",
+        help="run (default); download: fetch the annotation files of --tasks from the hub; "
+        "tasks: print every task's reader, records, frames, metric and ranking",
     )  # fmt: skip
     mmeb.add_argument("--media-root", type=Path, help="MMEB-V2 media, unpacked (image-tasks/, video-tasks/)")
     mmeb.add_argument(
@@ -190,6 +192,9 @@ def run_mmeb_command(args: argparse.Namespace) -> int:
     )
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
+        if args.action == "tasks":
+            print(table_markdown())
+            return 0
         if args.action == "download":
             fetched = download(config, say)
             print(f"{len(fetched)} annotation file(s) ready", file=sys.stderr)
@@ -202,6 +207,10 @@ def run_mmeb_command(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from error
     print(run.markdown)
     print(f"reports: {run.json_path} and {run.markdown_path}", file=sys.stderr)
+    if run.failed:
+        names = ", ".join(result.name for result in run.failed)
+        print(f"not evaluated (see the reports for why): {names}", file=sys.stderr)
+        return 1
     return 0
 
 

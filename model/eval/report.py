@@ -48,6 +48,11 @@ class MmebRun:
     json_path: Path
     markdown_path: Path
 
+    @property
+    def failed(self) -> list[TaskResult]:
+        """Datasets that could not be evaluated, each with its reason."""
+        return [result for result in self.results if result.error]
+
 
 def in_catalogue(scores: Mapping[str, float]) -> dict[str, float]:
     """The MMEB-V2 datasets' scores only: datasets of your own are reported, never averaged in."""
@@ -254,7 +259,9 @@ def datasets_markdown(results: Sequence[TaskResult]) -> str:
     lines.append("|---|---|---|---:|---:|---|---|")
     for r in results:
         skipped = ", ".join(f"{count} {reason}" for reason, count in r.skipped.items()) or "none"
-        if not r.scores:
+        if r.error:
+            skipped = f"not evaluated: {r.error}"
+        elif not r.scores:
             skipped += " (nothing scorable: left out)"
         source = r.source or "—"
         lines.append(

@@ -269,7 +269,13 @@ def run_mmeb(config: MmebConfig, encoder: Encoder, say: Say = print) -> MmebRun:
     results: list[TaskResult] = []
     run = write_reports(config, encoder.model_id, results)
     for spec in specs:
-        result = evaluate_task(encoder, spec, config, say)
+        try:
+            result = evaluate_task(encoder, spec, config, say)
+        except EvalDataError as error:
+            # One unreadable dataset (frames not unpacked, a broken image) must not cost the others.
+            say(f"{spec.name}: left out: {error}")
+            result = TaskResult(spec.name, spec.modality, spec.meta_task, spec.metric, spec.scope, 0, 0)
+            result.error = str(error)
         results.append(result)
         run = write_reports(config, encoder.model_id, results)
         if result.scores:

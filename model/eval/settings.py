@@ -65,6 +65,7 @@ class TaskResult:
     authors_scores: dict[str, float] = field(default_factory=dict)
     pass_at_k: dict[str, list[float]] = field(default_factory=dict)  # side -> [pass@1, …]
     source: str = ""  # where the records were read from
+    error: str | None = None  # why the dataset could not be evaluated (the run went on)
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

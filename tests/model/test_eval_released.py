@@ -14,7 +14,7 @@ import pytest
 from app.cli import main as ume
 from model.eval.cache import EvalDataError
 from model.eval.metrics import authors_ndcg_at_k, ndcg_at_k
-from model.eval.mmeb_data import VIDEO_FRAMES_PER_INPUT, sample_uniform
+from model.eval.mmeb_data import VIDEO_FRAMES_PER_INPUT, list_frames, sample_uniform
 from model.eval.published import task_catalogue, task_spec
 from model.eval.released.annotations import AnnotationsMissing, download, files_to_fetch
 from model.eval.released.load import ReleasedPaths, load_released, missing_annotations
@@ -287,3 +287,22 @@ def test_authors_ndcg_pairs_grades_with_set_reordered_ids() -> None:
     swapped = (1 + 3 / np.log2(3)) / (3 + 1 / np.log2(3))
     assert authors_ndcg_at_k(ranked, qrels) == pytest.approx(swapped)
     assert authors_ndcg_at_k(ranked, ((0, 5, 1), (1, 1, 1))) == pytest.approx(ndcg_at_k(ranked, {0: 1, 1: 1}))
+
+
+def test_frames_sort_as_the_benchmark_lists_them(tmp_path: Path) -> None:
+    for name in ("Frame_10.jpg", "frame_2.jpg", "frame_1.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in list_frames(tmp_path)] == ["frame_1.jpg", "frame_2.jpg", "Frame_10.jpg"]
+
+
+def test_cli_prints_the_task_table_and_fails_to_download_offline_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ume(["eval", "mmeb", "tasks"]) == 0
+    table = capsys.readouterr().out
+    assert len([line for line in table.splitlines() if line.startswith("| ") and "---" not in line]) == 79
+    assert "| MSR-VTT | V-RET | video_ret | `friedrichor/MSR-VTT` [test_1k] split test |" in table
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    assert ume(["eval", "mmeb", "download", "--tasks", "ImageNet-1K", "--annotations", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert "cannot fetch ziyjiang/MMEB_Test_Instruct from the hub" in error[-1]

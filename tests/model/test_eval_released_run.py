@@ -140,3 +140,22 @@ def test_decoding_to_the_end_reads_the_last_gen_emb_and_stops_at_endoftext(encod
     np.testing.assert_allclose(to_end.gen[0], expected, atol=1e-5)
     first = encoder.encode_prepared(prepared, mode="gen", max_new_tokens=len(script), override=scripted)
     assert first.gen is not None and not np.allclose(first.gen[0], to_end.gen[0], atol=1e-4)
+
+
+def test_an_unreadable_dataset_is_left_out_and_the_others_scored(
+    released: tuple[Path, Path], tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    media, annotations = released
+    partial_media = tmp_path / "media"  # the image archive unpacked, the video frames not
+    partial_media.mkdir()
+    (partial_media / "image-tasks").symlink_to(media / "image-tasks")
+    args = [
+        "eval", "mmeb", "--media-root", str(partial_media), "--annotations", str(annotations),
+        "--tasks", "ImageNet-1K,HMDB51", "--qry-mode", "disc", "--tgt-mode", "disc",
+        "--model", str(tiny_model_dir), "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert ume(args) == 1
+    assert "not evaluated (see the reports for why): HMDB51" in capsys.readouterr().err
+    tasks = json.loads((tmp_path / "out" / "mmeb.json").read_text())["tasks"]
+    assert "disc-disc" in tasks["ImageNet-1K"]["scores"] and tasks["ImageNet-1K"]["error"] is None
+    assert "unpack MMEB-V2's video-tasks/frames" in tasks["HMDB51"]["error"]
