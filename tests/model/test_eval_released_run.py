@@ -159,3 +159,24 @@ def test_an_unreadable_dataset_is_left_out_and_the_others_scored(
     tasks = json.loads((tmp_path / "out" / "mmeb.json").read_text())["tasks"]
     assert "disc-disc" in tasks["ImageNet-1K"]["scores"] and tasks["ImageNet-1K"]["error"] is None
     assert "unpack MMEB-V2's video-tasks/frames" in tasks["HMDB51"]["error"]
+
+
+@pytest.mark.parametrize("fixed_shape", [False, True])
+def test_both_decode_loops_end_at_endoftext_when_told(encoder: Encoder, fixed_shape: bool) -> None:
+    """The fixed-shape (CUDA-graph) loop honours the extra stop token as the eager loop does."""
+    from model.engine import Sampling, decode
+
+    tokenizer, ids = encoder.processor.tokenizer, encoder.token_ids
+    end_of_text = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    word = tokenizer("a")["input_ids"][0]
+    script = [word, ids.gen_emb, word, end_of_text, word, word]
+
+    def scripted(tokens: torch.Tensor, inputs: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([script[min(int(n), len(script) - 1)] for n in before], device=tokens.device)
+
+    batch = collate([encoder.prepare(text_input("a cat"), "Represent the given text.")], ids.pad)
+    sampling = Sampling(
+        max_new_tokens=len(script), stop_at_gen_emb=False, also_stop_at=(end_of_text,), override=scripted
+    )
+    out = decode.generate_embeddings(encoder.model, batch, ids, sampling, fixed_shape_steps=fixed_shape)
+    assert out.completions[0] == script[:4]

@@ -24,6 +24,7 @@ import fnmatch
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -177,11 +178,18 @@ def download(source: HubSource, annotations: Path | None, say: Say) -> list[Path
         ) from None
 
 
-def _download(source: HubSource, annotations: Path | None, say: Say) -> list[Path]:
-    from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+@cache
+def _repo_files(repo: str) -> tuple[str, ...]:
+    """A hub dataset's file list, asked once per run (the 36 image tasks share one dataset)."""
+    from huggingface_hub import HfApi
 
-    api = HfApi()
-    repo_files = api.list_repo_files(source.repo, repo_type="dataset")
+    return tuple(HfApi().list_repo_files(repo, repo_type="dataset"))
+
+
+def _download(source: HubSource, annotations: Path | None, say: Say) -> list[Path]:
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    repo_files = _repo_files(source.repo)
     local_dir = annotations / source.repo if annotations is not None else None
     card = None
     if CARD in repo_files:
