@@ -296,8 +296,12 @@ class SearchService:
         shortlist: int = DEFAULT_SHORTLIST,
         max_new_tokens: int = DEFAULT_QUERY_MAX_NEW_TOKENS,
         on_text: TextCallback | None = None,
+        sample: tuple[float, int] | None = None,
     ) -> SearchResult:
-        """Rank stored items against the query; `on_text` sees the query's reasoning stream."""
+        """Rank stored items against the query; `on_text` sees the query's reasoning stream.
+
+        `sample` = (temperature, seed) samples the query's reasoning instead of greedy decoding
+        (pass@k evaluation); the fast mode generates nothing and ignores it."""
         began = time.perf_counter()
         checked = self.check_mode(mode)
         match = item_filter(kind, folder)
@@ -310,7 +314,7 @@ class SearchService:
                 encoded = encoder.encode_query([query], target_kind=kind or "image", mode="disc")
                 hits = [hit_from_store(h) for h in self._nearest("disc", encoded.disc, top_k, match)]
             else:
-                encoded = self._generate(query, kind, checked, max_new_tokens, on_text)
+                encoded = self._generate(query, kind, checked, max_new_tokens, on_text, sample)
                 hits = self._rank_generated(checked, encoded, top_k, max(shortlist, top_k), match)
                 pending = self.store.count(self.collection, schema.lacking(match, "gen"))
         return SearchResult(
@@ -394,6 +398,7 @@ class SearchService:
         mode: SearchMode,
         max_new_tokens: int,
         on_text: TextCallback | None,
+        sample: tuple[float, int] | None = None,
     ) -> Encoded:
         """One query generation at a time per service; others wait their turn."""
         encoder = self.ready_encoder()
@@ -405,6 +410,9 @@ class SearchService:
                 mode="gen" if mode == "reasoning" else "both",
                 max_new_tokens=max_new_tokens,
                 on_tokens=on_tokens,
+                do_sample=sample is not None,
+                temperature=sample[0] if sample else 1.0,
+                seed=sample[1] if sample else None,
             )
 
     def _rank_generated(

@@ -21,7 +21,9 @@ Design decisions:
   match it again (another segment of the same clip, the same page twice) count as misses. That
   keeps NDCG at most 1 and stops one long video from filling the top of the list.
 - Metrics are in [0, 1]: Hit@k, MRR (over the retrieved list), NDCG@k with binary gain; each
-  mode's numbers are means over queries. A query the search cannot run (it raises
+  mode's numbers are means over queries. pass@k (a generating mode searched K times per query
+  with sampled reasoning; a query counts when one of k searches puts a right item first) uses
+  the unbiased estimator of `model.eval.passk`. A query the search cannot run (it raises
   `QueryFailed`) counts as a miss and keeps its message.
 """
 
@@ -35,7 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from model.eval.metrics import hit_at_k, mrr, ndcg_at_k
+from model.eval.passk import pass_at_k
 
 DEFAULT_KS = (1, 5, 10)
 
@@ -232,6 +237,7 @@ class SearchOutcome:
 
 
 SearchFn = Callable[[CollectionQuery, str], SearchOutcome]
+SampledSearchFn = Callable[[CollectionQuery, str, int], SearchOutcome]  # (query, mode, sample index)
 
 
 @dataclass
@@ -243,6 +249,7 @@ class ModeResult:
     metrics: dict[str, float] = field(default_factory=dict)
     seconds_per_query: float | None = None
     queries: list[dict[str, Any]] = field(default_factory=list)
+    pass_at_k: list[float] = field(default_factory=list)  # [pass@1, …] of Hit@1, when sampled
 
 
 def evaluate_mode(
@@ -259,6 +266,22 @@ def evaluate_mode(
         result.metrics[name] = sum(r["metrics"][name] for r in result.queries) / len(queries)
     result.seconds_per_query = seconds / len(queries)
     return result
+
+
+def pass_at_k_mode(
+    queries: Sequence[CollectionQuery], mode: str, search: SampledSearchFn, samples: int
+) -> list[float]:
+    """pass@1..samples of Hit@1 in one generating mode: `samples` sampled searches per query."""
+    firsts = np.zeros((len(queries), samples))
+    for row, query in enumerate(queries):
+        for index in range(samples):
+            try:
+                outcome = search(query, mode, index)
+            except QueryFailed:
+                continue  # a failed search is a miss
+            matched = credit_hits(outcome.hits[:1], query.expected)
+            firsts[row, index] = float(bool(matched) and matched[0] is not None)
+    return [value / 100.0 for value in pass_at_k(firsts)]
 
 
 def _evaluate_query(query: CollectionQuery, mode: str, search: SearchFn, ks: Sequence[int]) -> dict[str, Any]:
@@ -303,6 +326,12 @@ def collection_markdown(collection: str, results: Sequence[ModeResult], ks: Sequ
             continue
         cells = [f"{result.metrics[name]:.3f}" for name in names]
         lines.append(f"| {result.mode} | " + " | ".join(cells) + f" | {result.seconds_per_query:.2f} |")
+    sampled = [r for r in results if r.pass_at_k]
+    if sampled:
+        ks = range(1, len(sampled[0].pass_at_k) + 1)
+        lines += ["", "pass@k of Hit@1 with sampled query reasoning:", ""]
+        lines += ["| mode | " + " | ".join(f"pass@{k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
+        lines += [f"| {r.mode} | " + " | ".join(f"{v:.3f}" for v in r.pass_at_k) + " |" for r in sampled]
     failures = [(r.mode, q) for r in results for q in r.queries if q["error"]]
     if failures:
         lines += ["", "Queries that failed (counted as misses):", ""]

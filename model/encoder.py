@@ -283,6 +283,7 @@ class Encoder:
         wait_turn: WaitTurn | None = None,
         refill: bool = True,
         override: TokenOverride | None = None,
+        stop_at_gen_emb: bool = True,
     ) -> Encoded:
         """Embed prepared inputs, batching by prompt length; results come back in input order.
 
@@ -303,6 +304,9 @@ class Encoder:
             `model.engine.refill`); False decodes one batch after the other, each to its end.
         override: rewrites each chosen token, given the input's index here (tests and benchmarks
             force stop lengths with `model.engine.forced_stops`).
+        stop_at_gen_emb: stop a row once it has consumed `<gen_emb>` (the default, the cheapest);
+            False decodes on as the authors' evaluation does, to `<|im_end|>` or `<|endoftext|>`
+            (or the cap), and gen is read at the LAST `<gen_emb>` of the run.
         """
         if mode not in ("disc", "gen", "both"):
             raise ValueError(f"mode must be disc, gen or both, not {mode!r}")
@@ -313,6 +317,8 @@ class Encoder:
             top_p=top_p,
             top_k=top_k,
             seed=seed,
+            stop_at_gen_emb=stop_at_gen_emb,
+            also_stop_at=() if stop_at_gen_emb else self._end_of_text(),
         )
         order = sorted(range(len(prepared)), key=lambda i: prepared[i].length, reverse=True)
         result = _EmptyResult(len(prepared), self.hidden_size, mode)
@@ -330,6 +336,12 @@ class Encoder:
             run = _Run(group, size, on_tokens, wait_turn, override)
             self._generate(prepared, run, sampling, result)
         return result.finish(self.processor.tokenizer)
+
+    def _end_of_text(self) -> tuple[int, ...]:
+        """`<|endoftext|>`, when the tokenizer has it, as a second end of generation."""
+        tokenizer = self.processor.tokenizer
+        token = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        return () if token is None or token == tokenizer.unk_token_id else (int(token),)
 
     def _collated(self, items: list[PreparedInput]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in collate(items, self.token_ids.pad).items()}

@@ -1,10 +1,12 @@
 """`ume eval mmeb` (the paper's benchmark) and `ume eval collection` (your own data).
 
-`mmeb` measures a model on MMEB-V2 datasets laid out under a data root, in disc, gen or both
-modes, prints our numbers beside the published ones and writes JSON + Markdown reports; its
-embeddings are cached under the output folder so a rerun or an interrupted run only encodes
-what is missing. `collection` runs a file of queries with known answers against an indexed
-collection in each search mode, so you can choose a mode on your own data.
+`mmeb` measures a model on MMEB-V2 as released (media root + hub annotations) or on datasets
+laid out under a data root, in disc, gen or both modes, with pass@k of sampled reasoning, prints
+our numbers beside the published ones and writes JSON + Markdown reports; its embeddings are
+cached under the output folder so a rerun or an interrupted run only encodes what is missing.
+`mmeb download` fetches the annotation files the chosen tasks need. `collection` runs a file of
+queries with known answers against an indexed collection in each search mode, so you can
+choose a mode on your own data.
 """
 
 from __future__ import annotations
@@ -25,28 +27,28 @@ from app.search_eval import (
     ModeResult,
     QueryFailed,
     QueryFileError,
+    SampledSearchFn,
     SearchFn,
     SearchOutcome,
     collection_markdown,
     evaluate_mode,
+    pass_at_k_mode,
     read_queries,
 )
 from indexer.catalog.store import Store
 from indexer.config import MODEL_ENV
 from model.encoder import DEFAULT_MODEL, Encoder
 from model.eval.cache import EvalDataError
+from model.eval.folder_tasks import __doc__ as FOLDER_DOC
 from model.eval.published import published_models
-from model.eval.runner import (
-    DEFAULT_PUBLISHED_MODEL,
-    DEFAULT_SHORTLIST,
-    MmebConfig,
-    run_mmeb,
-    select_tasks,
-)
+from model.eval.released.describe import table_markdown
 from model.eval.runner import __doc__ as RUNNER_DOC
+from model.eval.runner import check_config, download, run_mmeb, select_run
+from model.eval.settings import DEFAULT_PUBLISHED_MODEL, DEFAULT_SHORTLIST, MmebConfig
 from model.media import MediaError
 
 DEFAULT_OUT = Path("ume-eval")
+GENERATING_MODES = ("reasoning", "rerank")  # the search modes whose query reasoning can be sampled
 MODES = ("disc", "gen", "both")
 
 
@@ -61,11 +63,20 @@ def _register_mmeb(benchmarks: argparse._SubParsersAction) -> None:
     mmeb = benchmarks.add_parser(
         "mmeb",
         help="MMEB-V2 datasets: disc vs gen vs fused, beside the published scores",
-        description="Evaluate a UME-R1 model on MMEB-V2 datasets under --data-root.",
+        description="Evaluate a UME-R1 model on MMEB-V2 (`download` first fetches the annotations).",
         epilog=_layout_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    mmeb.add_argument("--data-root", type=Path, required=True, help="one folder per dataset (below)")
+    mmeb.add_argument(
+        "action", nargs="?", choices=("run", "download", "tasks"), default="run",
+        help="run (default); download: fetch the annotation files of --tasks from the hub; "
+        "tasks: print every task's reader, records, frames, metric and ranking",
+    )  # fmt: skip
+    mmeb.add_argument("--media-root", type=Path, help="MMEB-V2 media, unpacked (image-tasks/, video-tasks/)")
+    mmeb.add_argument(
+        "--annotations", type=Path, help="local copies of the hub annotation datasets (DIR/<owner>/<name>)"
+    )
+    mmeb.add_argument("--data-root", type=Path, help="one folder per dataset of your own (layout below)")
     mmeb.add_argument("--tasks", default="all", help="dataset names, comma-separated, or all (default)")
     mmeb.add_argument("--model", default=os.environ.get(MODEL_ENV, DEFAULT_MODEL), help="hub name or dir")
     mmeb.add_argument("--qry-mode", choices=MODES, default="both", help="query embeddings (default both)")
@@ -79,6 +90,18 @@ def _register_mmeb(benchmarks: argparse._SubParsersAction) -> None:
         "--alphas", default="0.25,0.5,0.75", help="weights of disc in the fused variants (comma-separated)"
     )
     mmeb.add_argument("--shortlist", type=int, default=DEFAULT_SHORTLIST, help="rerank variant: disc top N")
+    mmeb.add_argument(
+        "--gen-stop", choices=("end", "gen_emb"), default="end",
+        help="end: decode to <|im_end|> and read the last <gen_emb> (the authors', default); "
+        "gen_emb: stop at the first <gen_emb> (faster)",
+    )  # fmt: skip
+    mmeb.add_argument("--samples", type=int, default=0, help="pass@k: K sampled rollouts per input (0: off)")
+    mmeb.add_argument("--temperature", type=float, default=1.0, help="pass@k: temperature (0: greedy)")
+    mmeb.add_argument(
+        "--sample-side", choices=("query", "candidate", "both"), default="query",
+        help="pass@k: sample the queries (candidates greedy), the candidates, or both in turn",
+    )  # fmt: skip
+    mmeb.add_argument("--seed", type=int, default=0, help="pass@k: seed of the first sample")
     mmeb.add_argument("--published", default=DEFAULT_PUBLISHED_MODEL, help="published row to compare with")
     mmeb.add_argument("--revision", default=None, help="benchmark revision the data comes from (recorded)")
     mmeb.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
@@ -86,9 +109,10 @@ def _register_mmeb(benchmarks: argparse._SubParsersAction) -> None:
 
 
 def _layout_help() -> str:
-    """The data layout and variant names, as the runner documents them."""
-    doc = RUNNER_DOC or ""
-    return doc[doc.index("Data layout") :].strip() if "Data layout" in doc else ""
+    """Where the data comes from and what is reported, as the runner and folder reader document it."""
+    runner = (RUNNER_DOC or "").split("\n\n", 1)[-1].strip()
+    folders = (FOLDER_DOC or "").split("\n\n", 1)[-1].strip()
+    return f"{runner}\n\nData root layout:\n\n{folders}"
 
 
 def _register_collection(benchmarks: argparse._SubParsersAction) -> None:
@@ -113,6 +137,11 @@ def _register_collection(benchmarks: argparse._SubParsersAction) -> None:
     collection.add_argument("--folder", help="only items under this folder")
     collection.add_argument("--shortlist", type=int, default=DEFAULT_SHORTLIST, help="rerank: N")
     collection.add_argument("--max-new-tokens", type=int, default=1024, help="cap on query reasoning")
+    collection.add_argument(
+        "--samples", type=int, default=0, help="pass@k: K sampled searches per query in generating modes"
+    )
+    collection.add_argument("--temperature", type=float, default=1.0, help="pass@k: temperature (0: greedy)")
+    collection.add_argument("--seed", type=int, default=0, help="pass@k: seed of the first sample")
     collection.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the reports go")
     collection.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
     collection.set_defaults(handler=run_collection_command)
@@ -142,6 +171,13 @@ def run_mmeb_command(args: argparse.Namespace) -> int:
     if args.published not in published_models():
         raise UserError(f"--published must be one of: {', '.join(published_models())}")
     config = MmebConfig(
+        media_root=args.media_root,
+        annotations=args.annotations,
+        gen_stop=args.gen_stop,
+        samples=args.samples,
+        temperature=args.temperature,
+        sample_sides=args.sample_side,
+        seed=args.seed,
         data_root=args.data_root,
         out_dir=args.out,
         tasks=args.tasks,
@@ -154,14 +190,27 @@ def run_mmeb_command(args: argparse.Namespace) -> int:
         published_model=args.published,
         revision=args.revision,
     )
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
-        select_tasks(config.data_root, config.tasks)  # fail on a bad layout before loading a model
+        if args.action == "tasks":
+            print(table_markdown())
+            return 0
+        if args.action == "download":
+            fetched = download(config, say)
+            print(f"{len(fetched)} annotation file(s) ready", file=sys.stderr)
+            return 0
+        check_config(config)
+        select_run(config, say)  # fail on a bad layout or missing files before loading a model
         encoder = Encoder.from_pretrained(args.model, device=args.device)
-        run = run_mmeb(config, encoder, say=lambda line: print(line, file=sys.stderr))
+        run = run_mmeb(config, encoder, say=say)
     except EvalDataError as error:
         raise UserError(str(error)) from error
     print(run.markdown)
     print(f"reports: {run.json_path} and {run.markdown_path}", file=sys.stderr)
+    if run.failed:
+        names = ", ".join(result.name for result in run.failed)
+        print(f"not evaluated (see the reports for why): {names}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -171,6 +220,8 @@ def run_collection_command(args: argparse.Namespace) -> int:
     except QueryFileError as error:
         raise UserError(str(error)) from error
     ks = parse_ks(args.k)
+    if args.samples < 0 or args.temperature < 0:
+        raise UserError("--samples and --temperature cannot be negative")
     with store_from_args(args) as store:
         results = collection_results(store, args, queries, ks)
     markdown = collection_markdown(args.collection, results, ks)
@@ -178,6 +229,8 @@ def run_collection_command(args: argparse.Namespace) -> int:
         "collection": args.collection,
         "queries_file": str(args.queries),
         "ks": list(ks),
+        "samples": args.samples,
+        "temperature": args.temperature,
         "modes": [asdict(result) for result in results],
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -213,13 +266,31 @@ def collection_results(
     except SearchError as error:
         raise UserError(str(error)) from error
     search = searcher(service, args, depth=max(ks))
-    return [
+    results = [
         evaluate_mode(queries, mode, search, ks) if reasons[mode] is None else ModeResult(mode, reasons[mode])
         for mode in modes
     ]
+    if args.samples > 0:
+        sampled = sampled_searcher(service, args, depth=max(ks))
+        for result in results:
+            if result.unavailable is None and result.mode in GENERATING_MODES:
+                result.pass_at_k = pass_at_k_mode(queries, result.mode, sampled, args.samples)
+    return results
 
 
-def searcher(service: SearchService, args: argparse.Namespace, depth: int) -> SearchFn:
+def sampled_searcher(service: SearchService, args: argparse.Namespace, depth: int) -> SampledSearchFn:
+    """Search with sampled query reasoning: sample s draws with seed `--seed + s`."""
+
+    def search(query: CollectionQuery, mode: str, index: int) -> SearchOutcome:
+        sample = (args.temperature, args.seed + index) if args.temperature > 0 else None
+        return searcher(service, args, depth, sample)(query, mode)
+
+    return search
+
+
+def searcher(
+    service: SearchService, args: argparse.Namespace, depth: int, sample: tuple[float, int] | None = None
+) -> SearchFn:
     """The search callable the evaluation calls: one query, one mode, the top `depth` hits."""
 
     def search(query: CollectionQuery, mode: str) -> SearchOutcome:
@@ -234,6 +305,7 @@ def searcher(service: SearchService, args: argparse.Namespace, depth: int) -> Se
                 top_k=depth,
                 shortlist=args.shortlist,
                 max_new_tokens=args.max_new_tokens,
+                sample=sample,
             )
         except (SearchError, MediaError) as error:
             raise QueryFailed(str(error)) from error

@@ -26,6 +26,9 @@ class Sampling:
     seed: int | None = None
     # Stop a row once it has consumed `<gen_emb>`; False runs on to `<|im_end|>` (RL rollouts).
     stop_at_gen_emb: bool = True
+    # More tokens that end a row, as `<|im_end|>` does: the authors' evaluation also stops at
+    # `<|endoftext|>` (the checkpoint's generation config lists both).
+    also_stop_at: tuple[int, ...] = ()
     # Token ids never to emit. RL rollouts ban the vision placeholders: a sampled
     # `<|image_pad|>` would be taken for an image slot when the rollout is scored.
     banned_tokens: tuple[int, ...] = ()

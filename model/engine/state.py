@@ -70,6 +70,8 @@ class DecodeState:
         """(rows,) bool: rows whose pending token is their last: `<|im_end|>`, the cap, or
         `<gen_emb>` when the run stops there."""
         terminal = self.tokens == self.ids.eos
+        for token in self.sampling.also_stop_at:
+            terminal = terminal | (self.tokens == token)
         if self.sampling.stop_at_gen_emb:
             terminal = terminal | (self.tokens == self.ids.gen_emb)
         return self.alive & (terminal | (self.lengths >= self.sampling.max_new_tokens))

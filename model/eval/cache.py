@@ -59,8 +59,22 @@ class EvalItem:
 
 @dataclass(frozen=True)
 class EncodeSettings:
+    """How inputs are encoded; everything but `batch_size` is part of a gen vector's cache key."""
+
     batch_size: int = 8
     max_new_tokens: int = 8192
+    stop_at_gen_emb: bool = True  # False: decode on to the end, as the authors' evaluation does
+    temperature: float | None = None  # None: greedy; else one sampled rollout per input
+    seed: int = 0  # the sampled rollout's random seed (one per pass@k sample)
+
+    def gen_key_parts(self) -> list[Any]:
+        """What decides a gen vector besides the input: cap, stop rule, sampling."""
+        parts: list[Any] = [self.max_new_tokens]
+        if not self.stop_at_gen_emb:
+            parts.append("decode-to-end")
+        if self.temperature is not None:
+            parts += ["sampled", self.temperature, self.seed]
+        return parts
 
 
 @dataclass(frozen=True)
@@ -125,7 +139,7 @@ def item_keys(encoder: Encoder, item: EvalItem, settings: EncodeSettings) -> dic
     base = [*model, item.task_text, *item.identity]
     return {
         "disc": _digest([*base, "disc"]),
-        "gen": _digest([*base, "gen", settings.max_new_tokens]),
+        "gen": _digest([*base, "gen", *settings.gen_key_parts()]),
     }
 
 
@@ -210,7 +224,14 @@ def _encode_batches(
             if number + 1 < len(batches):
                 upcoming = pool.submit(_prepare, encoder, items, batches[number + 1])
             encoded = encoder.encode_prepared(
-                prepared, mode=mode, batch_size=size, max_new_tokens=settings.max_new_tokens
+                prepared,
+                mode=mode,
+                batch_size=size,
+                max_new_tokens=settings.max_new_tokens,
+                stop_at_gen_emb=settings.stop_at_gen_emb,
+                do_sample=settings.temperature is not None,
+                temperature=settings.temperature or 1.0,
+                seed=None if settings.temperature is None else settings.seed + number,
             )
             yield batch, encoded
 

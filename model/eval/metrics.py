@@ -153,3 +153,29 @@ def score_rankings(task: Task, rankings: Sequence[np.ndarray]) -> float:
 def score_task(task: Task, query_vecs: np.ndarray, cand_vecs: np.ndarray) -> float:
     """Rank and score one task from its embeddings: the number that goes in the table."""
     return score_rankings(task, rank_task(task, query_vecs, cand_vecs))
+
+
+def authors_ndcg_at_k(ranked: Sequence[int], qrels: Sequence[tuple[int, object, int]], k: int = 5) -> float:
+    """NDCG@k as the authors' evaluation computes it, with its pairing error reproduced.
+
+    `qrels` holds (pool index, corpus id as released, grade) in qrels order. Their evaluator
+    de-duplicates the relevant ids with `list(set(ids))` and then zips that reordered list with
+    the grades in the ORIGINAL order, so a graded query's grades land on the wrong pages. Set
+    order depends on the ids' hashes: fixed for integer ids, but for string ids it changes with
+    PYTHONHASHSEED, so this number varies from process to process; it equals `ndcg_at_k` when
+    all grades are equal (binary relevance). Reported beside the correct one, never instead.
+    """
+    pool_of = {corpus_id: index for index, corpus_id, _ in qrels}
+    labels = list(set(pool_of))
+    grades = [grade for _, _, grade in qrels]
+    paired = {pool_of[label]: grade for label, grade in zip(labels, grades, strict=False)}
+    return ndcg_at_k(list(ranked), paired, k)
+
+
+def authors_score_rankings(task: Task, rankings: Sequence[np.ndarray]) -> float | None:
+    """The authors' NDCG@5 (see `authors_ndcg_at_k`) as a percentage; None for other tasks."""
+    if task.spec.metric != "ndcg@5" or not task.queries or not all(q.qrels for q in task.queries):
+        return None
+    pairs = zip(rankings, task.queries, strict=True)
+    values = [authors_ndcg_at_k(np.asarray(r)[:5].tolist(), q.qrels, k=5) for r, q in pairs]
+    return 100.0 * float(np.mean(values))

@@ -1,20 +1,19 @@
-"""Readers for MMEB-V2 data files, yielding typed tasks ready to encode and rank.
+"""The shape of an evaluation task (`Side`, `Query`, `Task`) and the JSONL reader for your own tasks.
 
-Three on-disk formats, one result shape (`Task`):
+Every reader yields the same `Task`: the released benchmark's (`model.eval.released`), BEIR
+folders of your own (`model.eval.beir_data`) and the JSONL records read here:
 - image tasks: JSONL (or a JSON list) of records `qry_inst, qry_text, qry_img_path, tgt_inst,
   tgt_text[], tgt_img_path[]`, image paths relative to an image root; one record per query,
   its candidate list is the record's lists and the positive is candidate 0;
 - video tasks: the same record layout with frame folders in place of images
   (`qry_video_path`, `tgt_video_path[]`, relative to a frame root; each folder holds one
-  video's frames, read in natural file-name order so `frame_2` comes before `frame_10`);
-- visual documents: BEIR `corpus.jsonl` (`_id`, `image` or `text`), `queries.jsonl`
-  (`_id`, `text`) and `qrels/<split>.tsv` (query-id, corpus-id, score; a header line) with
-  graded relevance.
+  video's frames, read in natural file-name order so `frame_2` comes before `frame_10`).
 
 Design decisions:
 - Every candidate of a task lives once in `Task.candidates`, de-duplicated by its content
-  (instruction, text, image, frames), so the encoder embeds each distinct input once. A query
-  holds pool indices: its own list for local tasks, none (= the whole pool) for global ones.
+  (instruction, text, image, frames, exact prompt), so the encoder embeds each distinct input
+  once. A query holds pool indices: its own list for local tasks, none (= the whole pool) for
+  global ones.
 - A bad record is skipped and counted under a reason (`Task.skipped`); reading never stops on
   one. Errors the user can fix (a missing file or folder) raise with a one-line message.
 - Phi-3-V style placeholders (`<|image_1|>`) that MMEB keeps in its texts are removed: the
@@ -49,7 +48,9 @@ class Side:
     """One side of a pair (a query or a candidate), as plain data.
 
     `instruction` is the dataset's task instruction (MMEB's `qry_inst` / `tgt_inst`), `text`
-    the content; `task_text` joins them as MMEB does. Turning a side into a model input is one
+    the content; `task_text` joins them as MMEB does. `prompt`, when set, is the exact task
+    text a benchmark protocol fixes for this side, used verbatim even when empty (ViDoRe pages
+    are embedded with an empty text). Turning a side into a model input is one
     line: `EmbedInput(text=s.text, image=s.load_image(), video_frames=s.load_video_frames(),
     task=s.task_text)`.
     """
@@ -58,11 +59,12 @@ class Side:
     image: Path | None = None
     video_frames: list[Path] | None = None
     instruction: str = ""
+    prompt: str | None = None
 
-    def content_key(self) -> tuple[str, str, str | None, tuple[str, ...] | None]:
+    def content_key(self) -> tuple[str, str, str | None, tuple[str, ...] | None, str | None]:
         """What makes two sides the same input (used to de-duplicate candidates)."""
         frames = tuple(map(str, self.video_frames)) if self.video_frames is not None else None
-        return (self.instruction, self.text, str(self.image) if self.image else None, frames)
+        return (self.instruction, self.text, str(self.image) if self.image else None, frames, self.prompt)
 
     @property
     def task_text(self) -> str:
@@ -106,6 +108,9 @@ class Query:
     side: Side
     relevance: dict[int, int]  # candidate-pool index -> grade; > 0 is relevant
     candidate_ids: tuple[int, ...] | None = None  # local tasks: own list; None: whole pool
+    # Graded tasks: (pool index, corpus id as released, grade) in the qrels' own order, for
+    # the authors' NDCG variant (`model.eval.metrics.authors_ndcg_at_k`).
+    qrels: tuple[tuple[int, object, int], ...] = ()
 
     @property
     def relevant_ids(self) -> frozenset[int]:
@@ -137,15 +142,17 @@ class RecordError(ValueError):
     """A record that cannot be used; its message is the reason it is counted under."""
 
 
-class _CandidatePool:
+class CandidatePool:
     """Distinct candidates in first-seen order, so equal inputs share one embedding."""
 
     def __init__(self) -> None:
         self.sides: list[Side] = []
         self._index: dict[tuple[Any, ...], int] = {}
 
-    def add(self, side: Side) -> int:
-        key = side.content_key()
+    def add(self, side: Side, name: object = None) -> int:
+        """The pool index of `side`; `name`, when given, is the identity instead of the content
+        (the benchmark de-duplicates some tasks by a candidate name: the first input wins)."""
+        key = side.content_key() if name is None else ("name", name)
         if key not in self._index:
             self._index[key] = len(self.sides)
             self.sides.append(side)
@@ -161,7 +168,7 @@ def clean_text(value: object, field_name: str) -> str:
     return MEDIA_PLACEHOLDER.sub("", value).strip()
 
 
-def _require(record: dict[str, Any], name: str) -> Any:
+def require(record: dict[str, Any], name: str) -> Any:
     if name not in record:
         raise RecordError(f"missing field {name!r}")
     return record[name]
@@ -209,7 +216,7 @@ MediaResolver = Callable[[object, str], Media]
 NO_MEDIA: Media = (None, None)
 
 
-def _image_media(root: Path, check_files: bool) -> MediaResolver:
+def image_media(root: Path, check_files: bool) -> MediaResolver:
     """Resolve an image path field ("" or null: text only), checking each file once."""
     exists: dict[Path, bool] = {}
 
@@ -246,7 +253,8 @@ def _video_media(root: Path) -> MediaResolver:
 
 
 def _natural_key(path: Path) -> list[int | str]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+    # Case-folded like the benchmark's own frame listing, so both pick the same 8 frames.
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
 def list_frames(folder: Path) -> list[Path]:
@@ -261,14 +269,14 @@ def _record_sides(
     record: dict[str, Any], media_field: str, resolve: MediaResolver
 ) -> tuple[Side, list[Side]]:
     """The query side and the candidate list of one image- or video-task record."""
-    query = _side(
-        clean_text(_require(record, "qry_text"), "qry_text"),
+    query = make_side(
+        clean_text(require(record, "qry_text"), "qry_text"),
         clean_text(record.get("qry_inst"), "qry_inst"),
         resolve(record.get(f"qry_{media_field}"), f"qry_{media_field}"),
     )
     if not (query.text or query.instruction or query.image or query.video_frames):
         raise RecordError("query has no text and no media")
-    texts = _require(record, "tgt_text")
+    texts = require(record, "tgt_text")
     media = record.get(f"tgt_{media_field}") or [""] * _list_length(texts)
     if not isinstance(texts, list) or not isinstance(media, list) or not texts:
         raise RecordError("candidate lists are missing or empty")
@@ -277,13 +285,13 @@ def _record_sides(
     instruction = clean_text(record.get("tgt_inst"), "tgt_inst")
     field_name = f"tgt_{media_field}"
     candidates = [
-        _side(clean_text(text, "tgt_text"), instruction, resolve(path, field_name))
+        make_side(clean_text(text, "tgt_text"), instruction, resolve(path, field_name))
         for text, path in zip(texts, media, strict=True)
     ]
     return query, candidates
 
 
-def _side(text: str, instruction: str, media: Media) -> Side:
+def make_side(text: str, instruction: str, media: Media) -> Side:
     return Side(text=text, image=media[0], video_frames=media[1], instruction=instruction)
 
 
@@ -293,7 +301,7 @@ def _list_length(value: object) -> int:
 
 def _read_paired_task(records_path: Path, spec: TaskSpec, media_field: str, resolve: MediaResolver) -> Task:
     """Build a task from per-query records; the scope decides local lists vs one pool."""
-    pool, queries, skipped = _CandidatePool(), [], Counter[str]()
+    pool, queries, skipped = CandidatePool(), [], Counter[str]()
     for where, record in iter_json_records(records_path):
         try:
             if isinstance(record, RecordError):
@@ -306,10 +314,10 @@ def _read_paired_task(records_path: Path, spec: TaskSpec, media_field: str, reso
         ids = tuple(pool.add(side) for side in candidates)
         local_ids = ids if spec.scope == "local" else None
         queries.append(Query(where, query, {ids[0]: 1}, local_ids))
-    return _finished(Task(spec, queries, pool.sides, skipped))
+    return finished(Task(spec, queries, pool.sides, skipped))
 
 
-def _finished(task: Task) -> Task:
+def finished(task: Task) -> Task:
     if task.skipped:
         logger.warning(task.skip_summary())
     return task
@@ -319,122 +327,9 @@ def read_image_task(
     records_path: Path, image_root: Path, spec: TaskSpec, *, check_files: bool = True
 ) -> Task:
     """An MMEB image task from its records; `check_files` skips records with missing images."""
-    return _read_paired_task(records_path, spec, "img_path", _image_media(image_root, check_files))
+    return _read_paired_task(records_path, spec, "img_path", image_media(image_root, check_files))
 
 
 def read_video_task(records_path: Path, frame_root: Path, spec: TaskSpec) -> Task:
     """An MMEB video task whose videos are frame folders under `frame_root`."""
     return _read_paired_task(records_path, spec, "video_path", _video_media(frame_root))
-
-
-# --- visual documents: BEIR corpus, queries and graded qrels -----------------------------
-
-
-def read_visdoc_task(
-    task_dir: Path,
-    spec: TaskSpec,
-    *,
-    image_root: Path | None = None,
-    split: str = "test",
-    query_instruction: str = "",
-    document_instruction: str = "",
-) -> Task:
-    """A visual-document task in BEIR layout; every query ranks against the whole corpus.
-
-    Page images are resolved against `image_root` (default: `task_dir`). Document queries take
-    the raw question, so both instructions default to empty.
-    """
-    skipped = Counter[str]()
-    corpus = _read_corpus(task_dir / "corpus.jsonl", image_root or task_dir, skipped)
-    documents = [_with_instruction(side, document_instruction) for side in corpus.values()]
-    pool_index = {corpus_id: index for index, corpus_id in enumerate(corpus)}
-    texts = _read_queries(task_dir / "queries.jsonl", skipped)
-    grades = _read_qrels(task_dir / "qrels" / f"{split}.tsv", texts, pool_index, skipped)
-    queries = []
-    for query_id, text in texts.items():
-        relevance = grades.get(query_id, {})
-        if not any(grade > 0 for grade in relevance.values()):
-            skipped["query has no relevant document in qrels"] += 1
-            continue
-        queries.append(Query(query_id, Side(text, instruction=query_instruction), relevance))
-    return _finished(Task(spec, queries, documents, skipped))
-
-
-def _with_instruction(side: Side, instruction: str) -> Side:
-    return Side(side.text, side.image, side.video_frames, instruction)
-
-
-def _read_corpus(path: Path, image_root: Path, skipped: Counter[str]) -> dict[str, Side]:
-    """corpus id -> page (image and/or text), in file order; duplicates and gaps skipped."""
-    corpus: dict[str, Side] = {}
-    resolve = _image_media(image_root, check_files=True)
-    for _, record in iter_json_records(path):
-        try:
-            corpus_id, side = _corpus_entry(record, resolve)
-            if corpus_id in corpus:
-                raise RecordError("duplicate corpus id")
-        except RecordError as reason:
-            skipped[str(reason)] += 1
-            continue
-        corpus[corpus_id] = side
-    return corpus
-
-
-def _corpus_entry(record: dict[str, Any] | RecordError, resolve: MediaResolver) -> tuple[str, Side]:
-    if isinstance(record, RecordError):
-        raise record
-    corpus_id = str(_require(record, "_id"))
-    side = _side(clean_text(record.get("text"), "text"), "", resolve(record.get("image"), "image"))
-    if not side.text and side.image is None:
-        raise RecordError("corpus entry has neither image nor text")
-    return corpus_id, side
-
-
-def _read_queries(path: Path, skipped: Counter[str]) -> dict[str, str]:
-    """query id -> question text, in file order."""
-    queries: dict[str, str] = {}
-    for _, record in iter_json_records(path):
-        try:
-            if isinstance(record, RecordError):
-                raise record
-            query_id = str(_require(record, "_id"))
-            text = clean_text(_require(record, "text"), "text")
-            if not text:
-                raise RecordError("query text is empty")
-        except RecordError as reason:
-            skipped[str(reason)] += 1
-            continue
-        queries[query_id] = text
-    return queries
-
-
-def _read_qrels(
-    path: Path, queries: dict[str, str], pool_index: dict[str, int], skipped: Counter[str]
-) -> dict[str, dict[int, int]]:
-    """query id -> {pool index: grade} from a BEIR qrels TSV with a header line."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: a BEIR task needs qrels/<split>.tsv")
-    grades: dict[str, dict[int, int]] = {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for line in lines[1:] if lines and lines[0].startswith("query-id") else lines:
-        if not line.strip():
-            continue
-        try:
-            query_id, corpus_id, grade = _qrels_row(line)
-            if query_id not in queries or corpus_id not in pool_index:
-                raise RecordError("qrels row names an unknown query or document")
-        except RecordError as reason:
-            skipped[str(reason)] += 1
-            continue
-        grades.setdefault(query_id, {})[pool_index[corpus_id]] = grade
-    return grades
-
-
-def _qrels_row(line: str) -> tuple[str, str, int]:
-    parts = line.rstrip("\n").split("\t")
-    if len(parts) != 3:
-        raise RecordError("malformed qrels line")
-    try:
-        return parts[0], parts[1], int(float(parts[2]))
-    except ValueError:
-        raise RecordError("malformed qrels line") from None

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from model.eval.aggregate import compare_table, summarise, to_markdown, write_json_report
+from model.eval.beir_data import read_visdoc_task
 from model.eval.metrics import (
     hit_at_k,
     mrr,
@@ -23,7 +24,6 @@ from model.eval.mmeb_data import (
     Side,
     read_image_task,
     read_video_task,
-    read_visdoc_task,
     sample_uniform,
 )
 from model.eval.published import (

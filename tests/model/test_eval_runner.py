@@ -22,16 +22,12 @@ from app.cli import main as ume
 from app.search_eval import ExpectedItem, credit_hits, query_metrics, read_queries
 from model.encoder import Encoder
 from model.eval.cache import ChunkCache, EvalDataError, VectorMode
+from model.eval.folder_tasks import select_tasks
 from model.eval.mmeb_data import Query, Side, Task
 from model.eval.published import task_spec
-from model.eval.runner import (
-    MmebConfig,
-    fused_vectors,
-    rerank_shortlists,
-    run_mmeb,
-    score_variants,
-    select_tasks,
-)
+from model.eval.runner import run_mmeb
+from model.eval.settings import MmebConfig
+from model.eval.variants import fused_vectors, rerank_shortlists, score_variants
 
 MAX_NEW_TOKENS = 4
 BATCH = 3

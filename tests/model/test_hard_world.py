@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from model.eval.cache import EvalDataError
+from model.eval.folder_tasks import load_task, select_tasks
 from model.eval.mmeb_data import Query, Side, Task
 from model.eval.published import TaskSpec
-from model.eval.runner import load_task, score_variants, select_tasks, variants_markdown
+from model.eval.report import variants_markdown
+from model.eval.variants import score_variants
 from model.tiny import build_tokenizer
 from model.train.hard_world import draw_scene, hard_world_words
 from model.world.hard import (
