@@ -15,15 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from indexer.catalog.checks import QUANTIZATIONS, check_collection_name
 from indexer.catalog.collection import default_quantization
 from indexer.catalog.open import DATA_DIR_ENV
-from indexer.catalog.store import (
-    LAYOUT_NEEDS_SERVER,
-    QUANTIZATIONS,
-    ClusterLayout,
-    CollectionInfo,
-    check_collection_name,
-)
+from indexer.catalog.store import LAYOUT_NEEDS_SERVER, ClusterLayout, CollectionInfo
 from model.encoder import DEFAULT_MODEL, Mode
 from model.media import DEFAULT_PDF_DPI
 

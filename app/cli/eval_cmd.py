@@ -41,7 +41,7 @@ from model.encoder import DEFAULT_MODEL, Encoder
 from model.eval.cache import EvalDataError
 from model.eval.folder_tasks import __doc__ as FOLDER_DOC
 from model.eval.published import published_models
-from model.eval.released.describe import table_markdown
+from model.eval.released_describe import table_markdown
 from model.eval.runner import __doc__ as RUNNER_DOC
 from model.eval.runner import check_config, download, run_mmeb, select_run
 from model.eval.settings import DEFAULT_PUBLISHED_MODEL, DEFAULT_SHORTLIST, MmebConfig

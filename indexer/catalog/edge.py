@@ -16,11 +16,10 @@ correct, only slower on large collections.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +28,11 @@ from qdrant_edge import (
     CountRequest,
     EdgeShard,
     Filter,
-    HasVectorCondition,
-    Query,
-    QueryBatchRequest,
-    QueryRequest,
-    ScoredPoint,
     ScrollRequest,
     UpdateOperation,
 )
 
-from indexer.catalog import schema, tuning
+from indexer.catalog import checks, edge_files, edge_search, tuning
 from indexer.catalog.batches import Batches
 from indexer.catalog.edge_build import (
     BUILD_LOG,
@@ -51,23 +45,14 @@ from indexer.catalog.edge_build import (
 from indexer.catalog.edge_convert import (
     UPSERT_CHUNK,
     create_field_indexes,
-    search_params,
     to_edge_filter,
     to_edge_point,
     to_stored,
 )
-from indexer.catalog.edge_files import (
-    INFO_FILE,
-    SHARD_DIR,
-    load_shard,
-    lock_data_dir,
-    make_dirs,
-    read_info,
-    remove_leftovers,
-    remove_tree,
-    write_info,
-)
+from indexer.catalog.edge_counts import KeptCounts
+from indexer.catalog.edge_files import INFO_FILE, SHARD_DIR
 from indexer.catalog.edge_graph import EdgeGraph
+from indexer.catalog.edge_search import QueuedSearch
 from indexer.catalog.give_way import GiveWay
 from indexer.catalog.schema import PAYLOAD_INDEXES
 from indexer.catalog.store import (
@@ -80,15 +65,6 @@ from indexer.catalog.store import (
     Point,
     StoredPoint,
     StoreError,
-    as_float32,
-    check_collection_name,
-    check_info,
-    check_points,
-    check_quantization,
-    check_vector,
-    closed_error,
-    missing_collection,
-    needs_creation,
 )
 
 
@@ -102,13 +78,13 @@ class EdgeStore(ClosesOnExit):
     def __init__(self, data_dir: Path, indexing_threshold_kb: int | None = None) -> None:
         self.data_dir = Path(data_dir).expanduser()
         self._collections_dir = self.data_dir / "collections"
-        make_dirs(self._collections_dir)
-        self._lock_handle = lock_data_dir(self.data_dir)
+        edge_files.make_dirs(self._collections_dir)
+        self._lock_handle = edge_files.lock_data_dir(self.data_dir)
         self.indexing_threshold_kb = indexing_threshold_kb
         self._shards: dict[str, EdgeShard] = {}
         self._infos: dict[str, CollectionInfo] = {}
         self._dirs: dict[str, str] = {}  # the live shard's directory name, per collection
-        self._counts: dict[tuple[str, str], int] = {}  # vectors / items, forgotten at each write
+        self._counts = KeptCounts()
         self.lock = threading.RLock()
         # searches queue in arrival order and those waiting run together (see catalog.batches)
         self._searches: Batches[QueuedSearch, list[Hit]] = Batches(self._run_searches, tuning.SEARCH_BATCH)
@@ -120,28 +96,28 @@ class EdgeStore(ClosesOnExit):
 
     def create_collection(self, name: str, info: CollectionInfo) -> None:
         self._check_open()
-        check_info(info)
-        if not needs_creation(name, self.collection_info(name), info):
+        checks.check_info(info)
+        if not checks.needs_creation(name, self.collection_info(name), info):
             return
         folder = self._collections_dir / name
-        remove_tree(folder)  # leftovers of an interrupted creation
+        edge_files.remove_tree(folder)  # leftovers of an interrupted creation
         settings = ShardSettings(info.dim, info.vectors, info.quantization, self.indexing_threshold_kb)
         shard = EdgeShard.create(str(folder / SHARD_DIR), edge_config(settings))
         create_field_indexes(shard, PAYLOAD_INDEXES)
         shard.flush()
-        write_info(folder / INFO_FILE, info, SHARD_DIR)
+        edge_files.write_info(folder / INFO_FILE, info, SHARD_DIR)
         with self.lock:
             self._shards[name], self._infos[name], self._dirs[name] = shard, info, SHARD_DIR
-            self._forget_counts(name)
+            self._counts.forget(name)
             self._graph.opened(name, folder, 0, 0)
 
     def collection_info(self, name: str) -> CollectionInfo | None:
         self._check_open()
-        check_collection_name(name)
+        checks.check_collection_name(name)
         with self.lock:
             if name in self._infos:
                 return self._infos[name]
-            found = read_info(self._collections_dir / name / INFO_FILE)
+            found = edge_files.read_info(self._collections_dir / name / INFO_FILE)
             if found is None:
                 return None
             self._infos[name], self._dirs[name] = found
@@ -149,9 +125,9 @@ class EdgeStore(ClosesOnExit):
 
     def record_info(self, name: str, info: CollectionInfo) -> None:
         self.info_of(name)
-        check_info(info)
+        checks.check_info(info)
         with self.lock:
-            write_info(self._collections_dir / name / INFO_FILE, info, self._dirs[name])
+            edge_files.write_info(self._collections_dir / name / INFO_FILE, info, self._dirs[name])
             self._infos[name] = info
 
     def ensure_payload_indexes(self, name: str, indexes: dict[str, PayloadIndexKind]) -> None:
@@ -169,28 +145,28 @@ class EdgeStore(ClosesOnExit):
         return sorted(f.name for f in folders if (f / INFO_FILE).is_file())
 
     def drop_collection(self, name: str) -> None:
-        check_collection_name(name)
+        checks.check_collection_name(name)
         folder = self._collections_dir / name
         with self.lock:  # from here on the collection is gone: nothing can start a build of it
             build = self._graph.forget(name)
             shard = self._shards.pop(name, None)
             self._infos.pop(name, None)
             self._dirs.pop(name, None)
-            self._forget_counts(name)
+            self._counts.forget(name)
             (folder / INFO_FILE).unlink(missing_ok=True)
             if shard is not None:
                 shard.close()
         if build is not None:
             build.cancel()  # without the lock: its thread may be waiting on it
-        remove_tree(folder)
+        edge_files.remove_tree(folder)
 
     # -- writes --------------------------------------------------------------------------------
 
     def upsert(self, name: str, points: Sequence[Point]) -> None:
         with self.lock:
             shard = self.live_shard(name)
-            check_points(name, self.info_of(name), points)
-            self._forget_counts(name)
+            checks.check_points(name, self.info_of(name), points)
+            self._counts.forget(name)
             for start in range(0, len(points), UPSERT_CHUNK):
                 chunk = points[start : start + UPSERT_CHUNK]
                 shard.update(UpdateOperation.upsert_points([to_edge_point(p) for p in chunk]))
@@ -202,7 +178,7 @@ class EdgeStore(ClosesOnExit):
             return
         with self.lock:
             self.live_shard(name).update(UpdateOperation.delete_points(list(ids)))
-            self._forget_counts(name)
+            self._counts.forget(name)
             self._touched(name, ids)
 
     def delete_where(self, name: str, match: Match) -> None:
@@ -210,7 +186,7 @@ class EdgeStore(ClosesOnExit):
         with self.lock:
             self._note_matching(name, match)
             self.live_shard(name).update(UpdateOperation.delete_points_by_filter(edge_filter))
-            self._forget_counts(name)
+            self._counts.forget(name)
 
     def set_payload_where(self, name: str, match: Match, payload: dict[str, Any]) -> None:
         edge_filter = to_edge_filter(match) or Filter()
@@ -258,7 +234,7 @@ class EdgeStore(ClosesOnExit):
     def search(
         self, name: str, vector: str, query: np.ndarray, limit: int, match: Match | None = None
     ) -> list[Hit]:
-        return self._searches.submit(QueuedSearch(name, vector, as_float32(query), limit, match))
+        return self._searches.submit(QueuedSearch(name, vector, checks.as_float32(query), limit, match))
 
     # -- the search graph ----------------------------------------------------------------------
 
@@ -284,7 +260,7 @@ class EdgeStore(ClosesOnExit):
             time.sleep(poll_s)
 
     def set_quantization(self, name: str, quantization: str) -> None:
-        check_quantization(quantization)
+        checks.check_quantization(quantization)
         with self.lock:
             info = self.info_of(name)
             self.live_shard(name)
@@ -317,7 +293,7 @@ class EdgeStore(ClosesOnExit):
     def info_of(self, name: str) -> CollectionInfo:
         info = self.collection_info(name)
         if info is None:
-            raise missing_collection(name, f"the index at {self.data_dir}")
+            raise checks.missing_collection(name, f"the index at {self.data_dir}")
         return info
 
     def live_shard(self, name: str) -> EdgeShard:
@@ -327,8 +303,8 @@ class EdgeStore(ClosesOnExit):
             self.info_of(name)
             if name not in self._shards:
                 folder = self._collections_dir / name
-                remove_leftovers(folder, self._dirs[name])
-                shard = load_shard(folder / self._dirs[name])
+                edge_files.remove_leftovers(folder, self._dirs[name])
+                shard = edge_files.load_shard(folder / self._dirs[name])
                 self._shards[name] = shard
                 self._graph.opened(name, folder, self.vector_count(name), shard.info().indexed_vectors_count)
             return self._shards[name]
@@ -337,8 +313,7 @@ class EdgeStore(ClosesOnExit):
         return self._collections_dir / name
 
     def live_dir(self, name: str) -> Path:
-        found = self.live_dir_or_none(name)
-        if found is None:
+        if (found := self.live_dir_or_none(name)) is None:
             raise StoreError(f"collection {name!r} was dropped before its graph was built")
         return found
 
@@ -352,7 +327,7 @@ class EdgeStore(ClosesOnExit):
         with self.lock:
             current = self.live_dir(name)
             new_dir = current.with_name(f"shard-{shard_generation(current.name) + 1}")
-        remove_tree(new_dir)  # a copy that failed to open in this process, never named live
+        edge_files.remove_tree(new_dir)  # a copy that failed to open in this process, never named live
         build.directory.replace(new_dir)
         return new_dir
 
@@ -361,9 +336,9 @@ class EdgeStore(ClosesOnExit):
         it is the swap; the old shard is deleted in the background."""
         folder, live, old_dir = self._collections_dir / name, self._shards[name], self._dirs[name]
         info = replace(self._infos[name], quantization=quantization)
-        write_info(folder / INFO_FILE, info, new_dir)
+        edge_files.write_info(folder / INFO_FILE, info, new_dir)
         self._infos[name], self._dirs[name], self._shards[name] = info, new_dir, staging
-        self._forget_counts(name)
+        self._counts.forget(name)
         live.close()
         (folder / BUILD_LOG).unlink(missing_ok=True)
         remove_in_background(folder / old_dir)
@@ -372,34 +347,17 @@ class EdgeStore(ClosesOnExit):
         self.live_shard(name).flush()
 
     def vector_count(self, name: str) -> int:
-        """Vectors stored, every name counted (vector-less records hold none).
-
-        Counting scans every point, under the lock searches wait on, and status displays ask
-        every few seconds, so the count is kept until the next write."""
-        key = (name, "vectors")
-        if key not in self._counts:
-            shard, info = self.live_shard(name), self.info_of(name)
-            self._counts[key] = sum(
-                shard.count(CountRequest(exact=True, filter=Filter(must=[HasVectorCondition(v)])))
-                for v in info.vectors
-            )
-        return self._counts[key]
+        """Vectors stored, every name counted (kept between writes)."""
+        return self._counts.vectors(name, self.live_shard(name), self.info_of(name).vectors)
 
     def item_count(self, name: str) -> int:
-        """Items stored (file records left out), kept until the next write like `vector_count`."""
-        key = (name, "items")
-        if key not in self._counts:
-            self._counts[key] = self.count(name, schema.items())
-        return self._counts[key]
+        """Items stored, file records left out (kept between writes)."""
+        return self._counts.items(name, self.live_shard(name))
 
     def segment_count(self, name: str) -> int:
         return self.live_shard(name).info().segments_count
 
     # -- inside --------------------------------------------------------------------------------
-
-    def _forget_counts(self, name: str) -> None:
-        for key in [k for k in self._counts if k[0] == name]:
-            del self._counts[key]
 
     def _touched(self, name: str, ids: Sequence[str]) -> None:
         journal = self._graph.journal(name)
@@ -414,7 +372,7 @@ class EdgeStore(ClosesOnExit):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise closed_error(str(self.data_dir))
+            raise checks.closed_error(str(self.data_dir))
 
     def _run_searches(self, requests: Sequence[QueuedSearch]) -> list[list[Hit] | Exception]:
         """The searches queued together (see `catalog.batches`), each collection's as one batch
@@ -425,75 +383,18 @@ class EdgeStore(ClosesOnExit):
             self.give_way.before_queries()
             for name in dict.fromkeys(r.collection for r in requests):
                 mine = {i: r for i, r in enumerate(requests) if r.collection == name}
-                outcomes |= self._search_collection(name, mine)
+                try:
+                    shard, info = self.live_shard(name), self.info_of(name)
+                except StoreError as error:
+                    outcomes |= dict.fromkeys(mine, error)
+                    continue
+                outcomes |= edge_search.search_collection(shard, name, info, mine)
         return [outcomes[i] for i in range(len(requests))]
-
-    def _search_collection(
-        self, name: str, requests: dict[int, QueuedSearch]
-    ) -> dict[int, list[Hit] | Exception]:
-        try:
-            shard, info = self.live_shard(name), self.info_of(name)
-        except StoreError as error:
-            return dict.fromkeys(requests, error)
-        outcomes: dict[int, list[Hit] | Exception] = {}
-        queries: dict[int, QueryRequest] = {}
-        for i, request in requests.items():
-            try:
-                check_vector(name, info, request.vector, len(request.query))
-                queries[i] = query_request(request, info.quantization)
-            except Exception as error:  # a bad vector or filter fails its own search alone
-                outcomes[i] = error
-        found = run_queries(shard, list(queries.values()))
-        for i, points in zip(queries, found, strict=True):
-            outcomes[i] = points if isinstance(points, Exception) else to_hits(points)
-        return outcomes
-
-
-@dataclass(frozen=True)
-class QueuedSearch:
-    """One `EdgeStore.search`, waiting in the engine's queue to run with the others beside it."""
-
-    collection: str
-    vector: str
-    query: np.ndarray  # float32
-    limit: int
-    match: Match | None
-
-
-def query_request(request: QueuedSearch, quantization: str) -> QueryRequest:
-    return QueryRequest(
-        limit=request.limit,
-        query=Query.Nearest(request.query, using=request.vector),  # type: ignore[arg-type]
-        filter=to_edge_filter(request.match),
-        with_payload=True,
-        params=search_params(quantization),
-    )
-
-
-def run_queries(shard: EdgeShard, queries: list[QueryRequest]) -> list[list[ScoredPoint] | Exception]:
-    """The engine's answers, in order: several queries as one batch (one pass over the
-    segments), or, when the engine refuses the batch, each alone, so that only the query at
-    fault fails."""
-    if len(queries) > 1:
-        with contextlib.suppress(Exception):
-            found: list[list[ScoredPoint] | Exception] = list(shard.query_batch(QueryBatchRequest(queries)))
-            if len(found) == len(queries):
-                return found
-    return [query_alone(shard, query) for query in queries]
-
-
-def query_alone(shard: EdgeShard, query: QueryRequest) -> list[ScoredPoint] | Exception:
-    try:
-        return shard.query(query)
-    except Exception as error:  # the engine's own, raised in the thread that asked
-        return error
-
-
-def to_hits(points: Sequence[ScoredPoint]) -> list[Hit]:
-    return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
 
 
 def remove_in_background(path: Path) -> None:
     """Delete a folder nothing uses any more without holding up searches; one a killed process
     leaves behind is removed at the next open (`edge_files.remove_leftovers`)."""
-    threading.Thread(target=remove_tree, args=(path,), name="ume-remove-shard", daemon=True).start()
+    threading.Thread(
+        target=edge_files.remove_tree, args=(path,), name="ume-remove-shard", daemon=True
+    ).start()

@@ -225,6 +225,10 @@ class Build:
                 self.process.kill()
                 self.process.wait()
 
+    def child_done(self) -> None:
+        """The child has exited: its lock has nothing left to guard."""
+        child_lock_path(self.directory).unlink(missing_ok=True)
+
     def remove_copy(self) -> None:
         remove_tree(self.directory)
         child_lock_path(self.directory).unlink(missing_ok=True)

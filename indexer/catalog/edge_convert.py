@@ -25,7 +25,8 @@ from qdrant_edge import (
 from qdrant_edge import Point as EdgePoint
 
 from indexer.catalog import tuning
-from indexer.catalog.store import FieldValue, Match, PayloadIndexKind, Point, StoredPoint, as_float32
+from indexer.catalog.checks import as_float32
+from indexer.catalog.store import FieldValue, Match, PayloadIndexKind, Point, StoredPoint
 
 UPSERT_CHUNK = 512  # points per engine update: bounds the memory of one conversion
 # Payload indexes live on disk, read through the page cache (Memory.Cold): held in RAM, the

@@ -29,7 +29,8 @@ from typing import IO
 
 from qdrant_edge import EdgeShard
 
-from indexer.catalog.store import CollectionInfo, StoreError, in_use_error
+from indexer.catalog.checks import in_use_error
+from indexer.catalog.store import CollectionInfo, StoreError
 
 try:
     import fcntl

@@ -130,6 +130,7 @@ class EdgeGraph:
         in_graph = max(0, min(vectors, vectors - plan.unbuilt))
         if plan.build is not None:
             build = plan.build
+            in_graph = max(0, in_graph - build.covers)  # not until it is swapped in
             return GraphStatus("building", in_graph, vectors, build.elapsed_s(), build.estimate_s)
         note = self._failure_note(plan)
         if plan.failures and plan.failures < MAX_TRIES:
@@ -249,6 +250,7 @@ class EdgeGraph:
                 raise BuildCancelled
             if not build.succeeded():
                 raise StoreError(build.failure())
+            build.child_done()
             self._catch_up_and_swap(name, build)
         except BuildCancelled:
             build.stop_child()

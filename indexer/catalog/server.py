@@ -32,19 +32,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from indexer.catalog import schema, tuning
-from indexer.catalog.schema import PAYLOAD_INDEXES
-from indexer.catalog.store import (
-    ClosesOnExit,
-    ClusterLayout,
-    CollectionInfo,
-    FieldValue,
-    GraphStatus,
-    Hit,
-    Match,
-    PayloadIndexKind,
-    Point,
-    StoredPoint,
-    StoreError,
+from indexer.catalog.checks import (
     as_float32,
     check_collection_name,
     check_info,
@@ -55,6 +43,27 @@ from indexer.catalog.store import (
     in_use_error,
     missing_collection,
     needs_creation,
+)
+from indexer.catalog.schema import PAYLOAD_INDEXES
+from indexer.catalog.server_convert import (
+    hnsw_config,
+    quantization_config,
+    search_params,
+    to_filter,
+    to_point_struct,
+    to_stored,
+)
+from indexer.catalog.store import (
+    ClosesOnExit,
+    ClusterLayout,
+    CollectionInfo,
+    GraphStatus,
+    Hit,
+    Match,
+    PayloadIndexKind,
+    Point,
+    StoredPoint,
+    StoreError,
 )
 
 SIZE_CHECK_EVERY = 5_000  # points written between two checks of whether to switch to int8
@@ -328,29 +337,6 @@ class ServerStore(ClosesOnExit):
                 self._client.create_payload_index(name, field_name, SERVER_INDEX_PARAMS[kind], wait=True)
 
 
-def hnsw_config() -> models.HnswConfigDiff:
-    return models.HnswConfigDiff(m=tuning.HNSW_M, ef_construct=tuning.HNSW_EF_CONSTRUCT)
-
-
-def quantization_config(quantization: str) -> models.ScalarQuantization | None:
-    """int8 kept in RAM, originals on disk (the vectors' `on_disk`) for rescoring."""
-    if not tuning.quantized(quantization):
-        return None
-    scalar = models.ScalarQuantizationConfig(
-        type=models.ScalarType.INT8, quantile=tuning.QUANTILE, always_ram=True
-    )
-    return models.ScalarQuantization(scalar=scalar)
-
-
-def search_params(quantization: str) -> models.SearchParams:
-    """The graph's beam width (`tuning.SEARCH_EF`); int8 searches rescore their best candidates
-    with the original vectors."""
-    rescore = None
-    if tuning.quantized(quantization):
-        rescore = models.QuantizationSearchParams(rescore=True, oversampling=tuning.OVERSAMPLING)
-    return models.SearchParams(hnsw_ef=tuning.SEARCH_EF, quantization=rescore)
-
-
 def connect(location: str, api_key: str | None) -> QdrantClient:
     """Open `location`: an http(s) URL, `local:PATH`, or `:memory:`."""
     if location == MEMORY_LOCATION:
@@ -407,34 +393,3 @@ def server_errors(location: str) -> Iterator[None]:
         raise StoreError(
             f"Qdrant server at {location} answered HTTP {error.status_code}: {' '.join(detail)}"
         ) from error
-
-
-def to_point_struct(point: Point) -> models.PointStruct:
-    vectors = {name: as_float32(v).tolist() for name, v in point.vectors.items()}
-    return models.PointStruct(id=point.id, vector=vectors, payload=point.payload)
-
-
-def to_stored(record: Any) -> StoredPoint:
-    vectors = record.vector if isinstance(record.vector, dict) else {}
-    return str(record.id), dict(record.payload or {}), {k: list(v) for k, v in vectors.items()}
-
-
-def to_filter(match: Match | None) -> models.Filter | None:
-    if match is None:
-        return None
-    must: list[models.Condition] = [to_condition(k, v) for k, v in match.fields.items()]
-    must += [
-        models.FieldCondition(key=key, range=models.Range(gte=low, lte=high))
-        for key, (low, high) in match.ranges.items()
-    ]
-    must += [models.IsEmptyCondition(is_empty=models.PayloadField(key=key)) for key in match.missing]
-    must_not: list[models.Condition] = [to_condition(k, v) for k, v in match.not_fields.items()]
-    if not must and not must_not:
-        return None
-    return models.Filter(must=must or None, must_not=must_not or None)
-
-
-def to_condition(key: str, value: FieldValue) -> models.FieldCondition:
-    if isinstance(value, list):
-        return models.FieldCondition(key=key, match=models.MatchAny(any=list(value)))
-    return models.FieldCondition(key=key, match=models.MatchValue(value=value))

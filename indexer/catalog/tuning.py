@@ -34,7 +34,7 @@ SEARCH_THREADS = max(1, (os.cpu_count() or 2) - 1)  # kept in each shard's confi
 
 # When the engine builds (see `edge_graph`): once writes have paused this long, or while they go
 # on, each time this many points were written since the last build (0: only once they pause).
-QUIET_S = 2.0
+QUIET_S = 10.0
 GROW_EVERY_POINTS = 5_000
 
 # One process serves an embedded collection up to about this many items well on a small

@@ -5,7 +5,7 @@
 - `qrels/<split>.tsv`: query-id, corpus-id, score (graded relevance), after a header line.
 
 Every query ranks against the whole corpus. The released benchmark's BEIR datasets (parquet on
-the hub, page images embedded) are read by `model.eval.released.visdoc_tasks`.
+the hub, page images embedded) are read by `model.eval.released_visdoc_tasks`.
 """
 
 from __future__ import annotations

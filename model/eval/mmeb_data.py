@@ -1,6 +1,6 @@
 """The shape of an evaluation task (`Side`, `Query`, `Task`) and the JSONL reader for your own tasks.
 
-Every reader yields the same `Task`: the released benchmark's (`model.eval.released`), BEIR
+Every reader yields the same `Task`: the released benchmark's (`model.eval.released_load`), BEIR
 folders of your own (`model.eval.beir_data`) and the JSONL records read here:
 - image tasks: JSONL (or a JSON list) of records `qry_inst, qry_text, qry_img_path, tgt_inst,
   tgt_text[], tgt_img_path[]`, image paths relative to an image root; one record per query,

@@ -7,7 +7,7 @@ Where the data comes from:
   (`ziyjiang/MMEB_Test_Instruct` for images, one dataset per video task, the BEIR datasets of
   the visual-document tasks, page images inside). `ume eval mmeb download --tasks ...` fetches
   exactly the files the chosen tasks need. Every task is read with the authors' prompts and
-  candidate pools (see `model.eval.released.table` and its readers).
+  candidate pools (see `model.eval.released_table` and its readers).
 - `--data-root DIR`: one folder per dataset (your own datasets, or MMEB-V2 converted to JSONL);
   see `model.eval.folder_tasks` for that layout.
 
@@ -54,7 +54,7 @@ from model.eval.folder_tasks import load_task, select_tasks
 from model.eval.mmeb_data import VIDEO_FRAMES_PER_INPUT, Side, Task, sample_uniform
 from model.eval.passk import SEED_STRIDE, SampleSide, side_curve
 from model.eval.published import TaskSpec, task_catalogue, task_spec
-from model.eval.released.load import (
+from model.eval.released_load import (
     AnnotationsMissing,
     ReleasedPaths,
     fetch_annotations,

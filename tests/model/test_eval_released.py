@@ -16,9 +16,9 @@ from model.eval.cache import EvalDataError
 from model.eval.metrics import authors_ndcg_at_k, ndcg_at_k
 from model.eval.mmeb_data import VIDEO_FRAMES_PER_INPUT, list_frames, sample_uniform
 from model.eval.published import task_catalogue, task_spec
-from model.eval.released.annotations import AnnotationsMissing, download, files_to_fetch
-from model.eval.released.load import ReleasedPaths, load_released, missing_annotations
-from model.eval.released.table import (
+from model.eval.released_annotations import AnnotationsMissing, download, files_to_fetch
+from model.eval.released_load import ReleasedPaths, load_released, missing_annotations
+from model.eval.released_table import (
     IMAGE_REPO,
     VIDEO_TARGET,
     VISRAG_QUERY,

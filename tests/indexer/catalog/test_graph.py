@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from qdrant_edge import Memory, PayloadSchemaType, UpdateOperation
 
-from indexer.catalog import edge, edge_build, edge_graph, tuning
+from indexer.catalog import edge, edge_build, edge_graph, edge_search, tuning
 from indexer.catalog.collection import quantization_to_apply
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.open import open_store
@@ -259,7 +259,7 @@ def test_searches_never_run_while_the_catch_up_writes_and_it_finishes_under_cons
     catch-up used to starve among searchers. Now a batch waits for the piece in progress (see
     `catalog.give_way`): searchers that never stop still let the build be swapped in."""
     writing, overlaps, pieces, batches = threading.Event(), [], [0], [0]
-    real_copy, real_run = edge_graph.copy_points, edge.run_queries
+    real_copy, real_run = edge_graph.copy_points, edge_search.run_queries
 
     def copying(*args: Any) -> None:
         writing.set()
@@ -277,7 +277,7 @@ def test_searches_never_run_while_the_catch_up_writes_and_it_finishes_under_cons
         return real_run(shard, requests)
 
     monkeypatch.setattr(edge_graph, "copy_points", copying)
-    monkeypatch.setattr(edge, "run_queries", querying)
+    monkeypatch.setattr(edge_search, "run_queries", querying)
     monkeypatch.setattr(edge_graph, "CATCH_UP_CHUNK", 8)
     monkeypatch.setattr(edge_graph, "SWAP_IDS", 5)
     points, during_build = make_points(POINTS), make_points(200, seed=1, first=POINTS)
@@ -575,12 +575,13 @@ def test_a_collection_grown_in_many_builds_keeps_few_segments(
 def test_a_collection_grown_in_more_segments_is_merged_by_its_next_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A collection grown when ume kept more segments is merged once writes pause."""
+    """A collection grown when ume kept more segments is merged once it is next open."""
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
         written = grow_in_pieces(store, 5)  # up to tuning.SEGMENTS of 4
         pieces = segments(store)
-        monkeypatch.setattr(tuning, "SEGMENTS", 1)
-        assert pieces > tuning.SEGMENTS + 1
+    monkeypatch.setattr(tuning, "SEGMENTS", 2)
+    assert pieces > tuning.SEGMENTS + 1
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
         status = store.wait_until_ready("media", poll_s=0.1)
         assert (status.state, status.indexed, status.vectors) == ("ready", 2 * 500, 2 * 500)
         assert segments(store) <= tuning.SEGMENTS + 1 < pieces  # + the one taking writes

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexer.catalog import edge
+from indexer.catalog import edge_search
 from indexer.catalog.edge import EdgeStore
 from indexer.catalog.open import open_store
 from indexer.catalog.store import CollectionInfo, Match, Point, Store, StoreError
@@ -405,7 +405,7 @@ def test_edge_searches_made_together_are_answered_as_each_alone(
 
     alone = [ask(*question) for question in asks]
     sizes, running, release = [], threading.Event(), threading.Event()
-    engine_queries = edge.run_queries
+    engine_queries = edge_search.run_queries
 
     def held_first(shard: Any, queries: list[Any]) -> list[Any]:
         if not sizes:
@@ -414,7 +414,7 @@ def test_edge_searches_made_together_are_answered_as_each_alone(
         sizes.append(len(queries))
         return engine_queries(shard, queries)
 
-    monkeypatch.setattr(edge, "run_queries", held_first)
+    monkeypatch.setattr(edge_search, "run_queries", held_first)
     together: dict[int, list[str] | str] = {}
     first = threading.Thread(target=lambda: together.update({-1: ask("disc", None, "media")}))
     first.start()

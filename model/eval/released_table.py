@@ -49,7 +49,7 @@ VIDEO_QA_PROMPT = (
 )
 VISRAG_QUERY = "Find a document image that matches the given query:"
 VISRAG_TARGET = "Understand the content of the provided document image."
-VIDEO_LABELS_JSON = Path(__file__).with_name("video_labels.json")
+VIDEO_LABELS_JSON = Path(__file__).with_name("released_video_labels.json")
 
 
 @dataclass(frozen=True)

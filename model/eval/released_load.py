@@ -9,12 +9,12 @@ from typing import Any
 
 from model.eval.mmeb_data import Task
 from model.eval.published import TaskSpec
-from model.eval.released.annotations import AnnotationsMissing, Say, download, iter_rows, locate
-from model.eval.released.image_tasks import COLUMNS, image_root, read_image_task
-from model.eval.released.moment_tasks import read_moment_task
-from model.eval.released.table import HubSource, released_task
-from model.eval.released.video_tasks import read_media_jsonl, read_video_task
-from model.eval.released.visdoc_tasks import read_visdoc_task
+from model.eval.released_annotations import AnnotationsMissing, Say, download, iter_rows, locate
+from model.eval.released_image_tasks import COLUMNS, image_root, read_image_task
+from model.eval.released_moment_tasks import read_moment_task
+from model.eval.released_table import HubSource, released_task
+from model.eval.released_video_tasks import read_media_jsonl, read_video_task
+from model.eval.released_visdoc_tasks import read_visdoc_task
 
 __all__ = ["AnnotationsMissing", "ReleasedPaths", "fetch_annotations", "load_released", "missing_annotations"]
 

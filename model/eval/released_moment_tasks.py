@@ -27,7 +27,7 @@ from typing import Any
 
 from model.eval.mmeb_data import CandidatePool, Query, RecordError, Side, Task, finished, list_frames
 from model.eval.published import TaskSpec
-from model.eval.released.table import ReleasedTask
+from model.eval.released_table import ReleasedTask
 
 MOMENT_QUERY = "Find the clip that corresponds to the described scene in the given video:"
 MOMENT_TARGET = "Understand the content of the provided video."

@@ -10,7 +10,7 @@ The authors' prompts, per reader (their loaders, after the chat collator strips 
   the video with "Understand the content of the provided video."; one candidate per video,
   every query ranks against all of them.
 - `video_cls`: query = the video with the task's instruction; candidates = label texts, the
-  full label list of the task (`video_labels.json`) after the labels seen in the rows.
+  full label list of the task (`released_video_labels.json`) after the labels seen in the rows.
 - `video_mc` (SmthSmthV2): as `video_cls`, but each query ranks only its row's own choices
   (`neg_text`, the answer `pos_text` among them); the first 1,000 rows, as evaluated.
 - `video_qa`: query = the video with "Given a video and a question, … Question: " and the
@@ -28,7 +28,7 @@ from typing import Any
 
 from model.eval.mmeb_data import CandidatePool, Query, RecordError, Side, Task, finished, list_frames
 from model.eval.published import TaskSpec
-from model.eval.released.table import ReleasedTask, video_class_labels
+from model.eval.released_table import ReleasedTask, video_class_labels
 
 RetRow = Callable[[dict[str, Any]], tuple[str, str]]  # row -> (video id, caption)
 # (row, prompt) -> (query text, options, index of the answer, video folder)

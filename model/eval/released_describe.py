@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from model.eval.published import task_catalogue
-from model.eval.released.table import ReleasedTask, released_tasks
+from model.eval.released_table import ReleasedTask, released_tasks
 
 
 def _records(row: ReleasedTask) -> str:

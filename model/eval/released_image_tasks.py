@@ -28,7 +28,7 @@ from typing import Any
 
 from model.eval.mmeb_data import CandidatePool, Query, RecordError, Side, Task, finished
 from model.eval.published import TaskSpec
-from model.eval.released.table import Loader
+from model.eval.released_table import Loader
 
 COLUMNS = ("qry_inst", "qry_text", "qry_img_path", "tgt_inst", "tgt_text", "tgt_img_path")
 PLACEHOLDER = "<|image_1|>"

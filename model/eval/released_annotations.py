@@ -30,7 +30,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from model.eval.released.table import HubSource
+from model.eval.released_table import HubSource
 
 CARD = "README.md"
 

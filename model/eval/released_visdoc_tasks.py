@@ -27,7 +27,7 @@ from typing import Any
 
 from model.eval.mmeb_data import Query, RecordError, Side, Task, finished
 from model.eval.published import TaskSpec
-from model.eval.released.table import ReleasedTask
+from model.eval.released_table import ReleasedTask
 
 Rows = Iterable[dict[str, Any]]
 
