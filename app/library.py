@@ -89,15 +89,18 @@ def pending_reasoning(store: Store, collection: str) -> int:
 
 def reasoning_line(paused: bool, running_job: str | None, pending: int) -> str:
     """Where the reasoning pass stands: only 'running' while a job has items to reason about."""
-    waiting = f"{pending:,} item{'s' if pending != 1 else ''}"
+    one = pending == 1
+    items = f"{pending:,} item{'' if one else 's'}"
     if paused:
         if not pending:
             return "paused (no item waits for its reasoning)"
-        return f"paused: {waiting} wait for their reasoning until you resume (new files still get searchable)"
+        waits = "waits for its" if one else "wait for their"
+        return f"paused: {items} {waits} reasoning until you resume (new files still get searchable)"
     if running_job is not None and pending:
-        return f"running ({running_job}): {waiting} still to reason about"
+        return f"running ({running_job}): {items} still to reason about"
     if pending:
-        return f"idle: {waiting} have no reasoning yet; re-scan their folder with reasoning to add it"
+        has = "has" if one else "have"
+        return f"idle: {items} {has} no reasoning yet; re-scan their folder with reasoning to add it"
     return "idle: nothing waits for its reasoning"
 
 

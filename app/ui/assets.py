@@ -74,9 +74,16 @@ CSS = """
   font-family: var(--font-mono); font-size: 0.85rem; }
 """
 
-# Search button / Enter: write the query into the URL, then run the event for the mode.
+# Search button / Enter: write the query into the URL, then run the event for the mode. A kind
+# an example query set goes once the words are no longer the example's; the run waits a turn so
+# that the kind shown is the kind it reads.
 DISPATCH_SEARCH = f"""
 (text, mode, kind, folder, topK) => {{
+  const example = window.umeExample;
+  if (example && text !== example.text) {{
+    window.umeExample = null;
+    if (kind === example.kind) kind = "all";
+  }}
   const params = new URLSearchParams();
   if (text) params.set("q", text);
   params.set("mode", mode);
@@ -85,9 +92,8 @@ DISPATCH_SEARCH = f"""
   params.set("k", String(topK));
   window.history.replaceState(null, "", "?" + params.toString());
   const target = mode === "fast" ? "{RUN_FAST_ID}" : "{RUN_GENERATE_ID}";
-  const button = document.getElementById(target);
-  if (button) button.click();
-  return [];
+  setTimeout(() => document.getElementById(target)?.click(), 0);
+  return kind;
 }}
 """
 
@@ -120,10 +126,10 @@ MARK_MODES = f"""
 }}
 """
 
-# An example query: remember the kind it set (typing a new query drops it), then search.
+# An example query: remember its words and kind (a query of one's own drops the kind), search.
 EXAMPLE_SEARCH = f"""
 (text, mode, kind, folder, topK) => {{
-  window.umeExampleKind = kind;
+  window.umeExample = {{ text, kind }};
   return ({DISPATCH_SEARCH})(text, mode, kind, folder, topK);
 }}
 """
@@ -131,15 +137,15 @@ EXAMPLE_SEARCH = f"""
 # Typing a query of one's own after an example: the example's kind no longer applies.
 FORGET_EXAMPLE_KIND = """
 (kind) => {
-  if (!window.umeExampleKind) return kind;
-  window.umeExampleKind = null;
-  return "all";
+  const example = window.umeExample;
+  window.umeExample = null;
+  return example && kind === example.kind ? "all" : kind;
 }
 """
 
 # A kind the person chose stays, whatever they type.
 KEEP_CHOSEN_KIND = """
-() => { window.umeExampleKind = null; return []; }
+() => { window.umeExample = null; return []; }
 """
 
 # After a search: the status line and the first results in view, scrolling only when needed.

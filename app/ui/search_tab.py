@@ -278,7 +278,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
         )
     with gr.Row():
         mode = gr.Radio(MODE_CHOICES, value="fast", label="Mode", elem_id=MODE_ID, scale=3)
-        kind = gr.Dropdown(KIND_CHOICES, value="all", label="Kind", scale=1)
+        kind = gr.Dropdown(KIND_CHOICES, value="all", label="Kind", scale=1, elem_id="ume-kind")
         folder = gr.Dropdown([ALL_FOLDERS], value="", label="Folder", allow_custom_value=True, scale=2)
         top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Results", scale=2)
         shortlist = gr.Slider(
@@ -324,10 +324,10 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
     api_trigger = gr.Button(visible="hidden")
     api_result = gr.Textbox(visible="hidden")
     dispatch_inputs = [text, mode, kind, folder, top_k]
-    search_button.click(None, dispatch_inputs, None, js=DISPATCH_SEARCH)
-    text.submit(None, dispatch_inputs, None, js=DISPATCH_SEARCH)
+    search_button.click(None, dispatch_inputs, [kind], js=DISPATCH_SEARCH)
+    text.submit(None, dispatch_inputs, [kind], js=DISPATCH_SEARCH)
     if examples is not None:  # a click fills the words and the kind, then searches
-        examples.load_input_event.then(None, dispatch_inputs, None, js=EXAMPLE_SEARCH)
+        examples.load_input_event.then(None, dispatch_inputs, [kind], js=EXAMPLE_SEARCH)
     text.input(None, [kind], [kind], js=FORGET_EXAMPLE_KIND)  # typing a new query drops its kind
     kind.input(None, None, None, js=KEEP_CHOSEN_KIND)
     query = [text, image, video]
