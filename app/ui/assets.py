@@ -67,7 +67,9 @@ CSS = """
 .ume-progress::-moz-progress-bar { background: var(--color-accent); border-radius: 999px; }
 .ume-now { font-weight: 600; }
 .ume-warning { color: #b54708; font-weight: 600; }
-#ume-jobs th, #ume-library th, #ume-failures th { white-space: nowrap; }
+/* wide tables scroll sideways inside their box on a phone, headers whole (never "E T A") */
+#ume-jobs table, #ume-library table { min-width: 720px; }
+#ume-jobs thead *, #ume-library thead * { white-space: nowrap; word-break: keep-all; }
 .ume-video { width: 100%; max-height: 420px; border-radius: 8px; background: #000; }
 .ume-note { font-size: 0.8rem; color: var(--body-text-color-subdued); }
 #ume-reasoning textarea, #ume-query-reasoning textarea, #ume-trace-reasoning textarea {

@@ -26,7 +26,14 @@ from pydantic import ValidationError
 from app.library import found_nothing, outcome_line
 from app.ui import index_view
 from app.ui.context import AppContext
-from app.ui.index_view import FAILURE_HEADERS, FAILURE_WIDTHS, JOB_HEADERS, JOB_WIDTHS, LIBRARY_HEADERS
+from app.ui.index_view import (
+    FAILURE_HEADERS,
+    FAILURE_WIDTHS,
+    JOB_HEADERS,
+    JOB_WIDTHS,
+    LIBRARY_HEADERS,
+    LIBRARY_WIDTHS,
+)
 from indexer.catalog.store import StoreError
 from indexer.config import ConfigError, validation_message
 from indexer.state import remove_root
@@ -175,6 +182,7 @@ def build_index_tab(ctx: AppContext) -> IndexView:
         headers=LIBRARY_HEADERS,
         interactive=False,
         wrap=True,
+        column_widths=LIBRARY_WIDTHS,
         label="Library: the indexed folders",
         elem_id="ume-library",
     )

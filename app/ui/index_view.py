@@ -29,6 +29,7 @@ LIBRARY_HEADERS = [
     "pending",
     "state",
 ]
+LIBRARY_WIDTHS: list[str | int] = ["28%", "8%", "8%", "10%", "7%", "7%", "12%", "8%", "12%"]
 JOB_HEADERS = ["job", "from", "folder", "state", "progress", "ETA", "doing"]
 JOB_WIDTHS: list[str | int] = ["7%", "8%", "20%", "8%", "12%", "7%", "38%"]
 RECENT_JOBS = 5  # finished jobs listed under the running and queued ones

@@ -60,6 +60,22 @@ CONTRAST = """(selector) => {
   return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
 }"""
 
+# Table headers drawn on more than one line (a narrow column breaks "ETA" into letters).
+WRAPPED_HEADERS = """(table) => [...document.querySelectorAll(table + " thead th")]
+  .filter((th) => th.offsetParent !== null)
+  .filter((th) => {
+    const words = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+    const tops = new Set();
+    while (words.nextNode()) {
+      if (!words.currentNode.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(words.currentNode);
+      for (const box of range.getClientRects()) tops.add(Math.round(box.top));
+    }
+    return tops.size > 1;
+  })
+  .map((th) => th.innerText.trim())"""
+
 
 @pytest.fixture(scope="module")
 def index(tiny_model_dir: Path, examples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FixtureIndex:
@@ -172,8 +188,11 @@ def test_a_phone_screen_has_no_sideways_scroll_and_readable_tiles(
         assert page.evaluate(CONTRAST, f".ume-detail-header {badge}") >= 4.5
     screenshot(page, f"phone_{scheme}.png")
     page.get_by_role("tab", name="Index").click()
-    page.locator("#ume-jobs").wait_for(timeout=WAIT_MS)
-    assert page.evaluate("document.documentElement.scrollWidth") == PHONE["width"]
+    page.locator("#ume-library", has_text="media").wait_for(timeout=WAIT_MS)
+    assert (
+        page.evaluate("document.documentElement.scrollWidth") == PHONE["width"]
+    )  # tables scroll in their box
+    assert page.evaluate(WRAPPED_HEADERS, "#ume-library") == []
     screenshot(page, f"phone_index_{scheme}.png")
     page.close()
 
@@ -246,10 +265,12 @@ def test_a_job_handed_over_by_ume_index_shows_on_an_open_page(
     )
     assert shell.returncode == 1, shell.stderr  # one file failed
 
-    finished = page.locator("#ume-jobs tr", has_text="cli").filter(has_text="done").filter(visible=True)
-    finished.wait_for(timeout=WAIT_MS)  # the page follows the job without a reload
-    row = finished.inner_text()
-    assert "2 indexed, 1 failed files" in row and "building the search index" not in row
+    jobs = page.locator("#ume-jobs")
+    jobs.filter(has_text="2 indexed, 1 failed files").wait_for(timeout=WAIT_MS)  # without a reload
+    said = jobs.inner_text().split()
+    assert said[said.index("job-1") :][:4] == ["job-1", "cli", str(library), "done"]
+    assert "building the search index" not in jobs.inner_text()
+    assert page.evaluate(WRAPPED_HEADERS, "#ume-jobs") == [] == page.evaluate(WRAPPED_HEADERS, "#ume-library")
     page.locator("#ume-failures", has_text="broken.jpg").wait_for(timeout=WAIT_MS)
     page.locator("#ume-library", has_text=str(library)).wait_for(timeout=WAIT_MS)
     page.locator("#ume-title", has_text="2 items").wait_for(timeout=WAIT_MS)
@@ -258,4 +279,36 @@ def test_a_job_handed_over_by_ume_index_shows_on_an_open_page(
     page.locator("#ume-chosen-folder input").click()
     page.get_by_role("option", name=str(library)).wait_for(timeout=WAIT_MS)  # Re-scan and Remove can use it
     screenshot(page, "index_tab_after_cli_job.png")
+    page.close()
+
+
+# Whether the element on top at the middle of the button is the button itself (nothing drawn over it).
+ON_TOP = """(name) => {
+  const button = [...document.querySelectorAll("button")].find((b) => b.innerText.trim() === name);
+  const box = button.getBoundingClientRect();
+  const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  return button.contains(top);
+}"""
+
+
+def test_a_job_from_the_page_shows_its_progress_above_the_jobs_and_over_no_button(
+    browser, fresh_server: Server, tmp_path: Path
+) -> None:
+    library = tmp_path / "photos"
+    library.mkdir()
+    Image.new("RGB", (64, 48), (200, 120, 30)).save(library / "orange.png")
+    page = open_page(browser, fresh_server.url)
+    page.get_by_role("tab", name="Index").click()
+    page.get_by_role("button", name="Pause the reasoning pass").click()  # the job waits in its reasoning
+    page.get_by_label("Folder to add").fill(str(library))
+    page.get_by_role("button", name="Index", exact=True).click()
+    page.locator("#ume-background .ume-now", has_text="job-1 (page)").wait_for(timeout=WAIT_MS)
+    page.locator("#ume-background", has_text="paused: 1 item waits").wait_for(timeout=WAIT_MS)
+    assert page.locator("#ume-background progress.ume-progress").count() == 1
+    assert page.evaluate(ON_TOP, "Pause the reasoning pass") and page.evaluate(ON_TOP, "Resume")
+    screenshot(page, "index_tab_job_running.png")
+    page.get_by_role("button", name="Resume").click()
+    page.locator("#ume-index-summary", has_text="1 indexed").wait_for(timeout=WAIT_MS)
+    page.locator("#ume-background", has_text="idle: nothing waits").wait_for(timeout=WAIT_MS)
+    assert page.locator("#ume-background .ume-now").count() == 0
     page.close()
