@@ -5,6 +5,7 @@
 - `live`: what an open page keeps current (banners, counts, folders, modes, the Index tab);
 - `page_load`: what a fresh page fills in (every live part, and the controls of its deep link);
 - `index_view`: the Index tab's tables and lines, for jobs from every source;
+- `examples`: the example queries a model ships with, as buttons that search;
 - `detail`: the pane showing one item, its media and the model's reasoning;
 - `display_media`: gallery tiles and originals, decoded by `model.media`;
 - `controls`: choices and status lines the tabs share;

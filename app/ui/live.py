@@ -11,6 +11,7 @@ what it shows (its `seen` state), and only the parts that differ are sent.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from dataclasses import dataclass
@@ -123,7 +124,8 @@ class LivePage:
         shown = dict(seen.get("shown", {}))
         updates: Values = {}
         for component, value in fresh.items():
-            digest = json.dumps(value, default=str, sort_keys=True)
+            shown_as = json.dumps(value, default=str, sort_keys=True).encode()
+            digest = hashlib.blake2b(shown_as, digest_size=16).hexdigest()
             if shown.get(str(component._id)) != digest:
                 updates[component] = value
                 shown[str(component._id)] = digest
