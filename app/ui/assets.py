@@ -67,6 +67,7 @@ CSS = """
 .ume-progress::-moz-progress-bar { background: var(--color-accent); border-radius: 999px; }
 .ume-now { font-weight: 600; }
 .ume-warning { color: #b54708; font-weight: 600; }
+.dark .ume-warning { color: #fdb022; }
 /* wide tables scroll sideways inside their box on a phone, headers whole (never "E T A") */
 #ume-jobs table, #ume-library table { min-width: 720px; }
 #ume-jobs thead *, #ume-library thead * { white-space: nowrap; word-break: keep-all; }
