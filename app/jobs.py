@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from app.library import outcome_line
 from indexer.catalog.store import StoreError
 from indexer.config import ConfigError, IndexConfig, validation_message
 from indexer.pipeline import ProgressCallback
@@ -112,6 +113,16 @@ class Job:
         with self._changed:
             return self._changed.wait_for(lambda: self.ended, timeout)
 
+    def doing(self) -> str:
+        """One true line about the job now: waiting, its current step, or how it ended."""
+        if self.state == "queued":
+            return "waiting for the running job to end"
+        if self.state == "running":
+            return self.stages[-1] if self.stages else "indexing new and changed files"
+        if self.summary is not None:
+            return outcome_line(self.summary, self.roots)
+        return self.error or "failed"
+
     def to_json(self) -> dict[str, Any]:
         """What a page or client shows about the job."""
         eta = self.eta_seconds()
@@ -166,6 +177,7 @@ class JobRunner:
         self._exclusive = threading.Lock()  # held while a job runs; see `between_jobs`
         self._closed = False
         self._thread: threading.Thread | None = None
+        self.changes = 0  # counts jobs queued, started and ended, and work done between jobs
 
     def submit(self, config: IndexConfig, origin: JobOrigin) -> Job:
         """Queue a run of `config`; a watcher's re-scan already waiting is not queued twice."""
@@ -178,6 +190,7 @@ class JobRunner:
             job = Job(f"job-{next(self._ids)}", origin, config)
             job._emit({"event": "queued", "position": len(self._queue) + (self._running is not None)})
             self._queue.append(job)
+            self.changes += 1
             self._start_thread()
             self._wakeup.notify_all()
         return job
@@ -206,7 +219,10 @@ class JobRunner:
     def between_jobs(self) -> Iterator[None]:
         """Run the body while no job writes (removing a folder must not race a re-scan of it)."""
         with self._exclusive:
-            yield
+            try:
+                yield
+            finally:
+                self.changes += 1
 
     def close(self, wait_s: float = 30.0) -> bool:
         """Take no more jobs, drop the queued ones, give the running one `wait_s` to end; returns
@@ -234,11 +250,13 @@ class JobRunner:
                 if self._closed:
                     return
                 job = self._running = self._queue.popleft()
+                self.changes += 1
             with self._exclusive:
                 self._run(job)
             with self._wakeup:
                 self._running = None
                 self._finished.append(job)
+                self.changes += 1
 
     def _run(self, job: Job) -> None:
         job._emit({"event": "running"}, state="running", started=time.monotonic())

@@ -29,12 +29,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
+
+if TYPE_CHECKING:
+    from app.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ CHANGE_WORDS = {
     "deleted": "deleted",
 }
 
-Submit = Callable[[Path], Any]  # queue a re-scan of this root; returns the job
+Submit = Callable[[Path], "Job"]  # queue a re-scan of this root; returns the job
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,21 @@ class WatchNote:
 
     at: float  # time.time()
     root: str
-    what: str  # "2 new, 1 deleted: re-scan queued (job-7)", "unavailable: its items are kept"
+    what: str  # "2 new, 1 deleted", "unavailable: not re-scanned, its items stay searchable"
+    job: Job | None = None  # the re-scan it queued, if it did
+
+    def describe(self) -> str:
+        """`what`, then where its re-scan stands now (queued, running, or how it ended)."""
+        job = self.job
+        if job is None:
+            return self.what
+        if job.state == "queued":
+            return f"{self.what}: re-scan queued ({job.id})"
+        if job.state == "running":
+            return f"{self.what}: re-scanning ({job.id})"
+        if job.state == "done":
+            return f"{self.what}: re-scanned ({job.id}: {job.doing()})"
+        return f"{self.what}: re-scan failed ({job.id}: {job.doing()})"
 
 
 @dataclass
@@ -240,11 +257,11 @@ class FolderWatcher:
         except Exception as error:  # the server is stopping, or the job was refused
             self._note(root, f"{why}: could not queue a re-scan ({error})")
             return
-        self._note(root, f"{why}: re-scan queued ({getattr(job, 'id', job)})")
+        self._note(root, why, job)
 
-    def _note(self, root: Path, what: str) -> None:
-        log.info("watching %s: %s", root, what)
-        self.last = WatchNote(time.time(), str(root), what)
+    def _note(self, root: Path, what: str, job: Job | None = None) -> None:
+        log.info("watching %s: %s%s", root, what, f" (re-scan {job.id})" if job is not None else "")
+        self.last = WatchNote(time.time(), str(root), what, job)
 
     def _forget(self, root: Path) -> None:
         self._unwatch(root)

@@ -2,7 +2,10 @@
 
 - `page`: the whole page (`build_ui`) and serving it (`launch`);
 - `search_tab`, `traces_tab`, `index_tab`: one tab each, its layout (`build_*_tab`) and handlers;
-- `page_load`: what a fresh page fills in (banners, folders, mode help, the deep link);
+- `live`: what an open page keeps current (banners, counts, folders, modes, the Index tab);
+- `page_load`: what a fresh page fills in (every live part, and the controls of its deep link);
+- `index_view`: the Index tab's tables and lines, for jobs from every source;
+- `examples`: the example queries a model ships with, as buttons that search;
 - `detail`: the pane showing one item, its media and the model's reasoning;
 - `display_media`: gallery tiles and originals, decoded by `model.media`;
 - `controls`: choices and status lines the tabs share;

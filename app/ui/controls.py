@@ -17,7 +17,8 @@ from model.media import MediaError
 USER_ERRORS = (SearchError, StoreError, MediaError, ModelLoadError)
 MAX_TOP_K = 100
 MODE_CHOICES = [("Fast", "fast"), ("Reasoning", "reasoning"), ("Re-rank", "rerank")]
-KIND_CHOICES = [("All kinds", "all")] + [(f"{kind.capitalize()}s", kind) for kind in ITEM_KINDS]
+KIND_NAMES: dict[str, str] = {kind: f"{kind.capitalize()}s" for kind in ITEM_KINDS}
+KIND_CHOICES = [("All kinds", "all")] + [(name, kind) for kind, name in KIND_NAMES.items()]
 ALL_FOLDERS = ("All folders", "")
 
 

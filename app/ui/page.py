@@ -2,7 +2,8 @@
 
 The page holds no search logic: each tab's module (`search_tab`, `traces_tab`, `index_tab`)
 lays out its controls and wires its handlers, which call the search service and the indexer.
-This module puts the tabs together, fills them on page load (`page_load`) and serves the page.
+This module puts the tabs together, fills them on page load (`page_load`), keeps them current
+while the page is open (`live`) and serves the page.
 
 Events and their queues:
 - fast searches (`/search_fast`) share the "fast" group, many at a time;
@@ -23,9 +24,10 @@ from starlette.middleware import Middleware
 
 from app.api import api_routes
 from app.files import FileRouteGuard
-from app.ui.assets import CSS, MARK_MODES, RUN_DEEP_LINK, theme
+from app.ui.assets import CSS, KEYBOARD, MARK_MODES, RUN_DEEP_LINK, theme
 from app.ui.context import AppContext
 from app.ui.index_tab import build_index_tab
+from app.ui.live import LivePage, LiveParts
 from app.ui.page_load import PageLoad
 from app.ui.search_tab import FAST_CONCURRENCY, build_search_tab
 from app.ui.traces_tab import build_traces_tab
@@ -45,22 +47,18 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Traces", id="traces") as traces_tab:
                 traces_folder = build_traces_tab(ctx, traces_tab)
             with gr.Tab("Index", id="index"):
-                build_index_tab(ctx)
-        loader = PageLoad(ctx)
-        demo.load(
-            loader.on_load,
-            None,
-            [
-                banner,
-                title,
-                *controls.deep_link_outputs,
-                controls.mode_reasons,
-                controls.mode_help,
-                traces_folder,
-            ],
-            api_visibility="private",
-            queue=False,
-        ).then(None, [controls.mode_reasons], None, js=MARK_MODES).then(None, None, None, js=RUN_DEEP_LINK)
+                index = build_index_tab(ctx)
+        parts = LiveParts(banner, title, controls.folder, controls.mode_reasons, controls.mode_help,
+                          traces_folder, index)  # fmt: skip
+        live = LivePage(ctx, parts)
+        loader = PageLoad(live, controls.deep_link_outputs)
+        hidden: dict[str, Any] = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
+        demo.load(loader.on_load, None, loader.outputs, **hidden).then(
+            None, [controls.mode_reasons], None, js=MARK_MODES
+        ).then(None, None, None, js=RUN_DEEP_LINK)
+        live.timer.tick(live.tick, [live.seen], live.outputs, **hidden).then(
+            None, [controls.mode_reasons], None, js=MARK_MODES
+        )
     return demo
 
 
@@ -86,6 +84,7 @@ def launch(
         theme=theme(),
         css=CSS,
         footer_links=["api"],
+        js=KEYBOARD,
         max_file_size=MAX_UPLOAD,
         **launch_options,
     )

@@ -23,7 +23,20 @@ from typing import Any
 import gradio as gr
 
 from app.search import DEFAULT_TOP_K, SearchError, SearchHit, SearchResult, SearchService, TextCallback
-from app.ui.assets import DISPATCH_SEARCH, MODE_ID, RUN_FAST_ID, RUN_GENERATE_ID, SEARCH_BUTTON_ID
+from app.ui.assets import (
+    CLOSE_DETAIL_ID,
+    DISPATCH_SEARCH,
+    EXAMPLE_SEARCH,
+    FORGET_EXAMPLE_KIND,
+    KEEP_CHOSEN_KIND,
+    MODE_ID,
+    RUN_FAST_ID,
+    RUN_GENERATE_ID,
+    SEARCH_BUTTON_ID,
+    SHOW_DETAIL,
+    SHOW_RESULTS,
+    STATUS_ID,
+)
 from app.ui.context import AppContext
 from app.ui.controls import (
     ALL_FOLDERS,
@@ -36,8 +49,8 @@ from app.ui.controls import (
 )
 from app.ui.detail import Detail, detail_pane, empty_detail, item_detail
 from app.ui.display_media import tile
+from app.ui.examples import example_queries
 from app.ui.uploads import example_image
-from model.world.gallery import read_example_queries
 
 log = logging.getLogger(__name__)
 
@@ -265,15 +278,14 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
         )
     with gr.Row():
         mode = gr.Radio(MODE_CHOICES, value="fast", label="Mode", elem_id=MODE_ID, scale=3)
-        kind = gr.Dropdown(KIND_CHOICES, value="all", label="Kind", scale=1)
+        kind = gr.Dropdown(KIND_CHOICES, value="all", label="Kind", scale=1, elem_id="ume-kind")
         folder = gr.Dropdown([ALL_FOLDERS], value="", label="Folder", allow_custom_value=True, scale=2)
         top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Results", scale=2)
         shortlist = gr.Slider(
             10, 500, value=ctx.shortlist, step=10, label="Re-rank shortlist N", visible=False, scale=2
         )
-    mode_help = gr.HTML(elem_id="ume-mode-help")
     mode_reasons = gr.Textbox("{}", visible="hidden")
-    example_queries(ctx, text, kind)
+    examples = example_queries(ctx, text, kind)
     example = "Search by example: an image or a video clip (combines with the words)"
     with gr.Accordion(example, open=False), gr.Row():
         image = example_image(
@@ -288,9 +300,9 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
         visible=False,
         elem_id="ume-query-reasoning",
     )
-    status = gr.HTML()
-    with gr.Row():
-        with gr.Column(scale=3):
+    status = gr.HTML(elem_id=STATUS_ID)
+    with gr.Row(elem_id="ume-results-row"):
+        with gr.Column(scale=3, min_width=280):
             gallery = gr.Gallery(
                 show_label=False,
                 columns=4,
@@ -300,8 +312,10 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
                 allow_preview=False,
                 elem_id="ume-results",
             )
-        with gr.Column(scale=2, elem_id="ume-detail"):
+        with gr.Column(scale=2, min_width=280, elem_id="ume-detail"):
             pane = detail_pane("ume-reasoning", SELECT_HIT)
+            close_detail = gr.Button(visible="hidden", elem_id=CLOSE_DETAIL_ID)
+    mode_help = gr.HTML(elem_id="ume-mode-help")
     hits = gr.State([])
     controls = SearchControls(text, mode, kind, folder, top_k, mode_help, mode_reasons)
 
@@ -310,8 +324,12 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
     api_trigger = gr.Button(visible="hidden")
     api_result = gr.Textbox(visible="hidden")
     dispatch_inputs = [text, mode, kind, folder, top_k]
-    search_button.click(None, dispatch_inputs, None, js=DISPATCH_SEARCH)
-    text.submit(None, dispatch_inputs, None, js=DISPATCH_SEARCH)
+    search_button.click(None, dispatch_inputs, [kind], js=DISPATCH_SEARCH)
+    text.submit(None, dispatch_inputs, [kind], js=DISPATCH_SEARCH)
+    if examples is not None:  # a click fills the words and the kind, then searches
+        examples.load_input_event.then(None, dispatch_inputs, [kind], js=EXAMPLE_SEARCH)
+    text.input(None, [kind], [kind], js=FORGET_EXAMPLE_KIND)  # typing a new query drops its kind
+    kind.input(None, None, None, js=KEEP_CHOSEN_KIND)
     query = [text, image, video]
     run_fast.click(
         handlers.fast,
@@ -320,7 +338,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
         api_name="search_fast",
         concurrency_id="fast",
         concurrency_limit=FAST_CONCURRENCY,
-    )
+    ).then(None, None, None, js=SHOW_RESULTS)
     run_generate.click(
         handlers.generate,
         [*query, mode, kind, folder, top_k, shortlist],
@@ -328,7 +346,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
         api_name="search_reasoning",
         concurrency_id="generate",
         concurrency_limit=1,
-    )
+    ).then(None, None, None, js=SHOW_RESULTS)
     api_trigger.click(
         handlers.api,
         [*query, mode, kind, folder, top_k],
@@ -337,21 +355,13 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
         concurrency_id="api",
         concurrency_limit=API_CONCURRENCY,
     )
-    gallery.select(handlers.select, [hits], pane.outputs, api_visibility="private", queue=False)
+    gallery.select(handlers.select, [hits], pane.outputs, api_visibility="private", queue=False).then(
+        None, None, None, js=SHOW_DETAIL
+    )
+    close_detail.click(lambda: empty_detail(SELECT_HIT).as_outputs(), None, pane.outputs,
+                       api_visibility="private", queue=False)  # fmt: skip
     mode.change(mode_visibility, [mode], [shortlist, query_reasoning], api_visibility="private", queue=False)
     return controls
-
-
-def example_queries(ctx: AppContext, text: gr.Textbox, kind: gr.Dropdown) -> None:
-    """Clickable queries the loaded model ships with (the reference model does), in its words.
-
-    A click fills the words and the kind: the model was taught each kind's own task.
-    """
-    encoder = ctx.service.encoder if ctx.service is not None else None
-    examples = read_example_queries(encoder.model_id) if encoder is not None else []
-    if examples:
-        label = "Example queries in the words this model was trained on"
-        gr.Examples([list(example) for example in examples], [text, kind], label=label)
 
 
 def _coalesced(updates: queue.Queue[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:

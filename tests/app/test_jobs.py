@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from app.jobs import JobRunner
+from app.library import reasoning_line
 from app.ui.context import make_context
 from app.ui.index_tab import IndexHandlers
 from indexer.catalog.open import open_store
@@ -156,17 +157,56 @@ def test_the_index_tab_runs_through_the_job_runner(index: FixtureIndex, tmp_path
         settings = {"data_dir": tmp_path / "data", "max_new_tokens": 4}
         ctx = make_context(store, COLLECTION, load_encoder(index.model_dir), index_settings=settings)
         handlers = IndexHandlers(ctx)
-        said: list[Any] = []
-        summary, failures = handlers.run(str(folder), "both", lambda *a, **k: said.append(k.get("desc")))
+        (queued, _), (summary, failures) = handlers.run(str(folder), "both")
         ((job,),) = [ctx.jobs.recent()]
+        assert queued.startswith(f'<div class="ume-run"><p>{job.id}: indexing')
         assert (job.origin, job.state, job.exit_status) == ("page", "done", 0)
         assert "1 indexed" in summary and failures == []
         rows = handlers.job_rows()
-        assert any(desc and desc.startswith("adding reasoning to 1 items") for desc in said)
+        assert "adding reasoning to 1 items" in job.stages
         assert rows[0][:5] == [job.id, "page", str(folder), "done", "1/1 items"]  # the fill's count
+        assert job.summary is not None  # how it ended, not its last step ("building the search index")
+        assert rows[0][6] == f"1 indexed files; {job.summary.points:,} items in the collection"
         assert str(folder) in {row[0] for row in handlers.library_rows()}
         ctx.gate.pause()
         assert "paused" in handlers.background_html()
         assert "Search graph: none, exact scan over" in handlers.background_html()  # a tiny index
-        assert "running" in handlers.resume()
+        assert (
+            "Reasoning pass: <b>idle: nothing waits for its reasoning" in handlers.resume()
+        )  # not 'running'
         assert ctx.jobs.close()
+
+
+def test_a_folder_with_nothing_ume_reads_says_which_files_it_reads(
+    index: FixtureIndex, tmp_path: Path
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "hosts").write_text("127.0.0.1 localhost\n")
+    (folder / "notes.txt").write_text("not media")
+    shutil.copytree(index.data_dir, tmp_path / "data")
+    with open_store(data_dir=tmp_path / "data") as store:
+        ctx = make_context(
+            store, COLLECTION, load_encoder(index.model_dir), index_settings={"data_dir": tmp_path / "data"}
+        )
+        *_, (summary, failures) = IndexHandlers(ctx).run(str(folder), "both")
+        said = f"found no files ume reads in {folder}; it reads images (.bmp"
+        assert said in summary and "0 indexed" not in summary and failures == []
+        ((job,),) = [ctx.jobs.recent()]
+        assert job.doing().startswith(said) and "documents (.pdf)" in job.doing()
+        assert ctx.jobs.close()
+
+
+def test_the_reasoning_pass_is_running_only_while_a_job_has_items_to_reason_about() -> None:
+    assert reasoning_line(paused=False, running_job="job-2", pending=3).startswith("running (job-2): 3 items")
+    assert (
+        reasoning_line(paused=False, running_job="job-2", pending=0)
+        == "idle: nothing waits for its reasoning"
+    )
+    assert (
+        reasoning_line(paused=False, running_job=None, pending=0) == "idle: nothing waits for its reasoning"
+    )
+    assert reasoning_line(paused=False, running_job=None, pending=1).startswith(
+        "idle: 1 item has no reasoning"
+    )
+    assert reasoning_line(paused=True, running_job="job-2", pending=4).startswith("paused: 4 items wait")

@@ -102,6 +102,11 @@ def test_new_changed_moved_and_deleted_files_are_picked_up(served: tuple[AppCont
     assert new.config.roots == [root]  # the root, never the sub-folder that changed
     assert new.summary and new.summary.indexed == 1 and indexed(ctx, root / "nested" / "blue.png")
     assert watcher.last is not None and "1 new" in watcher.last.what
+    assert (
+        watcher.last.describe()
+        == f"1 new: re-scanned ({new.id}: 1 indexed, 2 unchanged files; 3 items in the collection)"
+    )
+    assert "queued" not in IndexHandlers(ctx).background_html()  # the job ended: not 'queued'
 
     picture(root / "red.png", (240, 240, 0), size=(72, 40))
     changed = jobs.next()
