@@ -78,7 +78,7 @@ def index_folders(
     that `config` names. `progress` shows a terminal bar; `on_progress(done, total)` hears the
     same counts (total is None until the background count finishes). `on_stage(line)` hears,
     in words, every step that can take more than a moment (loading the model, removing files
-    gone from disk, building the search index), so a run never stalls in silence. `gate`, in a
+    gone from disk, waiting for the search graph), so a run never stalls in silence. `gate`, in a
     server, lets interactive searches go first: the fill passes wait their turn at it.
 
     The store builds its search graph by itself, in the background. A run that opened the

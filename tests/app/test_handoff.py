@@ -130,7 +130,7 @@ def test_ume_index_handed_to_the_server_reports_as_a_standalone_run(
 ) -> None:
     args = ["index", str(server.library), "--data-dir", str(server.data_dir), "--model", str(tiny_model_dir)]
     code, out, err = ume(capsys, *args, *INDEXING, "--json")
-    assert "holds this index: indexing there" in err and "ume: building the search index" in err
+    assert "holds this index: indexing there" in err and "ume: adding reasoning to 2 items" in err
     summary = json.loads(out)
     alone_code, alone = standalone.first
     assert code == alone_code == 1  # the broken file failed
