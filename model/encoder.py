@@ -21,25 +21,32 @@ saw that in training, so gen quality for those rows drops. Typical generations a
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Unpack
 
-import numpy as np
 import torch
 from PIL import Image
 
 from model import prompts
+from model.encoded import (
+    DecodeRun,
+    Encoded,
+    EncodedArrays,
+    Mode,
+    TokenCallback,
+    in_caller_numbers,
+    row_callback,
+)
 from model.engine import (
+    Decoding,
     Sampling,
-    StepCallback,
     TokenIds,
     TokenOverride,
     WaitTurn,
     disc_embeddings,
     generate_embeddings,
-    parse_completion,
 )
 from model.inputs import (
     INDEXING_BUDGET,
@@ -52,27 +59,11 @@ from model.inputs import (
 )
 
 DEFAULT_MODEL = "zhibinlan/UME-R1-2B"
-Mode = Literal["disc", "gen", "both"]
 InputLike = EmbedInput | str | Image.Image
-TokenCallback = Callable[[int, list[int]], None]  # (input index, its tokens so far)
 
 
 class ModelLoadError(Exception):
     """A checkpoint that cannot be loaded; the message is one line saying what to do."""
-
-
-@dataclass
-class Encoded:
-    """Embeddings and generated text for a list of inputs, in input order."""
-
-    disc: np.ndarray | None  # (n, hidden) float32, L2-normalised
-    gen: np.ndarray | None  # (n, hidden) float32, L2-normalised
-    reasoning: list[str | None]
-    summary: list[str | None]
-    completion: list[str | None]  # raw generated text, None in disc mode
-
-    def __len__(self) -> int:
-        return len(self.reasoning)
 
 
 def _as_input(item: InputLike) -> EmbedInput:
@@ -167,13 +158,8 @@ class Encoder:
         *,
         mode: Mode = "both",
         batch_size: int = 16,
-        max_new_tokens: int = 8192,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: int | None = None,
         on_tokens: TokenCallback | None = None,
+        **decoding: Unpack[Decoding],
     ) -> Encoded:
         """Embed queries with the query-side task texts (by what they search for).
 
@@ -186,13 +172,8 @@ class Encoder:
             self._prepare_all(items, [task_text(i, query_task(i, target_kind)) for i in items]),
             mode=mode,
             batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            seed=seed,
             on_tokens=on_tokens,
+            **decoding,
         )
 
     def encode_document(
@@ -201,13 +182,8 @@ class Encoder:
         *,
         mode: Mode = "both",
         batch_size: int = 16,
-        max_new_tokens: int = 8192,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: int | None = None,
         on_tokens: TokenCallback | None = None,
+        **decoding: Unpack[Decoding],
     ) -> Encoded:
         """Embed candidates (photos, video segments, pages, texts) with the document-side task texts.
 
@@ -217,13 +193,8 @@ class Encoder:
             inputs,
             mode=mode,
             batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            seed=seed,
             on_tokens=on_tokens,
+            **decoding,
         )
 
     def encode(
@@ -233,13 +204,8 @@ class Encoder:
         *,
         mode: Mode = "both",
         batch_size: int = 16,
-        max_new_tokens: int = 8192,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: int | None = None,
         on_tokens: TokenCallback | None = None,
+        **decoding: Unpack[Decoding],
     ) -> Encoded:
         """Embed inputs with an explicit task template (`{text}` = the input's words).
 
@@ -251,13 +217,8 @@ class Encoder:
             self._prepare_all(items, [task_text(i, task or document_task(i)) for i in items]),
             mode=mode,
             batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            seed=seed,
             on_tokens=on_tokens,
+            **decoding,
         )
 
     def prepare(self, item: EmbedInput, task: str) -> PreparedInput:
@@ -273,17 +234,12 @@ class Encoder:
         *,
         mode: Mode = "both",
         batch_size: int = 16,
-        max_new_tokens: int = 8192,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: int | None = None,
         on_tokens: TokenCallback | None = None,
         wait_turn: WaitTurn | None = None,
         refill: bool = True,
         override: TokenOverride | None = None,
         stop_at_gen_emb: bool = True,
+        **decoding: Unpack[Decoding],
     ) -> Encoded:
         """Embed prepared inputs, batching by prompt length; results come back in input order.
 
@@ -311,17 +267,12 @@ class Encoder:
         if mode not in ("disc", "gen", "both"):
             raise ValueError(f"mode must be disc, gen or both, not {mode!r}")
         sampling = Sampling(
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            seed=seed,
+            **decoding,
             stop_at_gen_emb=stop_at_gen_emb,
             also_stop_at=() if stop_at_gen_emb else self._end_of_text(),
         )
         order = sorted(range(len(prepared)), key=lambda i: prepared[i].length, reverse=True)
-        result = _EmptyResult(len(prepared), self.hidden_size, mode)
+        result = EncodedArrays(len(prepared), self.hidden_size, mode)
         size = max(batch_size, 1)
         groups = [order[start : start + size] for start in range(0, len(order), size)]
         if refill and mode != "disc" and len(order) > size:
@@ -333,7 +284,7 @@ class Encoder:
                 batch = self._collated([prepared[i] for i in group])
                 result.store_disc(group, disc_embeddings(self.model, batch, self.token_ids))
                 continue
-            run = _Run(group, size, on_tokens, wait_turn, override)
+            run = DecodeRun(group, size, on_tokens, wait_turn, override)
             self._generate(prepared, run, sampling, result)
         return result.finish(self.processor.tokenizer)
 
@@ -347,7 +298,7 @@ class Encoder:
         return {k: v.to(self.device) for k, v in collate(items, self.token_ids.pad).items()}
 
     def _generate(
-        self, prepared: Sequence[PreparedInput], run: _Run, sampling: Sampling, result: _EmptyResult
+        self, prepared: Sequence[PreparedInput], run: DecodeRun, sampling: Sampling, result: EncodedArrays
     ) -> None:
         """One decode over `run.order`: the first `run.width` inputs start, the others join as
         rows finish."""
@@ -363,9 +314,9 @@ class Encoder:
             self.model,
             self._collated([prepared[i] for i in run.order[:taken]]),
             self.token_ids,
-            replace(sampling, override=_in_caller_numbers(run.override, run.order, self.device)),
+            replace(sampling, override=in_caller_numbers(run.override, run.order, self.device)),
             want_disc=result.mode == "both",
-            on_step=_row_callback(run.order, run.on_tokens) if run.on_tokens else None,
+            on_step=row_callback(run.order, run.on_tokens) if run.on_tokens else None,
             wait_turn=run.wait_turn,
             refill=more if len(run.order) > taken else None,
         )
@@ -373,78 +324,6 @@ class Encoder:
         result.store_gen(run.order, out.gen, out.completions)
         if out.disc is not None:
             result.store_disc(run.order, out.disc)
-
-
-@dataclass
-class _Run:
-    """One decode call of `encode_prepared`: its inputs in arrival order and the caller's hooks."""
-
-    order: list[int]  # input indices; the engine numbers them 0, 1, ... in this order
-    width: int  # rows decoded at once
-    on_tokens: TokenCallback | None
-    wait_turn: WaitTurn | None
-    override: TokenOverride | None
-
-
-def _in_caller_numbers(
-    override: TokenOverride | None, order: list[int], device: torch.device
-) -> TokenOverride | None:
-    """The engine numbers a call's inputs by arrival; the caller's `override` expects its own."""
-    if override is None:
-        return None
-    numbers = torch.tensor(order, device=device)
-    caller = override
-
-    def renumbered(tokens: torch.Tensor, inputs: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
-        return caller(tokens, numbers[inputs], before)
-
-    return renumbered
-
-
-class _EmptyResult:
-    """Arrays filled batch by batch, then turned into an `Encoded`."""
-
-    def __init__(self, size: int, hidden: int, mode: Mode) -> None:
-        self.mode = mode
-        self.disc = np.zeros((size, hidden), np.float32) if mode in ("disc", "both") else None
-        self.gen = np.zeros((size, hidden), np.float32) if mode in ("gen", "both") else None
-        self.completion_ids: list[list[int] | None] = [None] * size
-
-    def store_disc(self, indices: list[int], disc: torch.Tensor) -> None:
-        assert self.disc is not None
-        self.disc[indices] = disc.cpu().numpy()
-
-    def store_gen(self, indices: list[int], gen: torch.Tensor, completions: list[list[int]]) -> None:
-        assert self.gen is not None
-        self.gen[indices] = gen.cpu().numpy()
-        for index, completion in zip(indices, completions, strict=True):
-            self.completion_ids[index] = completion
-
-    def finish(self, tokenizer: Any) -> Encoded:
-        texts = [
-            None if ids is None else tokenizer.decode(ids, skip_special_tokens=True)
-            for ids in self.completion_ids
-        ]
-        parsed = [None if t is None else parse_completion(t) for t in texts]
-        return Encoded(
-            disc=self.disc,
-            gen=self.gen,
-            reasoning=[p.reasoning if p else None for p in parsed],
-            summary=[p.summary if p else None for p in parsed],
-            completion=texts,
-        )
-
-
-def _row_callback(indices: list[int], on_tokens: TokenCallback) -> StepCallback:
-    """Per-row token reports of one batch -> each input's tokens so far."""
-    so_far: dict[int, list[int]] = {}
-
-    def on_step(rows: list[int], tokens: list[int]) -> None:
-        for row, token in zip(rows, tokens, strict=True):
-            so_far.setdefault(row, []).append(token)
-            on_tokens(indices[row], so_far[row])
-
-    return on_step
 
 
 def lookup_token_ids(tokenizer: Any) -> TokenIds:

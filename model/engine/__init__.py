@@ -49,7 +49,7 @@ from model.engine.prefill import (
     truncate_after,
 )
 from model.engine.refill import PromptSource
-from model.engine.sampling import Sampling, TokenOverride, forced_stops, pick_next_tokens
+from model.engine.sampling import Decoding, Sampling, TokenOverride, forced_stops, pick_next_tokens
 from model.engine.state import StepCallback
 from model.engine.teacher_forcing import append_completions, gen_positions, teacher_forced_gen_embeddings
 from model.engine.tokens import TokenIds
@@ -59,6 +59,7 @@ __all__ = [
     "BatchEmbeddings",
     "ParsedCompletion",
     "PromptSource",
+    "Decoding",
     "Sampling",
     "StepCallback",
     "TokenIds",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 
@@ -12,6 +13,18 @@ from model.engine.tokens import TokenIds
 # Rewrites the tokens just chosen: (tokens (rows,), each row's input index (rows,), tokens each row
 # generated before these (rows,)) -> tokens. Tests and benchmarks force stop lengths with it.
 TokenOverride = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Decoding(TypedDict, total=False):
+    """The decoding settings a caller of the encoder may change, by keyword; the rest of
+    `Sampling` is the encoder's own. Defaults are `Sampling`'s."""
+
+    max_new_tokens: int
+    do_sample: bool
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int | None
 
 
 @dataclass(frozen=True)
