@@ -9,9 +9,11 @@
                        -> the JSON of `ume search --json` (an outdated-index notice, if any, in the
                           X-Ume-Warning header)
 
-Errors are `{"error": "one line"}` with status 400 (a request the caller can fix), 401 (a login
-is needed: `ume serve --auth` applies here too, as HTTP Basic), 403 (a folder outside what the
-server may index) or 409 (another collection than the one served).
+Errors are `{"error": "one line"}` with status 400 (a request the caller can fix: a body that is
+not JSON, a field of the wrong type, a value beyond a stated limit of `app.limits`, which the line
+names), 401 (a login is needed: `ume serve --auth` applies here too, as HTTP Basic; checked
+before the body is read), 403 (a folder outside what the server may index) or 409 (another
+collection than the one served).
 
 A job keeps running when its caller disconnects: the server owns it, and the Index tab shows it.
 """
@@ -29,10 +31,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
-from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS, DEFAULT_SHORTLIST, DEFAULT_TOP_K, SearchError
+from app.api_requests import BadRequest, IndexRequest, SearchRequest, Upload, parse_body
+from app.limits import LimitError, check_request
+from app.search import SearchError
 from app.ui.context import AppContext
 from indexer.catalog.collection import describe, resolved_model_id
 from indexer.catalog.store import StoreError
@@ -41,31 +46,6 @@ from indexer.config import ConfigError, validation_message
 API_PREFIX = "/ume"
 LOGIN_NEEDED = "this ume server requires a login: give --auth USER:PASSWORD or set UME_AUTH"
 WRONG_LOGIN = "this ume server refused the login: check --auth USER:PASSWORD or UME_AUTH"
-
-
-class IndexRequest(BaseModel):
-    roots: list[str]
-    collection: str
-    fields: dict[str, Any] = Field(default_factory=dict)  # IndexConfig fields besides the location
-
-
-class Upload(BaseModel):
-    name: str
-    data: str  # base64 of the file's bytes
-
-
-class SearchRequest(BaseModel):
-    collection: str
-    text: str | None = None
-    image: Upload | None = None
-    video: Upload | None = None
-    mode: str = "fast"
-    kind: str | None = None
-    folder: str | None = None
-    top_k: int = DEFAULT_TOP_K
-    shortlist: int = DEFAULT_SHORTLIST
-    max_new_tokens: int = DEFAULT_QUERY_MAX_NEW_TOKENS
-    model: str | None = None
 
 
 def error(message: str, status: int) -> JSONResponse:
@@ -93,20 +73,44 @@ def same(given: str, expected: str) -> bool:
 
 
 def api_routes(ctx: AppContext, auth: tuple[str, str] | None) -> list[BaseRoute]:
-    """The routes, to be given to the app Gradio builds (`FastAPI(routes=...)`)."""
+    """The routes, to be given to the app Gradio builds (`FastAPI(routes=...)`).
+
+    Each checks the login before it reads anything else of the request, then parses the body
+    itself (`app.api_requests`) so that every refusal is one line; the work runs in a thread."""
     router = APIRouter(prefix=API_PREFIX)
 
     @router.post("/index")
-    def index(request: Request, body: IndexRequest) -> Response:
-        return login_refusal(request, auth) or start_index(ctx, body)
+    async def index(request: Request) -> Response:
+        refused = login_refusal(request, auth)
+        if refused is not None:
+            return refused
+        try:
+            body = parse_body(await request.body(), IndexRequest)
+        except BadRequest as problem:
+            return error(str(problem), 400)
+        return await run_in_threadpool(start_index, ctx, body)
 
     @router.get("/status")
-    def status(request: Request, collection: str) -> Response:
-        return login_refusal(request, auth) or collection_status(ctx, collection)
+    async def status(request: Request) -> Response:
+        refused = login_refusal(request, auth)
+        if refused is not None:
+            return refused
+        collection = request.query_params.get("collection")
+        if not collection:
+            return error("give the collection: GET /ume/status?collection=NAME", 400)
+        return await run_in_threadpool(collection_status, ctx, collection)
 
     @router.post("/search")
-    def search(request: Request, body: SearchRequest) -> Response:
-        return login_refusal(request, auth) or run_search(ctx, body)
+    async def search(request: Request) -> Response:
+        refused = login_refusal(request, auth)
+        if refused is not None:
+            return refused
+        try:
+            body = parse_body(await request.body(), SearchRequest)
+            check_request(body.text, body.top_k, body.shortlist, body.max_new_tokens)
+        except (BadRequest, LimitError) as problem:
+            return error(str(problem), 400)
+        return await run_in_threadpool(run_search, ctx, body)
 
     return list(router.routes)
 
@@ -168,7 +172,7 @@ def run_search(ctx: AppContext, body: SearchRequest) -> Response:
                 body.top_k, body.shortlist, body.max_new_tokens,
             )  # fmt: skip
             notice = service.outdated_notice()
-        except (SearchError, StoreError, ValueError) as problem:
+        except (SearchError, LimitError, StoreError, ValueError) as problem:
             return error(str(problem), 400)
     return JSONResponse(result.to_json(), headers={"X-Ume-Warning": notice} if notice else None)
 

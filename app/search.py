@@ -35,6 +35,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from PIL import Image
 
+from app.limits import check_request
 from indexer.catalog import schema
 from indexer.catalog.collection import (
     collection_mode,
@@ -241,8 +242,7 @@ class SearchService:
         self.encoder = encoder
         self.gate = gate  # the server's background indexing waits here while a search runs
         self._generation = threading.Lock()
-        # The fingerprint of the weights the encoder was loaded from, read now: files replaced
-        # later do not change the loaded model.
+        # The loaded weights' fingerprint, read now: files replaced later do not change the model.
         self._revision = weights_revision(resolved_model_id(encoder.model_id)) if encoder else ""
 
     def collection_info(self) -> CollectionInfo:
@@ -303,11 +303,11 @@ class SearchService:
         `sample` = (temperature, seed) samples the query's reasoning instead of greedy decoding
         (pass@k evaluation); the fast mode generates nothing and ignores it."""
         began = time.perf_counter()
+        check_request(text, top_k, shortlist, max_new_tokens)  # the stated limits, for every caller
         checked = self.check_mode(mode)
         match = item_filter(kind, folder)
         query = query_input(text, image, video)
         encoder = self.ready_encoder()
-        top_k = max(1, int(top_k))
         pending = 0
         with self.gate.foreground() if self.gate is not None else nullcontext():
             if checked == "fast":

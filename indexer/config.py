@@ -20,10 +20,10 @@ from indexer.catalog.collection import default_quantization
 from indexer.catalog.open import DATA_DIR_ENV
 from indexer.catalog.store import LAYOUT_NEEDS_SERVER, ClusterLayout, CollectionInfo
 from model.encoder import DEFAULT_MODEL, Mode
+from model.hub import MODEL_ENV
 from model.media import DEFAULT_PDF_DPI
 
 QDRANT_URL_ENV = "UME_QDRANT_URL"
-MODEL_ENV = "UME_MODEL"
 SHARDS_ENV = "UME_SHARDS"
 REPLICAS_ENV = "UME_REPLICAS"
 DEFAULT_COLLECTION = "media"

@@ -51,7 +51,8 @@ from indexer.scan import absolute_root
 from indexer.sharding import ShardSpec, open_store_waiting
 from indexer.state import IndexedState, remove_files
 from indexer.summary import RunSummary
-from model.encoder import Encoder, Mode
+from model.encoder import Encoder, Mode, ModelLoadError
+from model.hub import fetch_refusal, on_this_machine
 from model.inputs import INDEXING_BUDGET
 
 log = logging.getLogger(__name__)
@@ -327,7 +328,11 @@ class _Run:
         encoder = self.encoder
         if encoder is None:
             started = time.perf_counter()
-            self.say(f"loading model {self.model} (a first download can take minutes)")
+            refusal = fetch_refusal(self.model)  # before saying anything: one line, not two
+            if refusal is not None:
+                raise ModelLoadError(refusal)
+            fetched = "" if on_this_machine(self.model) else " (a first download can take minutes)"
+            self.say(f"loading model {self.model}{fetched}")
             encoder = self._from_pretrained()
             self.model_seconds = time.perf_counter() - started
             self.say(f"model loaded in {self.model_seconds:.1f} s")

@@ -48,6 +48,7 @@ from model.engine import (
     disc_embeddings,
     generate_embeddings,
 )
+from model.hub import DEFAULT_MODEL, fetch_refusal, on_this_machine, try_reference
 from model.inputs import (
     INDEXING_BUDGET,
     EmbedInput,
@@ -58,7 +59,6 @@ from model.inputs import (
     text_input,
 )
 
-DEFAULT_MODEL = "zhibinlan/UME-R1-2B"
 InputLike = EmbedInput | str | Image.Image
 
 
@@ -118,15 +118,21 @@ class Encoder:
     ) -> Encoder:
         """Load a UME-R1 checkpoint (hub name or local directory) with its processor.
 
-        `local_files_only` never touches the network: a hub name must already be cached.
+        `local_files_only` never touches the network: a hub name must already be cached. A
+        folder or a cached copy always loads without the network; a model that must be fetched
+        is refused at once, in one line, when the hub cannot be reached (`model.hub`).
         """
         from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
 
+        name = str(name_or_path)
+        refusal = fetch_refusal(name, local_files_only)
+        if refusal is not None:
+            raise ModelLoadError(refusal)
+        local_files_only = local_files_only or on_this_machine(name)  # no update checks offline
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
         dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
-        name = str(name_or_path)
         try:
             processor = AutoProcessor.from_pretrained(name, local_files_only=local_files_only)
             model = Qwen2VLForConditionalGeneration.from_pretrained(
@@ -346,6 +352,6 @@ def _load_hint(name: str, error: BaseException) -> str:
     where = "local directory" if Path(name).exists() else "model name or directory"
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return (
-        f"cannot load UME-R1 model from {where} '{name}' ({reason[:200]}). Check the path or, offline, "
-        "make a test model with `ume build-tiny-model DIR` and pass --model DIR"
+        f"cannot load UME-R1 model from {where} '{name}' ({reason[:200]}). Check the path, or "
+        f"fetch it with `ume download-model {name}`{try_reference()}"
     )

@@ -99,7 +99,9 @@ def load_image(path: Path) -> Image.Image:
     except MediaError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise MediaError(f"{path}: image is too large ({error})") from error
+        # Pillow's own text is a paragraph about attacks; the limit it applied is what to know
+        limit = Image.MAX_IMAGE_PIXELS or MAX_IMAGE_PIXELS
+        raise MediaError(f"{path}: image is too large (more than {limit:,} pixels): resize it") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise MediaError(f"{path}: not a readable image ({_first_line(error)})") from error
     return image

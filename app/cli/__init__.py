@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "app.cli.demo_cmd",
     "app.cli.eval_cmd",
     "app.cli.train_cmd",
+    "app.cli.model_cmd",
 )
 
 
@@ -46,10 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from app.limits import LimitError
     from model.encoder import ModelLoadError
     from model.media import MediaError
 
-    errors: list[type[BaseException]] = [UserError, ModelLoadError, MediaError]
+    errors: list[type[BaseException]] = [UserError, LimitError, ModelLoadError, MediaError]
     try:
         from indexer.catalog.store import StoreError
 
@@ -67,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    _quiet_libraries()
+    _quiet_libraries(progress_bars=getattr(args, "progress_bars", False))
     try:
         return int(args.handler(args) or 0)
     except _known_errors() as error:
@@ -79,13 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _quiet_libraries() -> None:
-    """Library chatter (weight-loading bars, deprecation notes) is noise on a command line."""
+def _quiet_libraries(progress_bars: bool = False) -> None:
+    """Library chatter (weight-loading bars, deprecation notes) is noise on a command line;
+    a command that fetches files (`progress_bars`) keeps the hub's download bars."""
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not progress_bars:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         from transformers.utils import logging as hf_logging
 

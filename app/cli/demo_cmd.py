@@ -1,6 +1,7 @@
 """`ume demo`: index a gallery into an embedded index and open the search UI.
 
-It serves the page the way `ume serve` does (same server options, same policy for the Index tab)
+It serves the page the way `ume serve` does (same server options, same policy for the Index tab,
+the same note in its data dir, so `ume status` / `ume search --data-dir` hand their work to it)
 on a context of its own: the demo's index, its model, and the offline-model banner when it applies.
 
 Which model: `--model NAME` when given, or UME-R1-2B when a GPU is present, if it loads. Without
@@ -15,7 +16,6 @@ that results come from a tiny offline model, so nobody mistakes them for the met
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import torch
 
 from app.cli import UserError
 from app.cli.index_cmd import say_stage
-from app.cli.serve_cmd import add_server_options, indexing_policy, parse_auth, warn_if_exposed
+from app.cli.serve_cmd import add_server_options, indexing_policy, parse_auth, serve_page, warn_if_exposed
 from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS
 from app.ui.context import AppContext, make_context
 from indexer.catalog.open import default_data_dir, open_store
@@ -73,8 +73,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from app.ui.page import build_ui, launch
-
     auth = parse_auth(args.auth)
     warn_if_exposed(args.host, auth)
     ctx = prepare_demo(
@@ -86,22 +84,13 @@ def run_demo(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         indexing=indexing_policy(args.host, args.index_under),
     )
-    launch(build_ui(ctx), ctx, host=args.host, port=args.port, auth=auth)
-    return 0
+    # registered in its data dir as `ume serve` is, so `ume status` / `ume search` reach it
+    return serve_page(ctx, args.host, args.port, auth, demo_data_dir(args.data_dir), args.watch)
 
 
 def demo_data_dir(data_dir: Path | None) -> Path:
     """The demo keeps its own index, so it never touches (or locks) a real one."""
     return Path(data_dir).expanduser() if data_dir else default_data_dir() / "demo"
-
-
-def hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
-    """Whether the model hub answers at all; offline, the download would only retry and wait."""
-    try:
-        with socket.create_connection((host, 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 def load_demo_encoder(model: str | None, data_dir: Path, device: str | None) -> tuple[Encoder, bool]:
@@ -114,23 +103,12 @@ def load_demo_encoder(model: str | None, data_dir: Path, device: str | None) -> 
             file=sys.stderr,
         )
         return offline_encoder(data_dir, device), True
-    try:
-        return load_named_model(name, device), False
+    try:  # from a folder or the cache; fetched only when the hub answers at once (`model.hub`)
+        return Encoder.from_pretrained(name, device=device), False
     except Exception as error:  # offline, no cache, no disk space: every reason ends the same way
         reason = first_sentence(error.__cause__ or error)
         print(f"ume demo: cannot load {name} ({reason}); using the tiny reference model", file=sys.stderr)
     return offline_encoder(data_dir, device), True
-
-
-def load_named_model(name: str, device: str | None) -> Encoder:
-    """The named model from the cache, else downloaded (only when the hub answers at all)."""
-    try:
-        return Encoder.from_pretrained(name, device=device, local_files_only=True)
-    except Exception:
-        pass  # not cached: try the hub below when it can be reached
-    if not Path(name).exists() and not hub_reachable():
-        raise ConnectionError("offline: the model hub cannot be reached and no copy is cached")
-    return Encoder.from_pretrained(name, device=device)
 
 
 def offline_encoder(data_dir: Path, device: str | None) -> Encoder:

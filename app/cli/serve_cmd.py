@@ -28,6 +28,7 @@ from app.cli.common import (
     parse_auth,
     store_from_args,
 )
+from app.limits import check_request
 from app.search import (
     DEFAULT_QUERY_MAX_NEW_TOKENS,
     DEFAULT_SHORTLIST,
@@ -142,6 +143,7 @@ def indexing_policy(host: str, index_under: list[Path] | None) -> IndexingPolicy
 
 
 def run_search(args: argparse.Namespace) -> int:
+    check_request(args.text, args.top_k, args.shortlist, args.max_new_tokens)  # before anything slow
     server = handoff.server_for(args)
     if server is not None:
         return search_on(server, args)
@@ -246,15 +248,13 @@ def open_context(args: argparse.Namespace, **options: Any) -> AppContext:
             model = model_for(store, args.collection, args.model)
             encoder = Encoder.from_pretrained(model, device=args.device)
         except (ModelLoadError, StoreError) as error:
-            problems.append(f"searching is off: {error}. Browsing traces still works.")
+            problems.append(f"searching and indexing are off: {error}")
     for problem in problems:
         print(f"ume: {problem}", file=sys.stderr)
     return make_context(store, args.collection, encoder, problems, **options)
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from app.ui.page import build_ui, launch
-
     auth = parse_auth(args.auth)
     warn_if_exposed(args.host, auth)
     ctx = open_context(
@@ -268,9 +268,25 @@ def run_serve(args: argparse.Namespace) -> int:
             "replicas": args.replicas,
         },
     )
-    demo = launch(build_ui(ctx), ctx, host=args.host, port=args.port, auth=auth, prevent_thread_lock=True)
+    embedded = None if args.qdrant_url is not None else (args.data_dir or default_data_dir())
+    return serve_page(ctx, args.host, args.port, auth, embedded, args.watch)
+
+
+def serve_page(
+    ctx: AppContext,
+    host: str,
+    port: int | None,
+    auth: tuple[str, str] | None,
+    data_dir: Path | None,
+    watch: bool,
+) -> int:
+    """Serve the page and the API until Ctrl-C or SIGTERM (`ume serve` and `ume demo` alike).
+    `data_dir` is the embedded index the server holds (None for a Qdrant server)."""
+    from app.ui.page import build_ui, launch
+
+    demo = launch(build_ui(ctx), ctx, host=host, port=port, auth=auth, prevent_thread_lock=True)
     try:
-        with serving(ctx, args, str(demo.local_url), auth is not None):
+        with serving(ctx, data_dir, str(demo.local_url), auth is not None, watch):
             stop_on_sigterm()
             demo.block_thread()  # until Ctrl-C (or SIGTERM)
     finally:
@@ -279,25 +295,29 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def serving(ctx: AppContext, args: argparse.Namespace, url: str, login: bool) -> Iterator[None]:
-    """While the server runs: its note in the data dir it holds, and the folder watcher."""
-    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
-    holds_embedded = args.qdrant_url is None and ctx.service is not None
-    if holds_embedded:
-        announce(data_dir, RunningServer(url, os.getpid(), ctx.collection, login))
-    if args.watch:
+def serving(ctx: AppContext, data_dir: Path | None, url: str, login: bool, watch: bool) -> Iterator[None]:
+    """While the server runs: its note in the data dir it holds (so `ume index`, `ume status` and
+    `ume search` hand their work to it), and the folder watcher."""
+    held = data_dir if ctx.service is not None else None  # an index that did not open is not held
+    if held is not None:
+        announce(held, RunningServer(url, os.getpid(), ctx.collection, login))
+    if watch:
         start_watching(ctx)
     try:
         yield
     finally:
-        if holds_embedded:
-            withdraw(data_dir)
+        if held is not None:
+            withdraw(held)
         ctx.close()
 
 
 def start_watching(ctx: AppContext) -> None:
     if ctx.service is None or ctx.service.encoder is None:
-        print("ume: warning: --watch is off: nothing can be indexed (see the lines above)", file=sys.stderr)
+        print(
+            "ume: warning: --watch is off: without the index and a model nothing can be indexed "
+            "(see the line above)",
+            file=sys.stderr,
+        )
         return
     ctx.watch()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from app.limits import MAX_QUERY_CHARS
+
 RUN_FAST_ID = "ume-run-fast"
 RUN_GENERATE_ID = "ume-run-generate"
 SEARCH_BUTTON_ID = "ume-search"
@@ -88,7 +90,8 @@ DISPATCH_SEARCH = f"""
     if (kind === example.kind) kind = "all";
   }}
   const params = new URLSearchParams();
-  if (text) params.set("q", text);
+  // a query over the limit is refused by the search; it must not make the URL too long either
+  if (text && text.length <= {MAX_QUERY_CHARS}) params.set("q", text);
   params.set("mode", mode);
   if (kind && kind !== "all") params.set("kind", kind);
   if (folder) params.set("folder", folder);

@@ -1,6 +1,6 @@
 """What the tabs' controls share: their choices, how a filter's value reads, and the status line.
 
-A mistake a user can cause (`USER_ERRORS`: an empty query, a mode the index cannot serve, an
+A mistake a user can cause (`USER_ERRORS`: an empty or too long query, a mode the index cannot serve, an
 unreadable example file, a store or model that is not there) ends up in the status line as one
 line, never as a stack trace.
 """
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import html
 
+from app.limits import LimitError
 from app.search import ITEM_KINDS, SearchError
 from indexer.catalog.store import StoreError
 from model.encoder import ModelLoadError
 from model.media import MediaError
 
-USER_ERRORS = (SearchError, StoreError, MediaError, ModelLoadError)
+USER_ERRORS = (SearchError, LimitError, StoreError, MediaError, ModelLoadError)
 MAX_TOP_K = 100
 MODE_CHOICES = [("Fast", "fast"), ("Reasoning", "reasoning"), ("Re-rank", "rerank")]
 KIND_NAMES: dict[str, str] = {kind: f"{kind.capitalize()}s" for kind in ITEM_KINDS}

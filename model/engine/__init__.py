@@ -57,9 +57,9 @@ from model.engine.tokens import TokenIds
 __all__ = [
     "Batch",
     "BatchEmbeddings",
+    "Decoding",
     "ParsedCompletion",
     "PromptSource",
-    "Decoding",
     "Sampling",
     "StepCallback",
     "TokenIds",

@@ -214,3 +214,35 @@ def test_a_stopped_server_removes_its_note_and_frees_the_index(
     assert "Traceback" not in server.log.read_text()
     code, out, _ = ume(capsys, "status", "--data-dir", str(server.data_dir), "--json")
     assert code == 0 and json.loads(out)["points"] == 2
+
+
+def test_status_and_search_reach_a_running_demo(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ume demo` holds its index as `ume serve` does, and registers itself the same way."""
+    library, data_dir, log, port = (
+        make_library(tmp_path / "library"),
+        tmp_path / "demo",
+        tmp_path / "demo.log",
+        free_port(),
+    )
+    command = [
+        sys.executable, "-m", "app", "demo", "--model", str(tiny_model_dir), "--media", str(library),
+        "--data-dir", str(data_dir), "--port", str(port),
+    ]  # fmt: skip
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "UME_AUTH": ""}
+    with log.open("wb") as output:
+        demo = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_S
+        while running_server(data_dir) is None:  # its note: the page is up and holds the index
+            assert demo.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        code, out, err = ume(capsys, "status", "--data-dir", str(data_dir), "--json")
+        assert code == 0 and json.loads(out)["points"] == 2, err
+        code, out, err = ume(capsys, "search", "red", "--data-dir", str(data_dir), "--top-k", "1")
+        assert code == 0 and out.startswith("  1. "), err
+    finally:
+        demo.terminate()
+        demo.wait(30)
+    assert not server_file(data_dir).exists()

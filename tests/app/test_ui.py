@@ -456,7 +456,7 @@ def test_serve_reports_a_locked_index_and_a_missing_model(index: FixtureIndex, t
     args.data_dir, args.model = index.data_dir, str(tmp_path / "no-such-model")
     ctx = open_context(args)
     assert ctx.service is not None and ctx.service.encoder is None
-    assert "searching is off" in ctx.banner_html()
+    assert "searching and indexing are off: no model folder at" in ctx.banner_html()
     try:
         with pytest.raises(SearchError, match="no model is loaded"):
             ctx.service.search("cat")
@@ -566,13 +566,16 @@ def test_demo_gives_up_on_an_unreachable_hub_at_once(
 ) -> None:
     """Offline without HF_HUB_OFFLINE set, the demo must not sit through the hub's retries."""
     from app.cli import demo_cmd
+    from model import hub
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(demo_cmd, "hub_reachable", lambda *args, **kwargs: False)
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda *args, **kwargs: False)
+    monkeypatch.setattr(hub, "cached", lambda name: False)  # as on a machine that never fetched it
     encoder, is_test_model = demo_cmd.load_demo_encoder("zhibinlan/UME-R1-2B", tmp_path, device="cpu")
     assert is_test_model and encoder.hidden_size == 128
     said = capsys.readouterr().err
-    assert "offline: the model hub cannot be reached" in said
+    assert "cannot load zhibinlan/UME-R1-2B (the model zhibinlan/UME-R1-2B is not on this machine" in said
 
 
 def test_banner_says_when_indexed_files_were_embedded_under_an_older_recipe(

@@ -177,9 +177,10 @@ def test_missing_and_corrupt_files_give_one_line_errors(tmp_path: Path) -> None:
         assert "\n" not in str(caught.value)
 
 
-def test_unknown_checkpoint_says_how_to_get_a_test_model(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="ume build-tiny-model DIR"):
+def test_a_missing_model_folder_is_one_line_that_offers_the_reference_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match=r"no model folder at .*no-model-here: check the path") as caught:
         Encoder.from_pretrained(tmp_path / "no-model-here")
+    assert "the shipped reference model" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_sampling_is_reproducible_with_a_seed(encoder: Encoder) -> None:
