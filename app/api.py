@@ -62,6 +62,9 @@ class SearchRequest(BaseModel):
     mode: str = "fast"
     kind: str | None = None
     folder: str | None = None
+    after: str | None = None  # dates: YYYY-MM-DD (or YYYY-MM, YYYY), both inclusive
+    before: str | None = None
+    sort: str = "score"  # or "newest" / "oldest": the best matches ordered by date
     top_k: int = DEFAULT_TOP_K
     shortlist: int = DEFAULT_SHORTLIST
     max_new_tokens: int = DEFAULT_QUERY_MAX_NEW_TOKENS
@@ -166,6 +169,7 @@ def run_search(ctx: AppContext, body: SearchRequest) -> Response:
             result = service.search(  # the service goes ahead of background work at its gate
                 body.text, image, video, body.mode, body.kind, body.folder,
                 body.top_k, body.shortlist, body.max_new_tokens,
+                after=body.after, before=body.before, sort=body.sort,
             )  # fmt: skip
             notice = service.outdated_notice()
         except (SearchError, StoreError, ValueError) as problem:
