@@ -195,11 +195,14 @@ class SearchHandlers:
         kind: str,
         folder: str,
         top_k: float,
-        *dates: str | None,
+        after: str | None = None,
+        before: str | None = None,
+        sort: str = "score",
     ) -> tuple[Gallery, Hits, str]:
         """Fast mode: one forward pass for the query, then a vector search."""
         try:
-            request = self.request(text, image, video, "fast", kind, folder, top_k, None, date_values(dates))
+            dates = date_values((after, before, sort))
+            request = self.request(text, image, video, "fast", kind, folder, top_k, None, dates)
             result = request.run(self.service())
         except USER_ERRORS as error:
             return [], [], status_html(str(error), error=True)
@@ -215,10 +218,13 @@ class SearchHandlers:
         folder: str,
         top_k: float,
         shortlist: float,
-        *dates: str | None,
+        after: str | None = None,
+        before: str | None = None,
+        sort: str = "score",
     ) -> Iterator[tuple[str, Any, Any, str]]:
         """Reasoning and re-rank modes: stream the query's reasoning, then show the hits."""
-        request = self.request(text, image, video, mode, kind, folder, top_k, shortlist, date_values(dates))
+        dates = date_values((after, before, sort))
+        request = self.request(text, image, video, mode, kind, folder, top_k, shortlist, dates)
         yield WAITING, [], [], status_html(f"{mode} mode: the model is reasoning about your query…")
         reasoning = ""
         for event, value in self._stream(request):
@@ -272,7 +278,8 @@ class SearchHandlers:
         a file to download, which would replace every hit with a copy of its file.
         """
         try:
-            request = self.request(text, image, video, mode, kind, folder, top_k, None, (after, before, sort))
+            dates = date_values((after, before, sort))
+            request = self.request(text, image, video, mode, kind, folder, top_k, None, dates)
             result = request.run(self.service())
         except USER_ERRORS as error:
             log.info("search refused: %s", error)  # one line: the caller gets the reason, not a trace

@@ -14,8 +14,9 @@ functions at the bottom. Changing the layout means bumping `SCHEMA_VERSION` and 
 
 Design decisions:
 - Deterministic ids (uuid5 of the path and the item's place) make every write idempotent.
-- Items and their file share the file's facts (path, root, folders, kind, version, model), so
-  "under folder X" or "of kind Y" is one indexed match on either kind of point.
+- Items and their file share the file's facts (path, root, folders, kind, version, model, and
+  when it was taken or made), so "under folder X", "of kind Y" or "made in June" is one indexed
+  match on either kind of point.
 - Items list the vectors they hold (`vectors`): a collection may hold items at different stages.
 """
 
