@@ -170,6 +170,7 @@ def run_search(ctx: AppContext, body: SearchRequest) -> Response:
             result = service.search(  # the service goes ahead of background work at its gate
                 body.text, image, video, body.mode, body.kind, body.folder,
                 body.top_k, body.shortlist, body.max_new_tokens,
+                after=body.after, before=body.before, sort=body.sort,
             )  # fmt: skip
             notice = service.outdated_notice()
         except (SearchError, LimitError, StoreError, ValueError) as problem:

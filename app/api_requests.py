@@ -43,6 +43,9 @@ class SearchRequest(BaseModel):
     mode: str = "fast"
     kind: str | None = None
     folder: str | None = None
+    after: str | None = None  # dates: YYYY-MM-DD (or YYYY-MM, YYYY), both inclusive
+    before: str | None = None
+    sort: str = "score"  # or "newest" / "oldest": the best matches ordered by date
     top_k: int = DEFAULT_TOP_K
     shortlist: int = DEFAULT_SHORTLIST
     max_new_tokens: int = DEFAULT_QUERY_MAX_NEW_TOKENS

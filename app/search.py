@@ -19,6 +19,8 @@ Design decisions:
   rerank results, and the result says how many there are.
 - Modes that need vectors the index lacks are reported by `available_modes` with the reason, so
   the UI and CLI can say why instead of failing mid-search.
+- Dates (`app.search_dates`) are one more filter on the store, and sorting by date re-orders the
+  best matches.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from app.limits import check_request
+from app.search_dates import DateError, SortOrder, check_sort, date_label, in_order, taken_range
 from indexer.catalog import schema
 from indexer.catalog.collection import (
     collection_mode,
@@ -72,6 +75,9 @@ MODE_DESCRIPTIONS: dict[SearchMode, str] = {
     "embedding (one generation).",
 }
 DEFAULT_TOP_K = 10
+# What `ume search --json` prints of each hit (`taken`: ISO wall-clock date, `taken_source`).
+HIT_FIELDS = ("path", "kind", "page", "start", "end", "taken", "taken_source", "score", "summary",
+              "reasoning")  # fmt: skip
 DEFAULT_SHORTLIST = 50
 # Queries are short; a cap keeps a runaway generation from holding the queue for minutes.
 DEFAULT_QUERY_MAX_NEW_TOKENS = 1024
@@ -98,6 +104,13 @@ class IndexedItem:
     root: str | None
     # Names of the vectors the item holds ("disc", "gen"); empty for items from before schema 2.
     vectors: tuple[str, ...] = field(default=(), kw_only=True)
+    taken: str | None = field(default=None, kw_only=True)  # when it was made (ISO), or unknown
+    taken_source: str = field(default="unknown", kw_only=True)  # exif, container, pdf, mtime
+
+    @property
+    def date(self) -> str:
+        """`2024-06-01`, or `2024-06-01 (file date)` when only the file's mtime is known."""
+        return date_label(self.taken, self.taken_source)
 
     @property
     def name(self) -> str:
@@ -119,9 +132,8 @@ class SearchHit(IndexedItem):
 
     def to_json(self) -> dict[str, Any]:
         """The fields `ume search --json` prints for each hit."""
-        keys = ("path", "kind", "page", "start", "end", "score", "summary", "reasoning")
         record = asdict(self)
-        return {key: record[key] for key in keys}
+        return {key: record[key] for key in HIT_FIELDS}
 
 
 @dataclass
@@ -173,6 +185,8 @@ def item_from_payload(point_id: str, payload: dict[str, Any]) -> IndexedItem:
         reasoning=record.reasoning,
         root=record.facts.root or None,
         vectors=record.vectors,
+        taken=record.facts.taken.iso,
+        taken_source=record.facts.taken.source,
     )
 
 
@@ -186,11 +200,27 @@ def folder_key(folder: str | Path) -> str:
     return os.path.abspath(os.path.expanduser(folder))
 
 
-def item_filter(kind: str | None = None, folder: str | Path | None = None) -> Match:
-    """Stored items (not file records), optionally of one kind and under one folder."""
+def item_filter(
+    kind: str | None = None,
+    folder: str | Path | None = None,
+    after: str | None = None,
+    before: str | None = None,
+) -> Match:
+    """Stored items (not file records), optionally of one kind, under one folder, and made
+    within a date range (`app.search_dates`)."""
     if kind and kind not in ITEM_KINDS:
         raise SearchError(f"unknown kind {kind!r}: use one of {', '.join(ITEM_KINDS)}")
-    return schema.items(kind=kind or None, folder=folder_key(folder) if folder else None)
+    with date_errors():
+        taken = taken_range(after, before)
+    return schema.items(kind=kind or None, folder=folder_key(folder) if folder else None, taken=taken)
+
+
+@contextmanager
+def date_errors() -> Iterator[None]:
+    try:
+        yield
+    except DateError as error:
+        raise SearchError(str(error)) from None
 
 
 @contextmanager
@@ -297,15 +327,22 @@ class SearchService:
         max_new_tokens: int = DEFAULT_QUERY_MAX_NEW_TOKENS,
         on_text: TextCallback | None = None,
         sample: tuple[float, int] | None = None,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        sort: str | None = None,
     ) -> SearchResult:
         """Rank stored items against the query; `on_text` sees the query's reasoning stream.
 
         `sample` = (temperature, seed) samples the query's reasoning instead of greedy decoding
-        (pass@k evaluation); the fast mode generates nothing and ignores it."""
+        (pass@k evaluation); the fast mode generates nothing and ignores it. `after` / `before`
+        keep items made in that date range; `sort` ("score", "newest", "oldest") orders the hits."""
         began = time.perf_counter()
         check_request(text, top_k, shortlist, max_new_tokens)  # the stated limits, for every caller
         checked = self.check_mode(mode)
-        match = item_filter(kind, folder)
+        match = item_filter(kind, folder, after, before)
+        with date_errors():
+            order: SortOrder = check_sort(sort)
         query = query_input(text, image, video)
         encoder = self.ready_encoder()
         pending = 0
@@ -318,7 +355,7 @@ class SearchService:
                 hits = self._rank_generated(checked, encoded, top_k, max(shortlist, top_k), match)
                 pending = self.store.count(self.collection, schema.lacking(match, "gen"))
         return SearchResult(
-            hits=hits,
+            hits=in_order(hits, order),
             mode=checked,
             query_reasoning=encoded.reasoning[0],
             query_summary=encoded.summary[0],

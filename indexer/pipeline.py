@@ -35,8 +35,8 @@ from indexer.catalog.store import Store
 from indexer.config import IndexConfig
 from indexer.gate import Gate
 from indexer.load import LoadFailure, LoadSettings, check_size, load_inputs
-from indexer.scan import ScannedFile, fingerprint, walk
-from indexer.state import IndexedState
+from indexer.scan import ScannedFile, dated, fingerprint, walk
+from indexer.state import IndexedState, record_date_if_unknown
 from indexer.summary import RunSummary, StageClock
 from indexer.writer import EncodedFile, FailedFile, ReusedFile, StoreWriter, WriteJob
 from model.encoder import Encoder, document_task, task_text
@@ -213,6 +213,7 @@ class Pipeline:
             if not self.owns(file.path):
                 continue
             if self.state.is_unchanged(file, self.settings.for_kind(file.kind)):
+                record_date_if_unknown(self.store, self.config.collection, file, self.state)
                 self.summary.unchanged += 1
                 self._progress.advance()
                 continue
@@ -262,6 +263,7 @@ class Pipeline:
         """Runs on a decode worker: fingerprint, then reuse or decode + prepare."""
         settings = self.settings.for_kind(file.kind)
         digest: str | None = None
+        file = dated(file)  # headers only; bad metadata falls back to the mtime
         try:
             check_size(file, self.settings)
             with self.clock.measure("scan"):

@@ -19,9 +19,10 @@ import logging
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from model.dates import TakenDate, taken_date
 from model.media import media_kind
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,12 @@ class ScannedFile:
     kind: str  # "image" | "video" | "document"
     size: int  # bytes
     mtime: float  # epoch seconds
+    taken: TakenDate | None = None  # when it was made: read by `dated`, off the walk's thread
+
+
+def dated(file: ScannedFile) -> ScannedFile:
+    """The file with when it was taken or made (its metadata, else its mtime, never an error)."""
+    return replace(file, taken=taken_date(file.path, file.kind, file.mtime))
 
 
 def is_skipped(name: str) -> bool:

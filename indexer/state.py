@@ -32,15 +32,17 @@ from indexer.catalog.schema import (
     ItemRecord,
 )
 from indexer.catalog.store import Point, Store, StoredPoint
-from indexer.scan import ScannedFile
+from indexer.scan import ScannedFile, dated
+from model.dates import UNKNOWN_DATE
 
 MTIME_TOLERANCE_S = 1e-5  # a stored epoch float comes back a few units in the last place off
 DELETE_CHUNK = 500  # paths per delete-by-filter request
 
 
 def facts_of(file: ScannedFile, fingerprint: str | None, model_id: str) -> FileFacts:
+    taken = file.taken if file.taken is not None else UNKNOWN_DATE
     return FileFacts(
-        str(file.path), str(file.root), file.kind, file.size, file.mtime, fingerprint or "", model_id
+        str(file.path), str(file.root), file.kind, file.size, file.mtime, fingerprint or "", model_id, taken
     )
 
 
@@ -121,6 +123,17 @@ class IndexedState:
             if path not in on_disk
             and (path in scopes or any(scope in record.facts.folders for scope in scopes))
         ]
+
+
+def record_date_if_unknown(store: Store, collection: str, file: ScannedFile, state: IndexedState) -> None:
+    """An unchanged file whose date is unknown (it was away when the collection was upgraded)
+    gets its date now, on its record and items, without being embedded again."""
+    record = state.records.get(str(file.path))
+    if record is None or record.facts.taken.seconds is not None:
+        return
+    taken = dated(file).taken
+    assert taken is not None
+    store.set_payload_where(collection, schema.of_file(record.path), schema.date_payload(taken))
 
 
 def _still_as_recorded(record: FileRecord) -> bool:

@@ -215,6 +215,12 @@ def render_pdf_pages(path: Path, dpi: int = DEFAULT_PDF_DPI) -> Iterator[tuple[i
             yield number, _render_page(document, path, number, dpi)
 
 
+def pdf_metadata(path: Path) -> dict[str, str]:
+    """The PDF's document information (`Title`, `CreationDate`, ...), with rendering's errors."""
+    with _open_pdf(Path(path)) as (document, _), _PDFIUM_LOCK:
+        return {str(key): str(value) for key, value in document.get_metadata_dict().items()}
+
+
 @contextmanager
 def _open_pdf(path: Path) -> Iterator[tuple[Any, int]]:
     """(pypdfium2.PdfDocument, page count); the document is closed, under the lock, on the way out."""

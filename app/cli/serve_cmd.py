@@ -39,7 +39,9 @@ from app.search import (
     SearchHit,
     SearchResult,
     SearchService,
+    item_filter,
 )
+from app.search_dates import DATE_FORMS, SORT_ORDERS
 from app.server_file import RunningServer, announce, withdraw
 from app.ui.context import AppContext, IndexingPolicy, make_context
 from indexer.catalog.open import default_data_dir
@@ -63,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--kind", choices=ITEM_KINDS, help="only images, videos or documents")
     search.add_argument("--folder", help="only items under this folder")
+    search.add_argument("--after", metavar="DATE", help=f"only items made on or after DATE ({DATE_FORMS})")
+    search.add_argument("--before", metavar="DATE", help="only items made on or before DATE (the whole day)")
+    search.add_argument(
+        "--sort",
+        choices=SORT_ORDERS,
+        default="score",
+        help="score: best match first; newest / oldest: the best matches ordered by date",
+    )
     search.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="how many hits")
     search.add_argument("--shortlist", type=int, default=DEFAULT_SHORTLIST, help="rerank: N")
     search.add_argument("--json", action="store_true", help='print {"hits": [...]} as JSON')
@@ -181,6 +191,7 @@ def search_once(args: argparse.Namespace) -> SearchResult:
     """Open the index, check the mode before loading a model (slow), then search."""
     with store_from_args(args) as store:
         SearchService(store, args.collection, None).check_mode(args.mode)
+        item_filter(args.kind, args.folder, args.after, args.before)  # a bad date: say so first
         model = model_for(store, args.collection, args.model)
         service = SearchService(store, args.collection, Encoder.from_pretrained(model, device=args.device))
         echo = ReasoningEcho() if args.mode != "fast" and not args.json else None
@@ -195,6 +206,9 @@ def search_once(args: argparse.Namespace) -> SearchResult:
             args.shortlist,
             args.max_new_tokens,
             on_text=echo,
+            after=args.after,
+            before=args.before,
+            sort=args.sort,
         )
         if echo is not None:
             echo.end()
@@ -228,7 +242,7 @@ def format_result(result: SearchResult) -> str:
     lines = []
     for rank, hit in enumerate(result.hits, 1):
         where = f"  ({hit.where})" if hit.where else ""
-        lines.append(f"{rank:>3}. {hit.score:.3f}  {hit.kind:<8}  {hit.path}{where}")
+        lines.append(f"{rank:>3}. {hit.score:.3f}  {hit.kind:<8}  {hit.path}{where}  [{hit.date}]")
         if hit.summary:
             lines.append(f"      {hit.summary}")
     return "\n".join(lines)

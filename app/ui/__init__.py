@@ -9,6 +9,7 @@
 - `detail`: the pane showing one item, its media and the model's reasoning;
 - `display_media`: gallery tiles and originals, decoded by `model.media`;
 - `controls`: choices and status lines the tabs share;
+- `date_controls`: the Search tab's date range and order;
 - `context`: what every part shares (`AppContext`: the search service, served files, problems);
 - `assets`: the page's theme, CSS and browser scripts.
 

@@ -83,7 +83,7 @@ CSS = """
 # an example query set goes once the words are no longer the example's; the run waits a turn so
 # that the kind shown is the kind it reads.
 DISPATCH_SEARCH = f"""
-(text, mode, kind, folder, topK) => {{
+(text, mode, kind, folder, topK, after, before, sort) => {{
   const example = window.umeExample;
   if (example && text !== example.text) {{
     window.umeExample = null;
@@ -96,6 +96,9 @@ DISPATCH_SEARCH = f"""
   if (kind && kind !== "all") params.set("kind", kind);
   if (folder) params.set("folder", folder);
   params.set("k", String(topK));
+  if (after) params.set("after", after);
+  if (before) params.set("before", before);
+  if (sort && sort !== "score") params.set("sort", sort);
   window.history.replaceState(null, "", "?" + params.toString());
   const target = mode === "fast" ? "{RUN_FAST_ID}" : "{RUN_GENERATE_ID}";
   setTimeout(() => document.getElementById(target)?.click(), 0);
@@ -134,9 +137,9 @@ MARK_MODES = f"""
 
 # An example query: remember its words and kind (a query of one's own drops the kind), search.
 EXAMPLE_SEARCH = f"""
-(text, mode, kind, folder, topK) => {{
+(text, mode, kind, folder, topK, after, before, sort) => {{
   window.umeExample = {{ text, kind }};
-  return ({DISPATCH_SEARCH})(text, mode, kind, folder, topK);
+  return ({DISPATCH_SEARCH})(text, mode, kind, folder, topK, after, before, sort);
 }}
 """
 

@@ -151,12 +151,13 @@ def _media_label(item: IndexedItem) -> str:
 
 
 def header_html(ctx: AppContext, item: IndexedItem) -> str:
-    """File name, score, kind, page or time span, full path and a link to the original."""
+    """File name, score, kind, page or time span, date, full path and a link to the original."""
     badges = [f'<span class="ume-badge">{html.escape(item.kind)}</span>']
     if isinstance(item, SearchHit):
         badges.insert(0, f'<span class="ume-badge ume-score">score {item.score:.3f}</span>')
     if item.where:
         badges.append(f'<span class="ume-badge">{html.escape(item.where)}</span>')
+    badges.append(f'<span class="ume-badge ume-date">{html.escape(item.date)}</span>')  # when made
     return (
         '<div class="ume-detail-header">'
         f'<div class="ume-detail-name">{html.escape(item.name)}</div>'

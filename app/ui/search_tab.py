@@ -47,6 +47,7 @@ from app.ui.controls import (
     none_if_all,
     status_html,
 )
+from app.ui.date_controls import NO_DATES, DateControls, DateValues, date_controls, date_values
 from app.ui.detail import Detail, detail_pane, empty_detail, item_detail
 from app.ui.display_media import tile
 from app.ui.examples import example_queries
@@ -68,7 +69,8 @@ Hits = list[dict[str, Any]]
 class SearchRequest:
     """One search as the page asks for it: the query, its mode and filters, and the model's limits.
 
-    `kind` is None for all kinds and `folder` None for all folders; `shortlist` matters to
+    `kind` is None for all kinds and `folder` None for all folders; `after` / `before` are
+    dates as typed (None: open), `sort` "score", "newest" or "oldest"; `shortlist` matters to
     re-rank only, and `max_new_tokens` to the generation modes only.
     """
 
@@ -81,6 +83,9 @@ class SearchRequest:
     top_k: int
     shortlist: int
     max_new_tokens: int
+    after: str | None = None
+    before: str | None = None
+    sort: str = "score"
 
     def run(self, service: SearchService, on_text: TextCallback | None = None) -> SearchResult:
         return service.search(
@@ -94,6 +99,9 @@ class SearchRequest:
             shortlist=self.shortlist,
             max_new_tokens=self.max_new_tokens,
             on_text=on_text,
+            after=self.after,
+            before=self.before,
+            sort=self.sort,
         )
 
 
@@ -106,12 +114,13 @@ class SearchControls:
     kind: gr.Dropdown
     folder: gr.Dropdown
     top_k: gr.Slider
+    dates: DateControls
     mode_help: gr.HTML
     mode_reasons: gr.Textbox  # hidden: JSON {mode: why unavailable}, read by the page script
 
     @property
     def deep_link_outputs(self) -> list[Any]:
-        return [self.text, self.mode, self.kind, self.folder, self.top_k]
+        return [self.text, self.mode, self.kind, self.folder, self.top_k, *self.dates.inputs]
 
 
 def result_status(result: SearchResult) -> str:
@@ -123,9 +132,10 @@ def result_status(result: SearchResult) -> str:
 
 
 def caption(hit: SearchHit) -> str:
-    """Score and kind first (tiles are narrow); the page or time span when there is one."""
+    """Score and kind first (tiles are narrow); the page or time span when there is one; the
+    date it was made (marked when it is only the file's date)."""
     where = f" · {hit.where}" if hit.where else ""
-    return f"{hit.score:.3f} · {hit.kind}{where}"
+    return f"{hit.score:.3f} · {hit.kind}{where} · {hit.date}"
 
 
 def mode_visibility(mode: str) -> tuple[Any, Any]:
@@ -154,8 +164,10 @@ class SearchHandlers:
         folder: str,
         top_k: float,
         shortlist: float | None = None,
+        dates: DateValues = NO_DATES,
     ) -> SearchRequest:
         """The page's values as one search; the shortlist defaults to the serving option."""
+        after, before, sort = dates
         return SearchRequest(
             text=text,
             image=image,
@@ -166,6 +178,9 @@ class SearchHandlers:
             top_k=int(top_k),
             shortlist=self.ctx.shortlist if shortlist is None else int(shortlist),
             max_new_tokens=self.ctx.max_new_tokens,
+            after=after or None,
+            before=before or None,
+            sort=sort or "score",
         )
 
     def gallery(self, hits: list[SearchHit]) -> Gallery:
@@ -173,11 +188,22 @@ class SearchHandlers:
         return [(tile(hit, self.ctx.files), caption(hit)) for hit in hits]
 
     def fast(
-        self, text: str, image: str | None, video: str | None, kind: str, folder: str, top_k: float
+        self,
+        text: str,
+        image: str | None,
+        video: str | None,
+        kind: str,
+        folder: str,
+        top_k: float,
+        after: str | None = None,
+        before: str | None = None,
+        sort: str = "score",
     ) -> tuple[Gallery, Hits, str]:
         """Fast mode: one forward pass for the query, then a vector search."""
         try:
-            result = self.request(text, image, video, "fast", kind, folder, top_k).run(self.service())
+            dates = date_values((after, before, sort))
+            request = self.request(text, image, video, "fast", kind, folder, top_k, None, dates)
+            result = request.run(self.service())
         except USER_ERRORS as error:
             return [], [], status_html(str(error), error=True)
         return self.gallery(result.hits), [asdict(h) for h in result.hits], result_status(result)
@@ -192,9 +218,13 @@ class SearchHandlers:
         folder: str,
         top_k: float,
         shortlist: float,
+        after: str | None = None,
+        before: str | None = None,
+        sort: str = "score",
     ) -> Iterator[tuple[str, Any, Any, str]]:
         """Reasoning and re-rank modes: stream the query's reasoning, then show the hits."""
-        request = self.request(text, image, video, mode, kind, folder, top_k, shortlist)
+        dates = date_values((after, before, sort))
+        request = self.request(text, image, video, mode, kind, folder, top_k, shortlist, dates)
         yield WAITING, [], [], status_html(f"{mode} mode: the model is reasoning about your query…")
         reasoning = ""
         for event, value in self._stream(request):
@@ -238,6 +268,9 @@ class SearchHandlers:
         kind: str,
         folder: str,
         top_k: float,
+        after: str | None = None,
+        before: str | None = None,
+        sort: str = "score",
     ) -> str:
         """The `/search` endpoint: the same JSON text as `ume search --json`.
 
@@ -245,7 +278,9 @@ class SearchHandlers:
         a file to download, which would replace every hit with a copy of its file.
         """
         try:
-            result = self.request(text, image, video, mode, kind, folder, top_k).run(self.service())
+            dates = date_values((after, before, sort))
+            request = self.request(text, image, video, mode, kind, folder, top_k, None, dates)
+            result = request.run(self.service())
         except USER_ERRORS as error:
             log.info("search refused: %s", error)  # one line: the caller gets the reason, not a trace
             raise gr.Error(str(error), print_exception=False) from None
@@ -280,6 +315,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
         mode = gr.Radio(MODE_CHOICES, value="fast", label="Mode", elem_id=MODE_ID, scale=3)
         kind = gr.Dropdown(KIND_CHOICES, value="all", label="Kind", scale=1, elem_id="ume-kind")
         folder = gr.Dropdown([ALL_FOLDERS], value="", label="Folder", allow_custom_value=True, scale=2)
+        dates = date_controls()
         top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Results", scale=2)
         shortlist = gr.Slider(
             10, 500, value=ctx.shortlist, step=10, label="Re-rank shortlist N", visible=False, scale=2
@@ -317,15 +353,15 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
             close_detail = gr.Button(visible="hidden", elem_id=CLOSE_DETAIL_ID)
     mode_help = gr.HTML(elem_id="ume-mode-help")
     hits = gr.State([])
-    controls = SearchControls(text, mode, kind, folder, top_k, mode_help, mode_reasons)
+    controls = SearchControls(text, mode, kind, folder, top_k, dates, mode_help, mode_reasons)
 
     run_fast = gr.Button(visible="hidden", elem_id=RUN_FAST_ID)
     run_generate = gr.Button(visible="hidden", elem_id=RUN_GENERATE_ID)
     api_trigger = gr.Button(visible="hidden")
     api_result = gr.Textbox(visible="hidden")
-    dispatch_inputs = [text, mode, kind, folder, top_k]
-    search_button.click(None, dispatch_inputs, [kind], js=DISPATCH_SEARCH)
-    text.submit(None, dispatch_inputs, [kind], js=DISPATCH_SEARCH)
+    dispatch_inputs = [text, mode, kind, folder, top_k, *dates.inputs]
+    for submitted in (search_button.click, text.submit, dates.after.submit, dates.before.submit):
+        submitted(None, dispatch_inputs, [kind], js=DISPATCH_SEARCH)
     if examples is not None:  # a click fills the words and the kind, then searches
         examples.load_input_event.then(None, dispatch_inputs, [kind], js=EXAMPLE_SEARCH)
     text.input(None, [kind], [kind], js=FORGET_EXAMPLE_KIND)  # typing a new query drops its kind
@@ -333,7 +369,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
     query = [text, image, video]
     run_fast.click(
         handlers.fast,
-        [*query, kind, folder, top_k],
+        [*query, kind, folder, top_k, *dates.inputs],
         [gallery, hits, status],
         api_name="search_fast",
         concurrency_id="fast",
@@ -341,7 +377,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
     ).then(None, None, None, js=SHOW_RESULTS)
     run_generate.click(
         handlers.generate,
-        [*query, mode, kind, folder, top_k, shortlist],
+        [*query, mode, kind, folder, top_k, shortlist, *dates.inputs],
         [query_reasoning, gallery, hits, status],
         api_name="search_reasoning",
         concurrency_id="generate",
@@ -349,7 +385,7 @@ def build_search_tab(ctx: AppContext) -> SearchControls:
     ).then(None, None, None, js=SHOW_RESULTS)
     api_trigger.click(
         handlers.api,
-        [*query, mode, kind, folder, top_k],
+        [*query, mode, kind, folder, top_k, *dates.inputs],
         api_result,
         api_name="search",
         concurrency_id="api",

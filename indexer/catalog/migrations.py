@@ -8,11 +8,17 @@ time; running a step twice changes nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from indexer.catalog import schema
+from indexer.catalog.schema import FileRecord
 from indexer.catalog.store import CollectionInfo, Store, StoreError
+from model.dates import UNKNOWN_DATE, taken_date
+
+log = logging.getLogger(__name__)
 
 Step = Callable[[Store, str, CollectionInfo], None]
 
@@ -39,7 +45,26 @@ def separate_mode_from_slots(store: Store, name: str, info: CollectionInfo) -> N
     """
 
 
-STEPS: dict[int, Step] = {1: list_item_vectors, 2: separate_mode_from_slots}
+def record_dates(store: Store, name: str, info: CollectionInfo) -> None:
+    """3 -> 4: every item and file record says when its file was taken or made.
+
+    Dates are read from the files that are still there (their metadata, else their modification
+    time); a file that is gone (deleted, or on a disk not mounted now) is marked "unknown", and
+    the next indexing run that finds it unchanged reads its date then. File by file, each in one
+    write, so an interrupted step carries on with the files still undated.
+    """
+    store.ensure_payload_indexes(name, schema.PAYLOAD_INDEXES)
+    records = [FileRecord.from_payload(p) for _, p, _ in store.scroll(name, schema.files_without_date())]
+    if records:
+        log.info("recording when %d indexed files were made (once, for this version of ume)", len(records))
+    for record in records:
+        path = Path(record.path)
+        taken = taken_date(path, record.facts.kind) if path.is_file() else UNKNOWN_DATE
+        store.set_payload_where(name, schema.of_file(record.path), schema.date_payload(taken))
+    store.set_payload_where(name, schema.points_without_date(), schema.date_payload(UNKNOWN_DATE))
+
+
+STEPS: dict[int, Step] = {1: list_item_vectors, 2: separate_mode_from_slots, 3: record_dates}
 
 
 def upgrade(store: Store, name: str, info: CollectionInfo) -> CollectionInfo:

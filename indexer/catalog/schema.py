@@ -14,8 +14,9 @@ functions at the bottom. Changing the layout means bumping `SCHEMA_VERSION` and 
 
 Design decisions:
 - Deterministic ids (uuid5 of the path and the item's place) make every write idempotent.
-- Items and their file share the file's facts (path, root, folders, kind, version, model), so
-  "under folder X" or "of kind Y" is one indexed match on either kind of point.
+- Items and their file share the file's facts (path, root, folders, kind, version, model, and
+  when it was taken or made), so "under folder X", "of kind Y" or "made in June" is one indexed
+  match on either kind of point.
 - Items list the vectors they hold (`vectors`): a collection may hold items at different stages.
 """
 
@@ -28,13 +29,15 @@ from pathlib import PurePath
 from typing import Any, Literal, NamedTuple, get_args
 
 from indexer.catalog.store import FieldValue, Match, Point
+from model.dates import UNKNOWN_DATE, TakenDate
 from model.encoder import Mode
 
 # Version history: 1 the first release; 2 items list their vectors, file records carry their
 # embedding recipe, and both (with status and root) are indexed; 3 collections record their
 # indexing mode apart from their vector slots, and items may lack some vectors for a while
-# (progressive indexing fills gen vectors after disc ones).
-SCHEMA_VERSION = 3
+# (progressive indexing fills gen vectors after disc ones); 4 items and their files record when
+# they were taken or made (`taken`, indexed, with `taken_source`).
+SCHEMA_VERSION = 4
 
 # Fixed forever: changing it would orphan every point id already stored.
 POINT_NAMESPACE = uuid.UUID("6f2b7a3e-8c1d-5e4f-9a0b-1c2d3e4f5a6b")
@@ -64,6 +67,8 @@ PAYLOAD_INDEXES: dict[str, PayloadIndexKind] = {
     "status": "keyword",
     "vectors": "keyword",
     "recipe_version": "integer",
+    "taken": "integer",  # wall-clock seconds (`model.dates`): date filters are one range
+    "taken_source": "keyword",
 }
 
 _FILE, _ITEM = "file", "item"  # values of the `record` field
@@ -104,6 +109,7 @@ class FileFacts:
     mtime: float
     fingerprint: str
     model_id: str
+    taken: TakenDate = UNKNOWN_DATE  # when it was taken or made
 
     @property
     def folders(self) -> list[str]:
@@ -123,7 +129,7 @@ class FileFacts:
             "fingerprint": self.fingerprint,
             "model_id": self.model_id,
             "indexed_at": time.time(),
-        }
+        } | date_payload(self.taken)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> FileFacts:
@@ -135,6 +141,7 @@ class FileFacts:
             mtime=float(payload.get("mtime") or 0.0),
             fingerprint=str(payload.get("fingerprint") or ""),
             model_id=str(payload.get("model_id") or ""),
+            taken=date_of(payload),
         )
 
 
@@ -231,6 +238,18 @@ class ItemRecord:
         )
 
 
+def date_payload(taken: TakenDate) -> dict[str, Any]:
+    """The payload part that says when a file was made (for setting it in place)."""
+    return {"taken": taken.seconds, "taken_source": taken.source}
+
+
+def date_of(payload: dict[str, Any]) -> TakenDate:
+    seconds, source = payload.get("taken"), payload.get("taken_source")
+    if seconds is None or source not in ("exif", "container", "pdf", "mtime"):
+        return UNKNOWN_DATE
+    return TakenDate(int(seconds), source)
+
+
 def is_item(payload: dict[str, Any]) -> bool:
     return payload.get("record") == _ITEM
 
@@ -244,9 +263,11 @@ def items(
     paths: str | list[str] | None = None,
     vector: str | None = None,
     root: str | None = None,
+    taken: tuple[int | None, int | None] | None = None,
 ) -> Match:
-    """Item points, optionally of a kind, under a folder, of some files, holding a vector, or
-    indexed under one root (exactly that root, not one nested in it)."""
+    """Item points, optionally of a kind, under a folder, of some files, holding a vector,
+    indexed under one root (exactly that root, not one nested in it), or taken within an
+    inclusive range of wall-clock seconds (either side may be open; undated items never match)."""
     fields: dict[str, FieldValue] = {"record": _ITEM}
     optional: dict[str, FieldValue | None] = {
         "kind": kind,
@@ -256,7 +277,10 @@ def items(
         "root": root,
     }
     fields |= {key: value for key, value in optional.items() if value is not None}
-    return Match(fields=fields)
+    ranges: dict[str, tuple[float | None, float | None]] = {}
+    if taken is not None and taken != (None, None):
+        ranges["taken"] = taken
+    return Match(fields=fields, ranges=ranges)
 
 
 def files(status: FileStatus | None = None, kind: str | None = None, root: str | None = None) -> Match:
@@ -296,6 +320,21 @@ def holding(match: Match, vector: str) -> Match:
 def lacking(match: Match, vector: str) -> Match:
     """The points `match` selects that do not hold `vector` (yet)."""
     return Match(match.fields, match.not_fields | {"vectors": vector}, match.ranges, match.missing)
+
+
+def files_without_date() -> Match:
+    """File records written before schema 4, which did not say when their file was made."""
+    return Match(fields={"record": _FILE}, missing=("taken_source",))
+
+
+def points_without_date() -> Match:
+    """Any point written before schema 4 (items whose file record is gone, after the above)."""
+    return Match(missing=("taken_source",))
+
+
+def of_file(path: str) -> Match:
+    """A file's record and all its items."""
+    return Match(fields={"path": path})
 
 
 def items_without_vector_list() -> Match:

@@ -2,14 +2,18 @@
 
 The example media is copied into a temporary root (so the served-files boundary is a folder the
 test owns), embedded with the tiny model in both modes, and stored with the indexer's own record
-builders. Each item's reasoning is a known sentence that includes literal `<think>` and
-`<answer>` tags, so tests can check that the UI shows them as text.
+builders, each file dated as the indexer dates it. The copies get known modification times
+(`FILE_DAYS`: the example pictures and clip carry no date of their own; the PDF's own creation
+date, 2026-01-01, is what it records). Each item's reasoning is a known sentence that includes
+literal `<think>` and `<answer>` tags, so tests can check that the UI shows them as text.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,7 @@ from indexer.catalog.open import open_store
 from indexer.catalog.schema import OK, ItemPlace, ItemRecord
 from indexer.catalog.store import Store
 from indexer.load import LoadSettings
-from indexer.scan import fingerprint, walk
+from indexer.scan import dated, fingerprint, walk
 from indexer.state import facts_of, file_record
 from model.encoder import Encoder
 from model.inputs import EmbedInput, VisionBudget, inputs_from_path
@@ -30,6 +34,17 @@ MAX_NEW_TOKENS = 8
 SEGMENT_SECONDS = 4.0  # the 12 s example clip becomes three segments
 # Small pictures keep the tiny model quick; queries use the same encoder, so they match.
 TEST_BUDGET = VisionBudget(image_max_pixels=224 * 224, video_max_pixels=64 * 28 * 28)
+# The copies' modification times (local noon), which are their dates ("file date").
+FILE_DAYS = {
+    "photos/ancient_greek_coins.png": "2019-02-10",
+    "photos/astronaut_in_orange_spacesuit.jpg": "2020-07-20",
+    "photos/café & friends/espresso_cup_on_saucer.jpg": "2021-03-05",
+    "photos/hubble_deep_field_galaxies.jpg": "2022-11-30",
+    "photos/rocket_on_launch_pad_at_dusk.jpg": "2023-06-15",
+    "photos/tabby_cat_closeup.jpg": "2024-06-01",
+    "videos/circle_square_hello.mp4": "2025-01-09",
+}
+PDF_DAY = "2026-01-01"  # the example PDF's /CreationDate
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,7 @@ def fill_store(store: Store, encoder: Encoder, root: Path, collection: str = COL
     """
     model_id = resolved_model_id(encoder.model_id)
     store.create_collection(collection, collection_info(model_id, encoder.hidden_size, "both"))
-    files = [(file, inputs_from_path(file.path, SEGMENT_SECONDS)) for file in walk([root])]
+    files = [(dated(file), inputs_from_path(file.path, SEGMENT_SECONDS)) for file in walk([root])]
     items = [item for _, file_items in files for item in file_items]
     encoded = encoder.encode_document(items, mode="both", max_new_tokens=MAX_NEW_TOKENS, batch_size=32)
     assert encoded.disc is not None and encoded.gen is not None
@@ -101,4 +116,7 @@ def fill_store(store: Store, encoder: Encoder, root: Path, collection: str = COL
 def copy_examples(examples: Path, destination: Path) -> Path:
     root = destination / "media"
     shutil.copytree(examples, root)
+    for relative, day in FILE_DAYS.items():
+        noon = datetime.fromisoformat(day).replace(hour=12).timestamp()
+        os.utime(root / relative, (noon, noon))
     return root.resolve()

@@ -1,5 +1,6 @@
 """The page as a person meets it, in Debian's Chromium driven by Playwright: results and messages
 in view after every search at a desktop's and a laptop's size, example queries that search,
+dates that narrow and order the results (and go into the link),
 a phone's width without sideways scrolling in light and dark, the keyboard on the results, and
 the Index tab following a job that `ume index` handed over from a shell, without a reload.
 """
@@ -218,6 +219,55 @@ def test_arrow_keys_move_between_results_and_escape_closes_the_detail(browser, p
     page.keyboard.press("Escape")
     page.locator("#ume-detail .ume-detail-empty", has_text="Select a result").wait_for(timeout=WAIT_MS)
     assert path.count() == 0
+    page.close()
+
+
+def days_shown(page) -> list[str]:
+    """The date on each result tile, in order ("2021-03-05 (file date)")."""
+    return [
+        caption.rsplit(" · ", 1)[1]
+        for caption in page.locator("#ume-results .caption-label").all_inner_texts()
+    ]
+
+
+def test_a_date_range_and_an_order_narrow_and_sort_the_results_and_go_into_the_link(
+    browser, page_url: str
+) -> None:
+    page = open_page(browser, page_url)
+    page.locator("#ume-after input").fill("2021-01-01")
+    page.locator("#ume-before input").fill("2023-12-31")
+    page.locator("#ume-sort input").click()
+    page.get_by_role("option", name="Oldest first").click()
+    search(page, "a cat, close up")
+    page.locator("#ume-status", has_text="3 results").wait_for(timeout=WAIT_MS)
+    shown = ["2021-03-05 (file date)", "2022-11-30 (file date)", "2023-06-15 (file date)"]
+    assert days_shown(page) == shown  # only those made in the range, oldest first, marked as file dates
+    assert {key: linked(page)[key] for key in ("after", "before", "sort")} == {
+        "after": ["2021-01-01"],
+        "before": ["2023-12-31"],
+        "sort": ["oldest"],
+    }
+    page.locator("#ume-results .thumbnail-item").first.click()
+    page.locator(".ume-detail-header .ume-date", has_text=shown[0]).wait_for(timeout=WAIT_MS)
+    screenshot(page, "dates_oldest_first.png")
+
+    shared = open_page(browser, page.url)  # the link gives the same results
+    shared.locator("#ume-status", has_text="3 results").wait_for(timeout=WAIT_MS)
+    assert days_shown(shared) == shown and shared.locator("#ume-after input").input_value() == "2021-01-01"
+    assert shared.locator("#ume-sort input").input_value() == "Oldest first"
+    page.close()
+    shared.close()
+
+
+def test_a_date_from_the_file_itself_is_shown_unmarked_and_a_bad_date_is_marked(
+    browser, page_url: str
+) -> None:
+    page = open_page(browser, f"{page_url}?q=tomatoes&after=2025-12&sort=newest")
+    page.locator("#ume-status", has_text="results").wait_for(timeout=WAIT_MS)
+    assert set(days_shown(page)) == {"2026-01-01"}  # the PDF's own creation date, unmarked
+    page.locator("#ume-before input").fill("next week")
+    search(page, "tomatoes")
+    page.locator("#ume-before input.invalid").wait_for(timeout=WAIT_MS)  # drawn as a mistake
     page.close()
 
 

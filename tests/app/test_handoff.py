@@ -160,6 +160,7 @@ def test_status_and_search_handed_over_answer_as_standalone_runs(
     assert code == 0 and "collection media: 2 items" in out and "broken.jpg" in out
 
     query = ["search", "--image", str(server.library / "sea" / "blue.png"), "--top-k", "2", "--json"]
+    query += ["--after", "2000", "--sort", "newest"]  # the dates go along
     found = [ume(capsys, *query, *where, "--model", str(tiny_model_dir)) for where in (there, alone)]
     assert found[0][0] == found[1][0] == 0
     hits, hits_alone = (json.loads(out)["hits"] for _, out, _ in found)

@@ -34,6 +34,7 @@ from tests.app.fixture_index import (
 CAT = "photos/tabby_cat_closeup.jpg"
 CLIP = "videos/circle_square_hello.mp4"
 HIT_FIELDS = {"path", "kind", "page", "start", "end", "score", "summary", "reasoning"}
+HIT_FIELDS |= {"taken", "taken_source"}  # when it was made (ISO), and where that was read
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,10 @@ def test_search_api_returns_the_cli_json(ui: RunningUI) -> None:
     result = search_json(ui, image=handle_file(str(cat)), top_k=3)
     assert result["mode"] == "fast"
     first = result["hits"][0]
-    assert set(first) == {"path", "kind", "page", "start", "end", "score", "summary", "reasoning"}
+    assert set(first) == {"path", "kind", "page", "start", "end", "score", "summary", "reasoning"} | {
+        "taken",
+        "taken_source",
+    }
     assert first["path"] == str(cat) and first["reasoning"] == reasoning_for(cat)
     assert first["score"] == pytest.approx(1.0, abs=1e-3)
 
@@ -165,6 +168,11 @@ def test_search_api_runs_every_mode_with_filters(ui: RunningUI) -> None:
     photos = str(ui.root / "photos" / "café & friends")
     result = search_json(ui, "coffee", folder=photos, top_k=10)
     assert [Path(hit["path"]).name for hit in result["hits"]] == ["espresso_cup_on_saucer.jpg"]
+    dated = search_json(ui, "a cat", top_k=10, after="2023-01-01", before="2024-06-01", sort="newest")
+    assert [Path(hit["path"]).name for hit in dated["hits"]] == [
+        "tabby_cat_closeup.jpg",
+        "rocket_on_launch_pad_at_dusk.jpg",
+    ]
 
 
 def test_search_api_mistakes_come_back_as_one_line(ui: RunningUI) -> None:
@@ -471,9 +479,11 @@ def test_test_model_banner_says_results_are_untrained(ui: RunningUI) -> None:
 def test_deep_links_fill_the_controls_and_fall_back_safely() -> None:
     reasons = {"fast": None, "reasoning": None, "rerank": "no gen vectors"}
     link = {"q": "red bike", "mode": "reasoning", "kind": "video", "folder": "/p", "k": "7"}
-    assert deep_link(link, reasons) == ["red bike", "reasoning", "video", "/p", 7]
-    odd = {"mode": "rerank", "kind": "<script>", "k": "lots"}
-    assert deep_link(odd, reasons) == ["", "fast", "all", "", 10]
+    link |= {"after": "2024-06-01", "before": "2024-06-30", "sort": "newest"}
+    dates = ["2024-06-01", "2024-06-30", "newest"]
+    assert deep_link(link, reasons) == ["red bike", "reasoning", "video", "/p", 7, *dates]
+    odd = {"mode": "rerank", "kind": "<script>", "k": "lots", "sort": "size"}
+    assert deep_link(odd, reasons) == ["", "fast", "all", "", 10, "", "", "score"]
     assert deep_link({"k": "100000"}, reasons)[4] == 100
 
 
