@@ -15,11 +15,12 @@ in a process of its own, it measures on `disc`:
 - recall@10 against exact search (numpy) of HNSW and of int8 HNSW with rescoring;
 - resident memory and the collection's allocated disk space.
 
-Results go to `benchmarks/results/store-<points>.json` (the last schedule given) and
-`store-<points>-grow-<N>.json` (the others, e.g. a baseline schedule), with the commit.
+Results go to `benchmarks/results/store-<points>.json` (the last schedule given: the engine's
+own, one build, by default) and `store-<points>-grow-<N>.json` (the others, compared with it),
+with the commit.
 
     python benchmarks/store.py --points 5000 --queries 50            # a quick look (~1 min)
-    python benchmarks/store.py --points 100000 --write-rate 100 --write-searchers 8 --grow-every 0 5000
+    python benchmarks/store.py --points 25000 100000 --write-rate 100 --write-searchers 8 --grow-every 25000 0
 """
 
 from __future__ import annotations

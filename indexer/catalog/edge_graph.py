@@ -8,16 +8,18 @@ planner thread starts a build in the background when
 - the writes have paused for `tuning.QUIET_S` (or someone waits for full speed) and enough
   vectors lack a graph to fill a segment past the indexing threshold (smaller remainders are
   scanned exactly, which is fast);
-- or `tuning.GROW_EVERY_POINTS` points were written since the last build, while writes go on;
+- or, when growth is switched on (`tuning.GROW_EVERY_POINTS`), that many points were written
+  since the last build while writes go on;
 - or the collection is to keep its vectors another way: int8 asked for, or chosen by the engine
   once a collection holds more than `tuning.QUANTIZE_ABOVE_POINTS` items;
 - or it holds more segments than the engine keeps (one grown by an older ume).
 
-Growing the graph during a long run keeps the part that searches must scan exactly small: a
-search during a run pays for at most one growth step of unbuilt points rather than for
-everything written so far, and the run's end builds only its last step. Below one step a run
-gets a single build at its end, which is the simplest schedule and costs the least. A build
-that fails is retried, a few times, later; its points stay searchable meanwhile (exactly).
+A run therefore gets one build, at its end. Meanwhile searches scan what the graph does not
+hold yet, exactly: that grows with the run but stays well within what a person searching during
+a first import accepts, while growing the graph in steps would add a build per step, each
+rewriting the collection, and more segments for every search to visit. Growth remains a setting
+so that the two schedules can be compared on other machines. A build that fails is retried, a
+few times, later; its points stay searchable meanwhile (exactly).
 """
 
 from __future__ import annotations

@@ -32,10 +32,11 @@ OVERSAMPLING = 2.0  # int8 searches rescore 2 x limit candidates with the origin
 SEARCH_BATCH = 16  # searches queued while others run are answered together, at most this many
 SEARCH_THREADS = max(1, (os.cpu_count() or 2) - 1)  # kept in each shard's configuration
 
-# When the engine builds (see `edge_graph`): once writes have paused this long, or while they go
-# on, each time this many points were written since the last build (0: only once they pause).
+# When the engine builds (see `edge_graph`): once writes have paused this long. Growing the graph
+# while writes go on, every this many points written since the last build, is left off (0): a
+# single build at the end of a run keeps searches during the run fast enough and costs the least.
 QUIET_S = 10.0
-GROW_EVERY_POINTS = 5_000
+GROW_EVERY_POINTS = 0
 
 # One process serves an embedded collection up to about this many items well on a small
 # machine; beyond it a Qdrant server (several processes, more machines) serves better.

@@ -464,6 +464,26 @@ def test_the_engine_builds_by_itself_once_writes_pause(
         )
 
 
+def test_a_run_that_keeps_writing_gets_one_build_at_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default the graph is not grown during a run: no build rewrites the collection while
+    writes go on, and the graph covers everything once they pause."""
+    monkeypatch.setattr(tuning, "QUIET_S", 1.5)
+    written = 12_000  # more than any growth step would let pass
+    points = make_points(written)
+    with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
+        store.create_collection("media", INFO)
+        for first in range(0, written, 1000):  # a write every 0.25 s: never a pause of QUIET_S
+            store.upsert("media", points[first : first + 1000])
+            time.sleep(0.25)
+            assert store._graph.build_of("media") is None
+        deadline = time.monotonic() + WAIT_S
+        while store.graph_status("media").indexed < 2 * written and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.graph_status("media").indexed == 2 * written
+
+
 def test_writes_that_go_on_grow_the_graph_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tuning, "GROW_EVERY_POINTS", 300)
     points = make_points(POINTS)
