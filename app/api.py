@@ -35,10 +35,10 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
-from app.api_requests import BadRequest, IndexRequest, SearchRequest, Upload, parse_body
+from app.api_requests import BadRequest, IndexRequest, SearchBody, Upload, parse_body
+from app.context import AppContext
 from app.limits import LimitError, check_request
-from app.search import SearchError
-from app.ui.context import AppContext
+from app.search_request import SearchError
 from indexer.catalog.collection import describe, resolved_model_id
 from indexer.catalog.store import StoreError
 from indexer.config import ConfigError, validation_message
@@ -106,7 +106,7 @@ def api_routes(ctx: AppContext, auth: tuple[str, str] | None) -> list[BaseRoute]
         if refused is not None:
             return refused
         try:
-            body = parse_body(await request.body(), SearchRequest)
+            body = parse_body(await request.body(), SearchBody)
             check_request(body.text, body.top_k, body.shortlist, body.max_new_tokens)
         except (BadRequest, LimitError) as problem:
             return error(str(problem), 400)
@@ -156,7 +156,7 @@ def collection_status(ctx: AppContext, collection: str) -> Response:
         return error(str(problem), 400)
 
 
-def run_search(ctx: AppContext, body: SearchRequest) -> Response:
+def run_search(ctx: AppContext, body: SearchBody) -> Response:
     """One search with the server's model; searches go ahead of background indexing."""
     refused = served_elsewhere(ctx, body.collection) or model_refusal(ctx, body.model)
     if refused is not None:
@@ -167,11 +167,8 @@ def run_search(ctx: AppContext, body: SearchRequest) -> Response:
     with tempfile.TemporaryDirectory(prefix="ume-query-") as scratch:
         try:
             image, video = (saved(upload, Path(scratch)) for upload in (body.image, body.video))
-            result = service.search(  # the service goes ahead of background work at its gate
-                body.text, image, video, body.mode, body.kind, body.folder,
-                body.top_k, body.shortlist, body.max_new_tokens,
-                after=body.after, before=body.before, sort=body.sort,
-            )  # fmt: skip
+            # the service goes ahead of background work at its gate
+            result = service.search(body.request(image, video))
             notice = service.outdated_notice()
         except (SearchError, LimitError, StoreError, ValueError) as problem:
             return error(str(problem), 400)

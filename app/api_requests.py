@@ -8,12 +8,13 @@ API promises `{"error": "one line"}` (status 400) that names what to fix and the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
 from app.limits import MAX_QUERY_NEW_TOKENS, MAX_SHORTLIST, MAX_TOP_K
-from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS, DEFAULT_SHORTLIST, DEFAULT_TOP_K
+from app.search_request import SearchFields, SearchRequest
 
 Body = TypeVar("Body", bound=BaseModel)
 # Fields with a stated range: a value that is not a whole number is told the range as well.
@@ -35,21 +36,19 @@ class Upload(BaseModel):
     data: str  # base64 of the file's bytes
 
 
-class SearchRequest(BaseModel):
+class SearchBody(SearchFields):
+    """`POST /ume/search`: a search (`app.search_request`) of a collection, with an example
+    file sent as base64 instead of a path the server may not see."""
+
     collection: str
-    text: str | None = None
     image: Upload | None = None
     video: Upload | None = None
-    mode: str = "fast"
-    kind: str | None = None
-    folder: str | None = None
-    after: str | None = None  # dates: YYYY-MM-DD (or YYYY-MM, YYYY), both inclusive
-    before: str | None = None
-    sort: str = "score"  # or "newest" / "oldest": the best matches ordered by date
-    top_k: int = DEFAULT_TOP_K
-    shortlist: int = DEFAULT_SHORTLIST
-    max_new_tokens: int = DEFAULT_QUERY_MAX_NEW_TOKENS
     model: str | None = None
+
+    def request(self, image: Path | None, video: Path | None) -> SearchRequest:
+        """The search, once the uploads are saved as files."""
+        fields = self.model_dump(include=set(SearchFields.model_fields))
+        return SearchRequest(**fields, image=image, video=video)
 
 
 def parse_body(raw: bytes, model: type[Body]) -> Body:

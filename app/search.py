@@ -25,20 +25,25 @@ Design decisions:
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Literal, get_args
 
 import numpy as np
-from PIL import Image
 
+from app.hits import IndexedItem, SearchHit, SearchResult, hit_from_store, item_from_payload
 from app.limits import check_request
-from app.search_dates import DateError, SortOrder, check_sort, date_label, in_order, taken_range
+from app.search_dates import SortOrder, check_sort, in_order
+from app.search_request import (
+    SEARCH_MODES,
+    SearchError,
+    SearchMode,
+    SearchRequest,
+    date_errors,
+    item_filter,
+)
 from indexer.catalog import schema
 from indexer.catalog.collection import (
     collection_mode,
@@ -50,16 +55,12 @@ from indexer.catalog.collection import (
     weights_differ,
     weights_revision,
 )
-from indexer.catalog.schema import ITEM_KINDS, MODE_VECTORS, ItemRecord
+from indexer.catalog.schema import MODE_VECTORS
 from indexer.catalog.store import CollectionInfo, Hit, Match, Store, StoredPoint, StoreError
 from indexer.gate import Gate
 from model.encoder import Encoded, Encoder
 from model.engine import strip_trailers
-from model.inputs import EmbedInput, image_input
-from model.media import MediaError, load_image, read_video_segments
-
-SearchMode = Literal["fast", "reasoning", "rerank"]
-SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
+from model.inputs import EmbedInput
 
 # The named vectors each search mode reads from the index.
 SEARCH_VECTORS: dict[SearchMode, tuple[str, ...]] = {
@@ -74,185 +75,8 @@ MODE_DESCRIPTIONS: dict[SearchMode, str] = {
     "rerank": "a fast shortlist of N, re-ordered by gen similarity to the query's reasoning "
     "embedding (one generation).",
 }
-DEFAULT_TOP_K = 10
-# What `ume search --json` prints of each hit (`taken`: ISO wall-clock date, `taken_source`).
-HIT_FIELDS = ("path", "kind", "page", "start", "end", "taken", "taken_source", "score", "summary",
-              "reasoning")  # fmt: skip
-DEFAULT_SHORTLIST = 50
-# Queries are short; a cap keeps a runaway generation from holding the queue for minutes.
-DEFAULT_QUERY_MAX_NEW_TOKENS = 1024
 
 TextCallback = Callable[[str], None]  # the query's generated text so far
-
-
-class SearchError(Exception):
-    """A query the user can fix (nothing to search for, a mode the index cannot serve)."""
-
-
-@dataclass
-class IndexedItem:
-    """One stored item (image, video segment, document page) as read back from its payload."""
-
-    id: str
-    path: str
-    kind: str
-    page: int | None
-    start: float | None
-    end: float | None
-    summary: str | None
-    reasoning: str | None  # the model's reasoning about the item, written when it was indexed
-    root: str | None
-    # Names of the vectors the item holds ("disc", "gen"); empty for items from before schema 2.
-    vectors: tuple[str, ...] = field(default=(), kw_only=True)
-    taken: str | None = field(default=None, kw_only=True)  # when it was made (ISO), or unknown
-    taken_source: str = field(default="unknown", kw_only=True)  # exif, container, pdf, mtime
-
-    @property
-    def date(self) -> str:
-        """`2024-06-01`, or `2024-06-01 (file date)` when only the file's mtime is known."""
-        return date_label(self.taken, self.taken_source)
-
-    @property
-    def name(self) -> str:
-        return Path(self.path).name
-
-    @property
-    def where(self) -> str:
-        """Page or time span in words ("page 3", "0:12-0:24"), empty for a whole image."""
-        if self.page is not None:
-            return f"page {self.page}"
-        if self.start is not None and self.end is not None:
-            return f"{clock(self.start)}-{clock(self.end)}"
-        return ""
-
-
-@dataclass
-class SearchHit(IndexedItem):
-    score: float  # cosine similarity in the mode's vector space, higher is closer
-
-    def to_json(self) -> dict[str, Any]:
-        """The fields `ume search --json` prints for each hit."""
-        record = asdict(self)
-        return {key: record[key] for key in HIT_FIELDS}
-
-
-@dataclass
-class SearchResult:
-    hits: list[SearchHit]
-    mode: SearchMode
-    query_reasoning: str | None  # what the model wrote about the query (generation modes)
-    query_summary: str | None
-    seconds: float
-    pending: int = 0  # matching items this mode cannot rank yet: their reasoning is still coming
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "hits": [hit.to_json() for hit in self.hits],
-            "mode": self.mode,
-            "query_reasoning": self.query_reasoning,
-            "query_summary": self.query_summary,
-            "pending": self.pending,
-        }
-
-    def pending_notice(self) -> str | None:
-        """One line about the items left out for want of reasoning, or None."""
-        if not self.pending:
-            return None
-        return (
-            f"{self.pending:,} matching items are still waiting for their reasoning and are not "
-            f"ranked in {self.mode} mode yet (fast mode finds them)"
-        )
-
-
-def clock(seconds: float) -> str:
-    """0:07, 1:02:03: a time in a video as people read it."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def item_from_payload(point_id: str, payload: dict[str, Any]) -> IndexedItem:
-    record = ItemRecord.from_payload(payload)
-    return IndexedItem(
-        id=point_id,
-        path=record.facts.path,
-        kind=record.facts.kind,
-        page=record.place.page,
-        start=record.place.start,
-        end=record.place.end,
-        summary=record.summary,
-        reasoning=record.reasoning,
-        root=record.facts.root or None,
-        vectors=record.vectors,
-        taken=record.facts.taken.iso,
-        taken_source=record.facts.taken.source,
-    )
-
-
-def hit_from_store(hit: Hit, score: float | None = None) -> SearchHit:
-    item = item_from_payload(hit.id, hit.payload)
-    return SearchHit(**asdict(item), score=hit.score if score is None else score)
-
-
-def folder_key(folder: str | Path) -> str:
-    """A folder as the indexer records it in `folders`: absolute, normalised, links kept."""
-    return os.path.abspath(os.path.expanduser(folder))
-
-
-def item_filter(
-    kind: str | None = None,
-    folder: str | Path | None = None,
-    after: str | None = None,
-    before: str | None = None,
-) -> Match:
-    """Stored items (not file records), optionally of one kind, under one folder, and made
-    within a date range (`app.search_dates`)."""
-    if kind and kind not in ITEM_KINDS:
-        raise SearchError(f"unknown kind {kind!r}: use one of {', '.join(ITEM_KINDS)}")
-    with date_errors():
-        taken = taken_range(after, before)
-    return schema.items(kind=kind or None, folder=folder_key(folder) if folder else None, taken=taken)
-
-
-@contextmanager
-def date_errors() -> Iterator[None]:
-    try:
-        yield
-    except DateError as error:
-        raise SearchError(str(error)) from None
-
-
-@contextmanager
-def example_errors(what: str, source: object) -> Iterator[None]:
-    """A file given to search by (often an upload in a server's temporary folder) that cannot be
-    read becomes a `SearchError` that names it by what it is, never by its path."""
-    try:
-        yield
-    except MediaError as error:
-        raise SearchError(str(error).replace(str(source), f"the example {what}")) from None
-
-
-def query_input(
-    text: str | None = None,
-    image: Image.Image | str | Path | None = None,
-    video: str | Path | None = None,
-) -> EmbedInput:
-    """The query as model input: words, an example image or clip, or words with one of those."""
-    words = (text or "").strip() or None
-    if image is not None and video is not None:
-        raise SearchError("give an example image or a video clip, not both")
-    if image is not None:
-        with example_errors("image", image):
-            picture = image if isinstance(image, Image.Image) else load_image(Path(image))
-        return image_input(picture, text=words)
-    if video is not None:
-        with example_errors("clip", video):
-            segment = next(iter(read_video_segments(Path(video))))  # the whole clip, 8 frames
-        return EmbedInput(text=words, video_frames=segment.frames, kind="video", source=str(video))
-    if words is None:
-        raise SearchError("nothing to search for: type some words or give an example image or clip")
-    return EmbedInput(text=words, kind="text")
 
 
 def cosine_rank(query: np.ndarray, vectors: dict[str, np.ndarray]) -> list[tuple[str, float]]:
@@ -316,43 +140,32 @@ class SearchService:
 
     def search(
         self,
-        text: str | None = None,
-        image: Image.Image | str | Path | None = None,
-        video: str | Path | None = None,
-        mode: str = "fast",
-        kind: str | None = None,
-        folder: str | Path | None = None,
-        top_k: int = DEFAULT_TOP_K,
-        shortlist: int = DEFAULT_SHORTLIST,
-        max_new_tokens: int = DEFAULT_QUERY_MAX_NEW_TOKENS,
+        request: SearchRequest,
         on_text: TextCallback | None = None,
         sample: tuple[float, int] | None = None,
-        *,
-        after: str | None = None,
-        before: str | None = None,
-        sort: str | None = None,
     ) -> SearchResult:
         """Rank stored items against the query; `on_text` sees the query's reasoning stream.
 
         `sample` = (temperature, seed) samples the query's reasoning instead of greedy decoding
-        (pass@k evaluation); the fast mode generates nothing and ignores it. `after` / `before`
-        keep items made in that date range; `sort` ("score", "newest", "oldest") orders the hits."""
+        (pass@k evaluation); the fast mode generates nothing and ignores it."""
         began = time.perf_counter()
-        check_request(text, top_k, shortlist, max_new_tokens)  # the stated limits, for every caller
-        checked = self.check_mode(mode)
-        match = item_filter(kind, folder, after, before)
+        check_request(request.text, request.top_k, request.shortlist, request.max_new_tokens)
+        checked = self.check_mode(request.mode)
+        match = request.item_filter()
         with date_errors():
-            order: SortOrder = check_sort(sort)
-        query = query_input(text, image, video)
+            order: SortOrder = check_sort(request.sort)
+        query = request.query_input()
         encoder = self.ready_encoder()
+        kind, top_k = request.kind, request.top_k
         pending = 0
         with self.gate.foreground() if self.gate is not None else nullcontext():
             if checked == "fast":
                 encoded = encoder.encode_query([query], target_kind=kind or "image", mode="disc")
                 hits = [hit_from_store(h) for h in self._nearest("disc", encoded.disc, top_k, match)]
             else:
-                encoded = self._generate(query, kind, checked, max_new_tokens, on_text, sample)
-                hits = self._rank_generated(checked, encoded, top_k, max(shortlist, top_k), match)
+                encoded = self._generate(query, kind, checked, request.max_new_tokens, on_text, sample)
+                shortlist = max(request.shortlist, top_k)
+                hits = self._rank_generated(checked, encoded, top_k, shortlist, match)
                 pending = self.store.count(self.collection, schema.lacking(match, "gen"))
         return SearchResult(
             hits=in_order(hits, order),

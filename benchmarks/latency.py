@@ -44,7 +44,8 @@ import torch
 from PIL import Image
 from transformers.generation.streamers import BaseStreamer
 
-from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS, _text_stream, query_input
+from app.search import _text_stream
+from app.search_request import DEFAULT_QUERY_MAX_NEW_TOKENS, query_input
 from model.encoder import Encoder, query_task, task_text
 from model.engine import Sampling, forced_stops, use_cuda_graphs
 from model.inputs import EmbedInput, collate

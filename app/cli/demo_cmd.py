@@ -25,8 +25,8 @@ import torch
 from app.cli import UserError
 from app.cli.index_cmd import say_stage
 from app.cli.serve_cmd import add_server_options, indexing_policy, parse_auth, serve_page, warn_if_exposed
-from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS
-from app.ui.context import AppContext, make_context
+from app.context import AppContext, make_context
+from app.search_request import DEFAULT_QUERY_MAX_NEW_TOKENS
 from indexer.catalog.open import default_data_dir, open_store
 from indexer.config import DEFAULT_COLLECTION, IndexConfig
 from indexer.summary import RunSummary

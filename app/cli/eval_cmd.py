@@ -20,7 +20,7 @@ from pathlib import Path
 
 from app.cli import UserError
 from app.cli.common import add_store_options, model_for, store_from_args
-from app.search import SEARCH_MODES, SearchError, SearchMode, SearchService
+from app.search import SearchService
 from app.search_eval import (
     DEFAULT_KS,
     CollectionQuery,
@@ -35,6 +35,7 @@ from app.search_eval import (
     pass_at_k_mode,
     read_queries,
 )
+from app.search_request import SEARCH_MODES, SearchError, SearchMode, SearchRequest
 from indexer.catalog.store import Store
 from indexer.config import MODEL_ENV
 from model.encoder import DEFAULT_MODEL, Encoder
@@ -295,18 +296,18 @@ def searcher(
 
     def search(query: CollectionQuery, mode: str) -> SearchOutcome:
         try:
-            result = service.search(
-                query.text,
-                query.image,
-                query.video,
-                mode,
-                args.kind,
-                args.folder,
+            request = SearchRequest(
+                text=query.text,
+                image=query.image,
+                video=query.video,
+                mode=mode,
+                kind=args.kind,
+                folder=args.folder,
                 top_k=depth,
                 shortlist=args.shortlist,
                 max_new_tokens=args.max_new_tokens,
-                sample=sample,
             )
+            result = service.search(request, sample=sample)
         except (SearchError, MediaError) as error:
             raise QueryFailed(str(error)) from error
         return SearchOutcome(result.hits, result.seconds)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from app.cli import UserError
 from app.cli.common import parse_auth
+from app.search_request import SearchFields
 from app.server_file import RunningServer, running_server
 from indexer.catalog.open import default_data_dir
 from indexer.config import IndexConfig
@@ -147,19 +148,10 @@ def status(server: RunningServer, args: argparse.Namespace) -> dict[str, Any]:
 def search(server: RunningServer, args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
     """`ume search`'s JSON and the outdated-index notice, if any, from the server."""
     body = {
+        **SearchFields.model_validate(args, from_attributes=True).model_dump(mode="json"),
         "collection": args.collection,
-        "text": args.text,
         "image": upload(args.image),
         "video": upload(args.video),
-        "mode": args.mode,
-        "kind": args.kind,
-        "folder": args.folder,
-        "after": args.after,
-        "before": args.before,
-        "sort": args.sort,
-        "top_k": args.top_k,
-        "shortlist": args.shortlist,
-        "max_new_tokens": args.max_new_tokens,
         "model": args.model,
     }
     answer = ServerClient(server, args.auth).request("POST", "/search", json=body)

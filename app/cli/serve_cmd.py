@@ -28,23 +28,22 @@ from app.cli.common import (
     parse_auth,
     store_from_args,
 )
+from app.context import AppContext, IndexingPolicy, make_context
+from app.hits import SearchHit, SearchResult
 from app.limits import check_request
-from app.search import (
+from app.search import SearchService
+from app.search_dates import DATE_FORMS, SORT_ORDERS
+from app.search_request import (
     DEFAULT_QUERY_MAX_NEW_TOKENS,
     DEFAULT_SHORTLIST,
     DEFAULT_TOP_K,
-    ITEM_KINDS,
     SEARCH_MODES,
     SearchError,
-    SearchHit,
-    SearchResult,
-    SearchService,
-    item_filter,
+    SearchRequest,
 )
-from app.search_dates import DATE_FORMS, SORT_ORDERS
 from app.server_file import RunningServer, announce, withdraw
-from app.ui.context import AppContext, IndexingPolicy, make_context
 from indexer.catalog.open import default_data_dir
+from indexer.catalog.schema import ITEM_KINDS
 from indexer.catalog.store import Store, StoreError
 from model.encoder import Encoder, ModelLoadError
 
@@ -187,29 +186,20 @@ def result_from_json(data: dict[str, Any]) -> SearchResult:
     return SearchResult(hits, data["mode"], data["query_reasoning"], data["query_summary"], 0.0)
 
 
+def search_request(args: argparse.Namespace) -> SearchRequest:
+    """`ume search`'s arguments (named as the request's fields) as one search."""
+    return SearchRequest.model_validate(args, from_attributes=True)
+
+
 def search_once(args: argparse.Namespace) -> SearchResult:
     """Open the index, check the mode before loading a model (slow), then search."""
     with store_from_args(args) as store:
         SearchService(store, args.collection, None).check_mode(args.mode)
-        item_filter(args.kind, args.folder, args.after, args.before)  # a bad date: say so first
+        search_request(args).item_filter()  # a bad date: say so first
         model = model_for(store, args.collection, args.model)
         service = SearchService(store, args.collection, Encoder.from_pretrained(model, device=args.device))
         echo = ReasoningEcho() if args.mode != "fast" and not args.json else None
-        result = service.search(
-            args.text,
-            args.image,
-            args.video,
-            args.mode,
-            args.kind,
-            args.folder,
-            args.top_k,
-            args.shortlist,
-            args.max_new_tokens,
-            on_text=echo,
-            after=args.after,
-            before=args.before,
-            sort=args.sort,
-        )
+        result = service.search(search_request(args), on_text=echo)
         if echo is not None:
             echo.end()
         for notice in (service.outdated_notice(), result.pending_notice()):

@@ -14,5 +14,5 @@
 - `assets`: the page's theme, CSS and browser scripts.
 
 Import `build_ui` and `launch` from `app.ui.page`: this package stays empty so that the command
-line, which needs only `app.ui.context`, does not load Gradio at startup.
+line, which needs only `app.context`, does not load Gradio at startup.
 """

@@ -10,7 +10,8 @@ from __future__ import annotations
 import html
 
 from app.limits import LimitError
-from app.search import ITEM_KINDS, SearchError
+from app.search_request import SearchError
+from indexer.catalog.schema import ITEM_KINDS
 from indexer.catalog.store import StoreError
 from model.encoder import ModelLoadError
 from model.media import MediaError

@@ -18,9 +18,9 @@ from typing import Any
 import gradio as gr
 from PIL import Image, ImageOps
 
+from app.context import AppContext
 from app.files import FileAccessError
-from app.search import IndexedItem, SearchHit
-from app.ui.context import AppContext
+from app.hits import IndexedItem, SearchHit
 from app.ui.display_media import original_image, page_image, video_html
 from model.media import MediaError
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageOps
 
 from app.files import FileAccessError, ServedFiles
-from app.search import IndexedItem
+from app.hits import IndexedItem
 from model.media import DEFAULT_PDF_DPI, MediaError, load_image, render_pdf_page, video_frame
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 from gradio.helpers import Examples
 
-from app.ui.context import AppContext
+from app.context import AppContext
 from app.ui.controls import KIND_NAMES
 from model.world.gallery import read_example_queries
 

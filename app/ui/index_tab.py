@@ -23,9 +23,9 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
+from app.context import AppContext
 from app.library import found_nothing, outcome_line
 from app.ui import index_view
-from app.ui.context import AppContext
 from app.ui.index_view import (
     FAILURE_HEADERS,
     FAILURE_WIDTHS,

@@ -12,9 +12,9 @@ import html
 import time
 from typing import Any
 
+from app.context import AppContext
 from app.jobs import Job
 from app.library import failed_files, folders, pending_reasoning, reasoning_line
-from app.ui.context import AppContext
 from indexer.catalog.schema import ITEM_KINDS
 from indexer.catalog.store import StoreError
 

@@ -19,10 +19,11 @@ from typing import Any
 
 import gradio as gr
 
+from app.context import AppContext
 from app.library import library_token
-from app.search import MODE_DESCRIPTIONS, SEARCH_MODES
+from app.search import MODE_DESCRIPTIONS
+from app.search_request import SEARCH_MODES
 from app.ui import index_view
-from app.ui.context import AppContext
 from app.ui.controls import ALL_FOLDERS, MODE_CHOICES
 from app.ui.index_tab import IndexView
 

@@ -23,9 +23,9 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from app.api import api_routes
+from app.context import AppContext
 from app.files import FileRouteGuard
 from app.ui.assets import CSS, KEYBOARD, MARK_MODES, RUN_DEEP_LINK, theme
-from app.ui.context import AppContext
 from app.ui.index_tab import build_index_tab
 from app.ui.live import LivePage, LiveParts
 from app.ui.page_load import PageLoad

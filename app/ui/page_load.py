@@ -12,10 +12,11 @@ from typing import Any
 
 import gradio as gr
 
-from app.search import DEFAULT_TOP_K, ITEM_KINDS, SEARCH_MODES, SearchMode
+from app.search_request import DEFAULT_TOP_K, SEARCH_MODES, SearchMode
 from app.ui.controls import MAX_TOP_K
 from app.ui.date_controls import deep_link_dates
 from app.ui.live import LivePage
+from indexer.catalog.schema import ITEM_KINDS
 
 
 def deep_link(params: Mapping[str, str], reasons: Mapping[str, str | None]) -> list[Any]:

@@ -22,7 +22,10 @@ from typing import Any
 
 import gradio as gr
 
-from app.search import DEFAULT_TOP_K, SearchError, SearchHit, SearchResult, SearchService, TextCallback
+from app.context import AppContext
+from app.hits import SearchHit, SearchResult
+from app.search import SearchService
+from app.search_request import DEFAULT_TOP_K, SearchError, SearchRequest
 from app.ui.assets import (
     CLOSE_DETAIL_ID,
     DISPATCH_SEARCH,
@@ -37,7 +40,6 @@ from app.ui.assets import (
     SHOW_RESULTS,
     STATUS_ID,
 )
-from app.ui.context import AppContext
 from app.ui.controls import (
     ALL_FOLDERS,
     KIND_CHOICES,
@@ -63,46 +65,6 @@ SELECT_HIT = "Select a result to see it here."
 
 Gallery = list[tuple[Any, str]]
 Hits = list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """One search as the page asks for it: the query, its mode and filters, and the model's limits.
-
-    `kind` is None for all kinds and `folder` None for all folders; `after` / `before` are
-    dates as typed (None: open), `sort` "score", "newest" or "oldest"; `shortlist` matters to
-    re-rank only, and `max_new_tokens` to the generation modes only.
-    """
-
-    text: str | None
-    image: str | None
-    video: str | None
-    mode: str
-    kind: str | None
-    folder: str | None
-    top_k: int
-    shortlist: int
-    max_new_tokens: int
-    after: str | None = None
-    before: str | None = None
-    sort: str = "score"
-
-    def run(self, service: SearchService, on_text: TextCallback | None = None) -> SearchResult:
-        return service.search(
-            self.text,
-            self.image,
-            self.video,
-            self.mode,
-            self.kind,
-            self.folder,
-            self.top_k,
-            shortlist=self.shortlist,
-            max_new_tokens=self.max_new_tokens,
-            on_text=on_text,
-            after=self.after,
-            before=self.before,
-            sort=self.sort,
-        )
 
 
 @dataclass
@@ -203,7 +165,7 @@ class SearchHandlers:
         try:
             dates = date_values((after, before, sort))
             request = self.request(text, image, video, "fast", kind, folder, top_k, None, dates)
-            result = request.run(self.service())
+            result = self.service().search(request)
         except USER_ERRORS as error:
             return [], [], status_html(str(error), error=True)
         return self.gallery(result.hits), [asdict(h) for h in result.hits], result_status(result)
@@ -249,7 +211,7 @@ class SearchHandlers:
 
         def run() -> None:
             try:
-                result = request.run(service, on_text=lambda t: updates.put(("text", t)))
+                result = service.search(request, on_text=lambda t: updates.put(("text", t)))
                 updates.put(("done", result))
             except USER_ERRORS as error:
                 updates.put(("error", error))
@@ -280,7 +242,7 @@ class SearchHandlers:
         try:
             dates = date_values((after, before, sort))
             request = self.request(text, image, video, mode, kind, folder, top_k, None, dates)
-            result = request.run(self.service())
+            result = self.service().search(request)
         except USER_ERRORS as error:
             log.info("search refused: %s", error)  # one line: the caller gets the reason, not a trace
             raise gr.Error(str(error), print_exception=False) from None

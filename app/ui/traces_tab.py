@@ -7,8 +7,8 @@ from typing import Any
 
 import gradio as gr
 
-from app.search import IndexedItem
-from app.ui.context import AppContext
+from app.context import AppContext
+from app.hits import IndexedItem
 from app.ui.controls import ALL_FOLDERS, KIND_CHOICES, USER_ERRORS, none_if_all, status_html
 from app.ui.detail import detail_pane, empty_detail, item_detail
 

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 
 from app.api import api_routes
 from app.cli import main as ume
+from app.context import AppContext, make_context
 from app.limits import MAX_QUERY_CHARS, MAX_TOP_K
-from app.ui.context import AppContext, make_context
 from app.ui.search_tab import SearchHandlers
 from indexer.catalog.open import open_store
 from tests.app.fixture_index import COLLECTION, MAX_NEW_TOKENS, FixtureIndex, load_encoder, shared_index

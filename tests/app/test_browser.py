@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from app.ui.context import make_context
+from app.context import make_context
 from app.ui.page import build_ui, launch
 from indexer.catalog.collection import collection_info, resolved_model_id
 from indexer.catalog.open import open_store

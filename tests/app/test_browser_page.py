@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from PIL import Image
 
+from app.context import AppContext, make_context
 from app.server_file import RunningServer, announce
 from app.ui import examples
-from app.ui.context import AppContext, make_context
 from app.ui.page import build_ui, launch
 from indexer.catalog.open import open_store
 from tests.app.conftest import WAIT_MS, needs_chromium, screenshot

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from app.context import make_context
 from app.search import SearchService
-from app.ui.context import make_context
 from app.ui.detail import NO_ANSWER, NO_REASONING, NO_THINK, item_detail
 from indexer.catalog.open import open_store
 from indexer.config import DEFAULT_COLLECTION, IndexConfig

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from app.context import make_context
 from app.jobs import JobRunner
 from app.library import reasoning_line
-from app.ui.context import make_context
 from app.ui.index_tab import IndexHandlers
 from indexer.catalog.open import open_store
 from indexer.config import ConfigError, IndexConfig

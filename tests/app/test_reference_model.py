@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from app.cli import main as ume
+from app.context import make_context
 from app.search_eval import ExpectedItem
-from app.ui.context import make_context
 from app.ui.page import build_ui, launch
 from indexer.catalog.open import open_store
 from model.encoder import Encoder
@@ -170,6 +170,8 @@ class _Hit:
     page: int | None
     start: float | None
     end: float | None
+    taken: str | None
+    taken_source: str
     score: float
     summary: str | None
     reasoning: str | None

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from app.cli import main as ume
-from app.search import SearchError, SearchService, query_input
+from app.search import SearchService
+from app.search_request import SearchError, SearchRequest, query_input
 from indexer.catalog.collection import collection_info, resolved_model_id
 from indexer.catalog.open import open_store
 from indexer.catalog.schema import item_id
@@ -58,7 +59,7 @@ def test_an_example_image_finds_itself_first_in_every_mode(
     service: SearchService, index: FixtureIndex, mode: str
 ) -> None:
     cat = index.root / CAT
-    result = service.search(image=cat, mode=mode, top_k=3, max_new_tokens=MAX_NEW_TOKENS)
+    result = service.search(SearchRequest(image=cat, mode=mode, top_k=3, max_new_tokens=MAX_NEW_TOKENS))
     assert result.mode == mode
     assert result.hits[0].path == str(cat)
     assert result.hits[0].score == pytest.approx(1.0, abs=1e-3)
@@ -69,7 +70,7 @@ def test_an_example_image_finds_itself_first_in_every_mode(
 def test_text_search_returns_top_k_sorted_hits_with_their_stored_text(
     service: SearchService,
 ) -> None:
-    result = service.search("a cat sitting on a sofa", top_k=5)
+    result = service.search(SearchRequest(text="a cat sitting on a sofa", top_k=5))
     assert len(result.hits) == 5
     assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
     for hit in result.hits:
@@ -79,14 +80,14 @@ def test_text_search_returns_top_k_sorted_hits_with_their_stored_text(
 
 
 def test_kind_filter_returns_document_pages_with_page_numbers(service: SearchService) -> None:
-    hits = service.search("tomatoes", kind="document", top_k=10).hits
+    hits = service.search(SearchRequest(text="tomatoes", kind="document", top_k=10)).hits
     assert {h.kind for h in hits} == {"document"}
     assert sorted(h.page or 0 for h in hits) == [1, 2, 3, 4]
     assert all(h.where == f"page {h.page}" for h in hits)
 
 
 def test_video_hits_carry_their_time_span(service: SearchService) -> None:
-    hits = service.search("a red circle", kind="video", top_k=10).hits
+    hits = service.search(SearchRequest(text="a red circle", kind="video", top_k=10)).hits
     spans = sorted((h.start, h.end) for h in hits)
     assert [start for start, _ in spans] == [0.0, 4.0, 8.0]
     assert all(s is not None and e is not None and e > s for s, e in spans)
@@ -96,10 +97,12 @@ def test_folder_filter_keeps_only_items_under_that_folder(
     service: SearchService, index: FixtureIndex
 ) -> None:
     photos = index.root / "photos"
-    hits = service.search("coffee", folder=photos, top_k=50).hits
+    hits = service.search(SearchRequest(text="coffee", folder=photos, top_k=50)).hits
     assert len(hits) == 6  # five photos plus the one in "café & friends"
     assert all(h.path.startswith(str(photos) + "/") for h in hits)
-    nested = service.search("coffee", folder=str(photos / "café & friends") + "/", top_k=50).hits
+    nested = service.search(
+        SearchRequest(text="coffee", folder=str(photos / "café & friends") + "/", top_k=50)
+    ).hits
     assert [Path(h.path).name for h in nested] == ["espresso_cup_on_saucer.jpg"]
 
 
@@ -107,8 +110,10 @@ def test_rerank_orders_the_disc_shortlist_by_stored_gen_similarity(
     service: SearchService, encoder: Encoder
 ) -> None:
     words = "rockets at night"
-    shortlist = service.search(words, top_k=4).hits
-    result = service.search(words, mode="rerank", top_k=4, shortlist=4, max_new_tokens=MAX_NEW_TOKENS)
+    shortlist = service.search(SearchRequest(text=words, top_k=4)).hits
+    result = service.search(
+        SearchRequest(text=words, mode="rerank", top_k=4, shortlist=4, max_new_tokens=MAX_NEW_TOKENS)
+    )
     assert {h.id for h in result.hits} == {h.id for h in shortlist}
     query = encoder.encode_query([words], mode="gen", max_new_tokens=MAX_NEW_TOKENS).gen
     assert query is not None
@@ -121,12 +126,15 @@ def test_rerank_orders_the_disc_shortlist_by_stored_gen_similarity(
 
 def test_generation_modes_stream_the_query_text_token_by_token(service: SearchService) -> None:
     seen: list[str] = []
-    service.search("a galaxy", mode="reasoning", top_k=2, max_new_tokens=MAX_NEW_TOKENS, on_text=seen.append)
+    service.search(
+        SearchRequest(text="a galaxy", mode="reasoning", top_k=2, max_new_tokens=MAX_NEW_TOKENS),
+        on_text=seen.append,
+    )
     assert len(seen) == MAX_NEW_TOKENS  # the random model never stops early
 
 
 def test_a_video_clip_can_be_the_query(service: SearchService, index: FixtureIndex) -> None:
-    hits = service.search(video=index.root / CLIP, kind="video", top_k=3).hits
+    hits = service.search(SearchRequest(video=index.root / CLIP, kind="video", top_k=3)).hits
     assert {Path(h.path).name for h in hits} == {"circle_square_hello.mp4"}
 
 
@@ -148,7 +156,7 @@ def test_queries_a_user_can_fix_get_a_one_line_reason(
         for key, value in arguments.items()
     }
     with pytest.raises(SearchError, match=message):
-        service.search(**arguments)
+        service.search(SearchRequest(**arguments))
 
 
 def test_query_input_combines_words_with_an_example_image(index: FixtureIndex) -> None:
@@ -179,8 +187,8 @@ def test_modes_needing_gen_vectors_are_unavailable_with_the_reason(
     assert "gen" in reasoning and "ume index --mode both" in reasoning
     assert "ume index --mode both" in rerank
     with pytest.raises(SearchError, match="--mode both"):
-        disc_only.search("a note", mode="reasoning")
-    assert disc_only.search("a note").hits[0].path == "/x.jpg"
+        disc_only.search(SearchRequest(text="a note", mode="reasoning"))
+    assert disc_only.search(SearchRequest(text="a note")).hits[0].path == "/x.jpg"
 
 
 def test_an_index_built_by_another_model_is_refused(tmp_path: Path, encoder: Encoder) -> None:
@@ -188,7 +196,7 @@ def test_an_index_built_by_another_model_is_refused(tmp_path: Path, encoder: Enc
         info = collection_info("someone/other-model", encoder.hidden_size, "disc")
         store.create_collection(COLLECTION, info)
         with pytest.raises(SearchError, match="--model someone/other-model"):
-            SearchService(store, COLLECTION, encoder).search("cat")
+            SearchService(store, COLLECTION, encoder).search(SearchRequest(text="cat"))
 
 
 def test_an_index_of_weights_since_replaced_is_refused(tmp_path: Path) -> None:
@@ -202,7 +210,7 @@ def test_an_index_of_weights_since_replaced_is_refused(tmp_path: Path) -> None:
         build_tiny_model(model_dir, seed=1)  # retrained in place
         retrained = Encoder.from_pretrained(model_dir, device="cpu")
         with pytest.raises(SearchError, match="other weights"):
-            SearchService(store, COLLECTION, retrained).search("cat")
+            SearchService(store, COLLECTION, retrained).search(SearchRequest(text="cat"))
 
 
 def test_a_missing_collection_disables_every_mode(tmp_path: Path, encoder: Encoder) -> None:

@@ -16,9 +16,10 @@ from fastapi.testclient import TestClient
 
 from app.api import api_routes
 from app.cli import main as ume
-from app.search import SearchError, SearchService
+from app.context import make_context
+from app.search import SearchService
 from app.search_dates import taken_range
-from app.ui.context import make_context
+from app.search_request import SearchError, SearchRequest
 from indexer.catalog.open import open_store
 from model.dates import wall_seconds
 from tests.app.fixture_index import (
@@ -53,7 +54,7 @@ def day_of(index: FixtureIndex, path: str) -> str:
 def test_hits_say_when_they_were_made_and_where_that_came_from(
     service: SearchService, index: FixtureIndex
 ) -> None:
-    hits = {hit.path: hit for hit in service.search(image=index.root / CAT, top_k=20).hits}
+    hits = {hit.path: hit for hit in service.search(SearchRequest(image=index.root / CAT, top_k=20)).hits}
     cat, pdf = hits[str(index.root / CAT)], next(h for p, h in hits.items() if p.endswith(".pdf"))
     assert (cat.taken, cat.taken_source) == ("2024-06-01T12:00:00", "mtime")
     assert (pdf.taken, pdf.taken_source) == ("2026-01-01T00:00:00", "pdf")
@@ -66,21 +67,23 @@ def test_hits_say_when_they_were_made_and_where_that_came_from(
 def test_a_date_range_keeps_only_items_made_in_it(
     service: SearchService, index: FixtureIndex, mode: str
 ) -> None:
-    hits = service.search("a cat", mode=mode, top_k=20, after="2023-01-01", before="2024-06-01").hits
+    hits = service.search(
+        SearchRequest(text="a cat", mode=mode, top_k=20, after="2023-01-01", before="2024-06-01")
+    ).hits
     assert sorted(Path(h.path).name for h in hits) == [
         "rocket_on_launch_pad_at_dusk.jpg",
         "tabby_cat_closeup.jpg",  # made at noon on the last day: the whole day counts
     ]
-    year = service.search("a cat", top_k=20, after="2025", before="2025").hits
+    year = service.search(SearchRequest(text="a cat", top_k=20, after="2025", before="2025")).hits
     assert {Path(h.path).name for h in year} == {"circle_square_hello.mp4"} and len(year) == 3
-    since = service.search("a cat", top_k=20, after="2025-06").hits
+    since = service.search(SearchRequest(text="a cat", top_k=20, after="2025-06")).hits
     assert {h.kind for h in since} == {"document"}
 
 
 def test_sorting_by_date_reorders_the_best_matches(service: SearchService, index: FixtureIndex) -> None:
-    best = service.search(image=index.root / CAT, top_k=6).hits
-    newest = service.search(image=index.root / CAT, top_k=6, sort="newest").hits
-    oldest = service.search(image=index.root / CAT, top_k=6, sort="oldest").hits
+    best = service.search(SearchRequest(image=index.root / CAT, top_k=6)).hits
+    newest = service.search(SearchRequest(image=index.root / CAT, top_k=6, sort="newest")).hits
+    oldest = service.search(SearchRequest(image=index.root / CAT, top_k=6, sort="oldest")).hits
     assert {h.id for h in newest} == {h.id for h in oldest} == {h.id for h in best}
     assert [h.taken for h in newest] == sorted((h.taken or "" for h in best), reverse=True)
     assert [h.taken for h in oldest] == sorted(h.taken or "" for h in best)
@@ -100,7 +103,7 @@ def test_dates_a_user_can_fix_get_a_one_line_reason(
     service: SearchService, dates: dict[str, str], message: str
 ) -> None:
     with pytest.raises(SearchError, match=message) as error:
-        service.search("a cat", **dates)  # type: ignore[arg-type]
+        service.search(SearchRequest(text="a cat", **dates))  # type: ignore[arg-type]
     assert "\n" not in str(error.value)
 
 

@@ -31,10 +31,11 @@ from PIL import Image
 
 from app.cli import UserError
 from app.cli.serve_cmd import indexing_policy, open_context, parse_auth
+from app.context import TEST_MODEL_NOTICE, AppContext, IndexingPolicy, make_context
 from app.files import FileAccessError, ServedFiles
-from app.search import SearchError, SearchHit
+from app.hits import SearchHit
+from app.search_request import SearchError, SearchRequest
 from app.ui import display_media
-from app.ui.context import TEST_MODEL_NOTICE, AppContext, IndexingPolicy, make_context
 from app.ui.index_tab import IndexHandlers
 from app.ui.page import build_ui, launch
 from app.ui.page_load import deep_link
@@ -467,7 +468,7 @@ def test_serve_reports_a_locked_index_and_a_missing_model(index: FixtureIndex, t
     assert "searching and indexing are off: no model folder at" in ctx.banner_html()
     try:
         with pytest.raises(SearchError, match="no model is loaded"):
-            ctx.service.search("cat")
+            ctx.service.search(SearchRequest(text="cat"))
     finally:
         ctx.service.store.close()
 
@@ -528,7 +529,9 @@ def test_demo_falls_back_to_the_reference_model_offline(
         assert ctx.service is not None and ctx.service.encoder is not None
         assert Path(ctx.service.encoder.model_id) == REFERENCE_MODEL
         assert ctx.service.available_modes() == {"fast": None, "reasoning": None, "rerank": None}
-        assert [Path(h.path).name for h in ctx.service.search("cat", top_k=5).hits] == ["cat.jpg"]
+        assert [Path(h.path).name for h in ctx.service.search(SearchRequest(text="cat", top_k=5)).hits] == [
+            "cat.jpg"
+        ]
         assert ctx.files.roots == [Path(os.path.abspath(media))]
     finally:
         assert ctx.service is not None

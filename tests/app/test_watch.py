@@ -12,8 +12,8 @@ from typing import TypeVar
 import pytest
 from PIL import Image
 
+from app.context import AppContext, make_context
 from app.jobs import Job
-from app.ui.context import AppContext, make_context
 from app.ui.index_tab import IndexHandlers
 from app.watch import FolderWatcher
 from indexer.catalog import schema

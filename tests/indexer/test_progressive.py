@@ -21,6 +21,7 @@ import pytest
 
 from app.cli import main
 from app.search import SearchService
+from app.search_request import SearchRequest
 from indexer.catalog import schema
 from indexer.catalog.collection import open_collection, stage_counts
 from indexer.catalog.open import open_store
@@ -66,12 +67,14 @@ def test_items_answer_fast_searches_before_their_reasoning_is_written(library, e
         def on_stage(line: str) -> None:
             if line.startswith("adding reasoning"):  # the first pass is over, the second starts
                 seen["stages"] = stage_counts(store, "media")
-                seen["fast"] = service.search("a photo", mode="fast", top_k=ITEMS)
-                seen["reasoning"] = service.search("a photo", mode="reasoning", max_new_tokens=4)
+                seen["fast"] = service.search(SearchRequest(text="a photo", mode="fast", top_k=ITEMS))
+                seen["reasoning"] = service.search(
+                    SearchRequest(text="a photo", mode="reasoning", max_new_tokens=4)
+                )
 
         config = config_for(library, Path(encoder.model_id), {"data_dir": tmp_path / "index"})
         summary = index_folders(config, encoder=encoder, store=store, progress=False, on_stage=on_stage)
-        after = service.search("a photo", mode="reasoning", top_k=ITEMS, max_new_tokens=4)
+        after = service.search(SearchRequest(text="a photo", mode="reasoning", top_k=ITEMS, max_new_tokens=4))
 
     assert seen["stages"].searchable == ITEMS and seen["stages"].with_reasoning == 0
     assert seen["stages"].pending == ITEMS
@@ -162,7 +165,10 @@ def test_the_second_pass_waits_while_paused_and_resumes(library, encoder, tmp_pa
         assert worker.is_alive()  # held at the gate
         assert stage_counts(store, "media").with_reasoning == 0
         with gate.foreground():  # a search meanwhile answers from the first pass's vectors
-            assert len(SearchService(store, "media", encoder).search("x", top_k=ITEMS).hits) == ITEMS
+            assert (
+                len(SearchService(store, "media", encoder).search(SearchRequest(text="x", top_k=ITEMS)).hits)
+                == ITEMS
+            )
         gate.resume()
         worker.join(120)
     assert not worker.is_alive() and result["summary"].with_reasoning == ITEMS

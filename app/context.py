@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from app.files import ServedFiles
 from app.jobs import Job, JobOrigin, JobRunner
-from app.search import DEFAULT_QUERY_MAX_NEW_TOKENS, DEFAULT_SHORTLIST, SearchError, SearchService
+from app.search import SearchService
+from app.search_request import DEFAULT_QUERY_MAX_NEW_TOKENS, DEFAULT_SHORTLIST, SearchError
 from indexer.catalog import schema
 from indexer.catalog.collection import resolved_model_id
 from indexer.catalog.store import Store, StoreError
