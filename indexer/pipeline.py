@@ -30,12 +30,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from indexer.catalog.fingerprint import fingerprint
 from indexer.catalog.schema import MODE_VECTORS, FileSettings, ItemPlace
 from indexer.catalog.store import Store
 from indexer.config import IndexConfig
 from indexer.gate import Gate
 from indexer.load import LoadFailure, LoadSettings, check_size, load_inputs
-from indexer.scan import ScannedFile, dated, fingerprint, walk
+from indexer.scan import ScannedFile, dated, walk
 from indexer.state import IndexedState, record_date_if_unknown
 from indexer.summary import RunSummary, StageClock
 from indexer.writer import EncodedFile, FailedFile, ReusedFile, StoreWriter, WriteJob

@@ -14,7 +14,6 @@ Design decisions:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -39,8 +38,6 @@ SKIPPED_NAMES = frozenset(
         "#recycle",
     }
 )
-FINGERPRINT_CHUNK = 1024 * 1024  # bytes read at the start, middle and end of a file
-FINGERPRINT_BYTES = 16  # blake2b digest size: 128 bits, collisions are not a concern
 
 
 @dataclass(frozen=True)
@@ -142,17 +139,3 @@ def _is_utf8(path: str) -> bool:
         log.warning("skipping %r: its name is not valid UTF-8 (rename it to index it)", path)
         return False
     return True
-
-
-def fingerprint(path: Path, size: int | None = None) -> str:
-    """A content hash from the size and the first, middle and last MiB of the file."""
-    size = path.stat().st_size if size is None else size
-    digest = hashlib.blake2b(size.to_bytes(8, "little"), digest_size=FINGERPRINT_BYTES)
-    with open(path, "rb") as handle:
-        if size <= 3 * FINGERPRINT_CHUNK:
-            digest.update(handle.read())
-            return digest.hexdigest()
-        for offset in (0, size // 2 - FINGERPRINT_CHUNK // 2, size - FINGERPRINT_CHUNK):
-            handle.seek(offset)
-            digest.update(handle.read(FINGERPRINT_CHUNK))
-    return digest.hexdigest()

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from indexer.catalog import schema, tuning
+from indexer.catalog.fingerprint import fingerprint
 from indexer.catalog.migrations import SchemaMismatch, upgrade
 from indexer.catalog.schema import FAILED, ITEM_KINDS, MODE_VECTORS, PENDING, SCHEMA_VERSION, FileRecord
 from indexer.catalog.store import VECTOR_NAMES, CollectionInfo, Store, StoreError
 from indexer.catalog.tuning import QUANTIZE_ABOVE_POINTS, quantized
 from indexer.catalog.widening import resume_widening, widen
-from indexer.scan import fingerprint
 from model.encoder import Mode
 from model.inputs import INDEXING_BUDGET, RECIPE_VERSION, VisionBudget, embedding_recipe
 

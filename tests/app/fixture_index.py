@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from indexer.catalog.collection import collection_info, resolved_model_id
+from indexer.catalog.fingerprint import fingerprint
 from indexer.catalog.open import open_store
 from indexer.catalog.schema import OK, ItemPlace, ItemRecord
 from indexer.catalog.store import Store
 from indexer.load import LoadSettings
-from indexer.scan import dated, fingerprint, walk
+from indexer.scan import dated, walk
 from indexer.state import facts_of, file_record
 from model.encoder import Encoder
 from model.inputs import EmbedInput, VisionBudget, inputs_from_path

@@ -23,12 +23,13 @@ from fpdf import FPDF
 from PIL import Image
 
 from indexer.catalog.collection import CollectionMismatch, describe
+from indexer.catalog.fingerprint import fingerprint
 from indexer.catalog.open import open_store
 from indexer.catalog.schema import item_id
 from indexer.catalog.store import Match, StoredPoint
 from indexer.config import IndexConfig
 from indexer.run import index_folders
-from indexer.scan import fingerprint, is_skipped, walk
+from indexer.scan import is_skipped, walk
 from indexer.sharding import ShardSpec, shard_of
 from indexer.summary import RunSummary
 from tests.indexer.conftest import CountingEncoder, counting_encoder
