@@ -152,6 +152,16 @@ class RLConfig(TrainConfig):
     beta: float = Field(default=0.04, ge=0, description="KL weight to the frozen start model (0: none)")
     rollout_rows: int = Field(default=64, ge=1, description="rollouts per decode call (bounds memory)")
     score_rows: int = Field(default=8, ge=1, description="rollouts per forward+backward (bounds memory)")
+    fixed_eval_batches: int = Field(
+        default=0,
+        ge=0,
+        description="batches rewarded with the same rollout seeds before and after the run, written "
+        "to output_dir/fixed_eval.json (0: none)",
+    )
+    fixed_eval_data: list[DataSource] = Field(
+        default_factory=list, description="the fixed batches' pairs (default: drawn from data)"
+    )
+    fixed_eval_seed: int = Field(default=1234, description="draws the fixed batches and seeds their rollouts")
 
 
 def validated(kind: type[ConfigT], values: dict[str, Any]) -> ConfigT:

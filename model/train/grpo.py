@@ -7,7 +7,10 @@ pair-major: rows [p·G, (p+1)·G) belong to pair p, on both sides and in every p
 - `embedding_rewards`: rank × gap of each rollout against every rollout of the other side.
   rank = share of the rollout's G most similar other-side rollouts that belong to its own pair;
   gap = mean similarity to its own pair's rollouts − mean similarity to all other pairs'.
-- `group_advantages`: (r − group mean) / (group std + 1e-4) within each pair's G rollouts.
+- `side_rewards`: the total reward format + rank × gap of one side's rollouts.
+- `group_advantages`: (r − group mean) / (group std + 1e-4) within each pair's G rollouts;
+  `group_spread` says how much the groups disagree (a group whose rewards are all equal has
+  zero advantages and teaches nothing).
 - `clipped_token_objective`, `k3_kl`, `sequence_losses`: PPO-clip with asymmetric clipping
   (ε_low, ε_high), the k3 KL estimator to the frozen start model, and each sequence's token sum
   divided by a constant (the largest completion length), not by the sequence's own length.
@@ -15,11 +18,17 @@ pair-major: rows [p·G, (p+1)·G) belong to pair p, on both sides and in every p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from model.engine import format_ok
 
+if TYPE_CHECKING:
+    from model.train.rollout import Rollouts
+
 ADVANTAGE_EPS = 1e-4
+SPREAD_EPS = 1e-6  # rewards closer than this within a group count as equal
 
 
 def format_rewards(completions: list[str]) -> torch.Tensor:
@@ -66,6 +75,15 @@ def group_advantages(rewards: torch.Tensor, group: int) -> torch.Tensor:
     return ((grouped - mean) / (std + ADVANTAGE_EPS)).view(-1)
 
 
+def group_spread(rewards: torch.Tensor, group: int) -> tuple[float, float]:
+    """The mean within-group std of the rewards, and the share of groups whose G rewards are all
+    equal: such a group's advantages are zero, so it teaches nothing."""
+    grouped = rewards.view(-1, group)
+    std = grouped.std(dim=1) if group > 1 else torch.zeros(grouped.shape[0])
+    flat = (grouped.max(dim=1).values - grouped.min(dim=1).values) <= SPREAD_EPS
+    return float(std.mean()), float(flat.float().mean())
+
+
 def clipped_token_objective(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
@@ -93,3 +111,18 @@ def k3_kl(logprobs: torch.Tensor, reference_logprobs: torch.Tensor) -> torch.Ten
 def sequence_losses(token_losses: torch.Tensor, mask: torch.Tensor, normaliser: int) -> torch.Tensor:
     """(rows,) each sequence's masked token sum divided by the constant `normaliser`."""
     return (token_losses * mask).sum(dim=1) / normaliser
+
+
+def side_rewards(own: Rollouts, other_pool: torch.Tensor, group: int, offset: int) -> dict[str, torch.Tensor]:
+    """Format, rank, gap and total reward of this process's rollouts of one side, ranked against
+    `other_pool`: every rollout of the other side in the reward pool."""
+    rank, gap = rank_and_gap(own.gen @ other_pool.T, group, offset)
+    formats = format_rewards(own.texts).to(rank.device)
+    return {"format": formats, "rank": rank, "gap": gap, "reward": formats + rank * gap}
+
+
+def side_summary(name: str, rewards: dict[str, torch.Tensor], group: int) -> dict[str, float]:
+    """The side's mean rewards, and how much its groups disagree (GRPO learns from that alone)."""
+    summary = {f"{name}_{key}": float(value.mean()) for key, value in rewards.items()}
+    summary[f"{name}_group_std"], summary[f"{name}_zero_spread"] = group_spread(rewards["reward"], group)
+    return summary

@@ -77,7 +77,8 @@ def use_bf16(config: TrainConfig, device: torch.device) -> bool:
 
 
 class MetricsLog:
-    """Per-step loss terms to `metrics.jsonl` (and TensorBoard when installed and asked for).
+    """Per-step loss terms and the batch's dataset to `metrics.jsonl` (and TensorBoard when
+    installed and asked for).
 
     A resumed run appends; a run that starts at step 0 starts the file afresh, so the log never
     mixes the steps of an earlier run into this one's.
@@ -97,9 +98,11 @@ class MetricsLog:
             except ImportError:
                 log.warning("tensorboard is not installed; logging to %s only", self.path)
 
-    def write(self, step: int, values: dict[str, float]) -> None:
+    def write(self, step: int, values: dict[str, float], dataset: str | None = None) -> None:
+        """One step's numbers, with the dataset its batch came from (batches hold one each)."""
+        line = {"step": step, **({"dataset": dataset} if dataset is not None else {}), **values}
         with self.path.open("a") as out:
-            out.write(json.dumps({"step": step, **values}) + "\n")
+            out.write(json.dumps(line) + "\n")
         if self.writer is not None:
             for name, value in values.items():
                 self.writer.add_scalar(f"train/{name}", value, step)

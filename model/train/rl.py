@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,15 +42,16 @@ from model.train.distributed import (
 )
 from model.train.grpo import (
     clipped_token_objective,
-    format_rewards,
     group_advantages,
     k3_kl,
-    rank_and_gap,
     sequence_losses,
+    side_rewards,
+    side_summary,
 )
 from model.train.loading import load_for_training
 from model.train.lora import merged_adapters
 from model.train.rl_data import load_rl_pairs
+from model.train.rl_fixed import fixed_batches, fixed_rewards, record
 from model.train.rollout import Rollouts, completion_batch, completion_logprobs, sample_rollouts
 from model.train.trainer import Trainer, read_sources
 
@@ -62,13 +64,6 @@ class LossSettings:
     eps_high: float = 0.28
     beta: float = 0.04
     score_rows: int = 8
-
-
-def side_rewards(own: Rollouts, other_pool: torch.Tensor, group: int, offset: int) -> dict[str, torch.Tensor]:
-    """Format, rank, gap and total reward of this process's rollouts of one side."""
-    rank, gap = rank_and_gap(own.gen @ other_pool.T, group, offset)
-    formats = format_rewards(own.texts).to(rank.device)
-    return {"format": formats, "rank": rank, "gap": gap, "reward": formats + rank * gap}
 
 
 def side_loss_backward(
@@ -128,7 +123,7 @@ def micro_step_backward(
         advantages = group_advantages(rewards["reward"], settings.group)
         side_scale = 0.5 * scale / len(own.completions)
         stats = side_loss_backward(model, reference, own, advantages, settings, side_scale, ids)
-        metrics |= {f"{name}_{key}": float(value.mean()) for key, value in rewards.items()}
+        metrics |= side_summary(name, rewards, settings.group)
         tokens = max(stats["tokens"], 1.0)
         metrics[f"{name}_loss"] = stats["loss"]
         metrics[f"{name}_kl"] = stats["kl"] / tokens
@@ -143,9 +138,10 @@ def mean_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
     # Each micro-batch's loss is already scaled by its share of the step: they add up.
     merged["loss"] = sum(p["query_loss"] + p["target_loss"] for p in parts)
     del merged["query_loss"], merged["target_loss"]
-    for key in ("reward", "format", "rank", "gap", "kl", "clip_fraction"):
+    for key in ("reward", "format", "rank", "gap", "kl", "clip_fraction", "group_std", "zero_spread"):
         merged[key] = (merged[f"query_{key}"] + merged[f"target_{key}"]) / 2
-    merged["embedding_reward"] = merged["reward"] - merged["format"]
+    for side in ("query_", "target_", ""):
+        merged[f"{side}embedding_reward"] = merged[f"{side}reward"] - merged[f"{side}format"]
     return merged
 
 
@@ -284,6 +280,31 @@ class RLRun(Trainer):
         logged["update_s"] = self.clock() - update_started
         return mean_over_processes(logged) | update
 
+    def run(self, stop_after: int | None = None, progress: bool = True) -> Path | None:
+        """Train, rewarding the fixed batches (if asked for) at step 0 and after the last step."""
+        config = self.config
+        batches = self.fixed_batches()
+        if batches and self.step == 0:
+            self.record_fixed("before", batches)
+        saved = super().run(stop_after, progress)
+        if batches and self.step == config.steps:
+            self.record_fixed("after", batches)
+        return saved
+
+    def fixed_batches(self) -> list[list[Pair]]:
+        config = self.config
+        if not config.fixed_eval_batches:
+            return []
+        pairs = self.pairs
+        if config.fixed_eval_data:
+            pairs, _ = read_sources(config.model_copy(update={"data": config.fixed_eval_data}), load_rl_pairs)
+        return fixed_batches(pairs, config.pairs_per_step, config.fixed_eval_batches, config.fixed_eval_seed)
+
+    def record_fixed(self, moment: str, batches: list[list[Pair]]) -> None:
+        rewards = fixed_rewards(self, batches, self.config.fixed_eval_seed)
+        if self.rank == 0:
+            record(self.config.output_dir, moment, rewards, len(batches), self.config.fixed_eval_seed)
+
     def log_line(self, values: dict[str, float]) -> str:
-        shown = ("loss", "reward", "format", "rank", "gap", "kl", "clip_fraction")
+        shown = ("loss", "reward", "format", "rank", "gap", "kl", "clip_fraction", "zero_spread")
         return " ".join(f"{k}={values[k]:.4g}" for k in shown)

@@ -151,7 +151,8 @@ class Trainer(ABC):
         bar = tqdm(total=config.steps, initial=self.step, disable=not progress or self.rank != 0)
         saved, unusable = None, 0
         while self.step < end:
-            values = self.train_step(next(stream))
+            batch = next(stream)
+            values = self.train_step(batch)
             if values is None:
                 unusable += 1
                 if unusable > len(self.pairs):
@@ -160,7 +161,7 @@ class Trainer(ABC):
             unusable = 0
             self.step += 1
             bar.update(1)
-            saved = self._after_step(values, end) or saved
+            saved = self._after_step(values, end, batch[0].dataset) or saved
         bar.close()
         if self.skipped.total and self.rank == 0:
             log.warning("skipped records: %s", self.skipped.summary())
@@ -169,10 +170,10 @@ class Trainer(ABC):
     def log_line(self, values: dict[str, float]) -> str:
         return " ".join(f"{k}={v:.4g}" for k, v in values.items())
 
-    def _after_step(self, values: dict[str, float], end: int) -> Path | None:
+    def _after_step(self, values: dict[str, float], end: int, dataset: str) -> Path | None:
         if self.metrics is not None and (self.step % self.config.log_every == 0 or self.step == end):
-            self.metrics.write(self.step, values)
-            log.info("step %d %s", self.step, self.log_line(values))
+            self.metrics.write(self.step, values, dataset)
+            log.info("step %d (%s) %s", self.step, dataset, self.log_line(values))
         if self.step % self.config.save_every == 0 or self.step == end:
             return self.save()
         return None

@@ -19,12 +19,14 @@ from model.train.grpo import (
     embedding_rewards,
     format_rewards,
     group_advantages,
+    group_spread,
     k3_kl,
     rank_and_gap,
     sequence_losses,
+    side_rewards,
 )
 from model.train.loading import load_for_training
-from model.train.rl import LossSettings, micro_step_backward, side_rewards
+from model.train.rl import LossSettings, micro_step_backward
 from model.train.rollout import Rollouts, completion_batch, completion_logprobs
 
 # 2 pairs × G = 2 query rollouts (rows) against the 4 target rollouts (columns), pair-major.
@@ -75,6 +77,14 @@ def test_advantages_are_normalised_within_each_group() -> None:
     second = torch.tensor([5.0, 7.0, 7.0])
     torch.testing.assert_close(advantages[3:], (second - second.mean()) / (second.std() + 1e-4))
     assert group_advantages(torch.tensor([0.3, 0.3]), group=2).abs().max() == 0  # no signal, no push
+
+
+def test_group_spread_counts_the_groups_that_teach_nothing() -> None:
+    rewards = torch.tensor([0.5, 0.5, 0.5, 1.0, 0.0, 1.0, 0.2, 0.2, 0.2 + 1e-3])
+    mean_std, zero_share = group_spread(rewards, group=3)
+    assert zero_share == pytest.approx(1 / 3)  # only the first group's rewards are all equal
+    stds = [0.0, float(torch.tensor([1.0, 0.0, 1.0]).std()), float(torch.tensor([0.2, 0.2, 0.201]).std())]
+    assert mean_std == pytest.approx(sum(stds) / 3, rel=1e-5)
 
 
 def test_clipping_is_asymmetric() -> None:

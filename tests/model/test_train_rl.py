@@ -19,6 +19,7 @@ from model.train.tiny_world import write_rl_split
 from tests.model.train_helpers import assert_resume_is_exact
 
 LOGGED = {"reward", "format", "rank", "gap", "embedding_reward", "kl", "clip_fraction", "loss"}
+PER_SIDE = {"reward", "embedding_reward", "format", "group_std", "zero_spread", "kl"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -79,11 +80,37 @@ def test_short_run_logs_the_reward_terms_and_saves_a_checkpoint_the_encoder_load
     assert final == tmp_path / "run" / "checkpoint-2"
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]
-    assert lines[-1].keys() >= LOGGED
+    assert lines[-1].keys() >= LOGGED | {f"{side}_{key}" for side in ("query", "target") for key in PER_SIDE}
+    assert all(line["dataset"] in {"tiny_shapes", "tiny_videos"} for line in lines)  # the batch's own
+    assert 0 <= lines[-1]["zero_spread"] <= 1
     assert lines[-1]["kl"] > 0  # the policy moved away from the frozen start model
     encoder = Encoder.from_pretrained(final, device="cpu")
     encoded = encoder.encode_document(["a cat"], mode="gen", max_new_tokens=4)
     assert encoded.gen is not None and encoded.gen.shape == (1, encoder.hidden_size)
+
+
+def test_fixed_batches_are_rewarded_before_and_after_with_the_same_seeds(
+    tiny_model_dir: Path, rl_data: Path, tmp_path: Path
+) -> None:
+    """The gain of a run is read on the same pairs and rollout seeds; a run that learns nothing
+    (a learning rate too small to move a weight) scores exactly the same before and after."""
+    fixed = {"fixed_eval_batches": 2, "steps": 2}
+    control = RLRun(config(tiny_model_dir, rl_data, tmp_path / "control", lr=1e-15, **fixed))
+    control.run(progress=False)
+    record = json.loads((tmp_path / "control" / "fixed_eval.json").read_text())
+    assert record["batches"] == 2
+    for side in ("query", "target"):
+        assert 0 <= record["before"][f"{side}_format"] <= 1
+        assert record["before"][f"{side}_embedding_reward"] == pytest.approx(
+            record["before"][f"{side}_reward"] - record["before"][f"{side}_format"], abs=1e-3
+        )
+    assert record["before"] == record["after"]
+    assert set(record["before"]["by_dataset"]) <= {"tiny_shapes", "tiny_videos"}
+    learning = RLRun(config(tiny_model_dir, rl_data, tmp_path / "learning", lr=5e-2, **fixed))
+    learning.run(progress=False)
+    moved = json.loads((tmp_path / "learning" / "fixed_eval.json").read_text())
+    assert moved["before"] == record["before"]  # the same batches and seeds from the same start
+    assert moved["after"] != moved["before"]
 
 
 def test_resume_continues_at_the_same_step_with_the_same_data(

@@ -1,0 +1,196 @@
+"""Does GRPO lift held-out gen retrieval, and through better reasoning? Seeds against a control.
+
+    python benchmarks/grpo_gain.py --work DIR [--model models/ume-r1-tiny-world] [--seeds 0 1 2]
+                                   [--steps 80] [--jobs 2] [--out benchmarks/results]
+
+From the shipped reference model, GRPO (benchmarks/reference_rl.toml, its schedule over
+`--steps`) runs once per seed, and once more as a control: seed 0 with a learning rate too small
+to move a weight, so that whatever the control reports is the noise of the measurement itself.
+Each run is measured the same way before and after:
+
+- the reward on fixed batches (the trainer's `fixed_eval`: the same held-out pairs and rollout
+  seeds, rewarded as training rewards them), per side: `reward_query_*`, `reward_target_*`
+  (the embedding reward rank x gap) and the format rate;
+- held-out Hit@1 per kind, each against its own kind (images 200-way, video segments 48-way,
+  PDF pages 40-way; the reference model's held-out set), gen and disc;
+- whether the reasoning got better or only vaguer: the share of generated summaries equal to the
+  true one, for queries (`query_summary_exact_*`) and for images (`target_caption_exact_*`).
+
+Runs go `--jobs` at a time, each in a process of its own with one thread. Writes
+`grpo_gain.json` (under --out) with the commit, machine and command, and prints the figures side
+by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+from reference_model import RL_CONFIG, SEED, by_dataset, world_files
+from tiny_world import EVAL_BATCH, MAX_NEW_TOKENS, hit1
+
+from model.encoder import Encoder
+from model.engine import format_ok, parse_completion
+from model.train.batch import load_side
+from model.train.config import RLConfig, load_config
+from model.train.data import Pair, Skipped, load_pairs
+from model.train.rl import RLRun
+from model.train.rl_fixed import FIXED_EVAL_FILE
+from model.train.tiny_world import write_rl_split
+
+HERE = Path(__file__).resolve().parent
+REFERENCE_MODEL = HERE.parent / "models" / "ume-r1-tiny-world"
+RESULTS = HERE / "results"
+CONTROL_LR = 1e-15  # AdamW moves a weight by about lr: far below float32's resolution of any weight
+RL_SIZES = {"shapes": 600, "videos": 100, "pages": 100}  # as the reference model's RL split
+FIXED_SIZES = {"shapes": 32, "videos": 32, "pages": 32}  # fresh renders: 4 batches of 8 per kind
+FIXED_BATCHES = 12
+KINDS = {"tiny_shapes": "image", "tiny_videos": "video", "tiny_pages": "page"}
+
+
+def encoded_sides(model_dir: Path, pairs: list[Pair]) -> dict[str, Any]:
+    encoder = Encoder.from_pretrained(model_dir, device="cpu")
+    return {
+        name: encoder.encode_prepared(
+            [encoder.prepare(load_side(side), side.task) for side in sides],
+            mode="both",
+            batch_size=EVAL_BATCH,
+            max_new_tokens=MAX_NEW_TOKENS,
+        )
+        for name, sides in (("query", [p.query for p in pairs]), ("target", [p.target for p in pairs]))
+    }
+
+
+def exact_share(generated: list[str | None], pairs: list[Pair]) -> float:
+    """Share of generated summaries equal to the true one (the training target's)."""
+    truth = [parse_completion(pair.target.completion).summary for pair in pairs]
+    return float(np.mean([made == true for made, true in zip(generated, truth, strict=True)]))
+
+
+def heldout_figures(model_dir: Path, heldout: list[Pair]) -> dict[str, float]:
+    """Hit@1 (gen, disc) per kind, the format rate, and the summaries' exactness on images."""
+    figures: dict[str, float] = {}
+    completions: list[str] = []
+    for dataset, pairs in sorted(by_dataset(heldout).items()):
+        kind, sides = KINDS[dataset], encoded_sides(model_dir, pairs)
+        query, target = sides["query"], sides["target"]
+        figures[f"{kind}_gen_hit1"] = round(hit1(query.gen, target.gen), 4)
+        figures[f"{kind}_disc_hit1"] = round(hit1(query.disc, target.disc), 4)
+        completions += [text or "" for text in query.completion + target.completion]
+        if kind == "image":
+            figures["query_summary_exact"] = round(exact_share(query.summary, pairs), 4)
+            figures["target_caption_exact"] = round(exact_share(target.summary, pairs), 4)
+    figures["format_rate"] = round(sum(map(format_ok, completions)) / len(completions), 4)
+    return figures
+
+
+def train_once(name: str, seed: int, lr: float | None, args: argparse.Namespace) -> dict[str, Any]:
+    """One GRPO run from the reference model, in this process; its figures before and after."""
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING)
+    work: Path = args.work
+    overrides = {
+        "model": str(args.model),
+        "data": [{"path": work / "data" / "rl.jsonl", "format": "released"}],
+        "fixed_eval_data": [{"path": work / "fixed" / "rl.jsonl", "format": "released"}],
+        "fixed_eval_batches": FIXED_BATCHES,
+        "output_dir": work / name,
+        "steps": args.steps,
+        "seed": seed,
+        "lr": lr,
+        "cpu_threads": 1,
+        "save_every": args.steps,
+        "resume": False,
+    }
+    config = load_config(RL_CONFIG, RLConfig).with_overrides(overrides)
+    started = time.monotonic()
+    final = RLRun(config).run(progress=False)
+    assert final is not None
+    minutes = round((time.monotonic() - started) / 60, 1)
+    fixed = json.loads((work / name / FIXED_EVAL_FILE).read_text())
+    heldout = load_pairs(world_files(work)[1], "released", None, Skipped())
+    figures = {"seed": seed, "lr": config.lr, "minutes": minutes}
+    for moment in ("before", "after"):
+        figures[f"reward_query_{moment}"] = fixed[moment]["query_embedding_reward"]
+        figures[f"reward_target_{moment}"] = fixed[moment]["target_embedding_reward"]
+        figures[f"rollout_format_{moment}"] = round(
+            (fixed[moment]["query_format"] + fixed[moment]["target_format"]) / 2, 4
+        )
+    return figures | {f"{key}_after": value for key, value in heldout_figures(final, heldout).items()}
+
+
+def prepare(work: Path) -> Path:
+    """Write the world (its held-out file is returned), the RL split and the fixed batches' pairs."""
+    heldout_file = world_files(work)[1]
+    if not (work / "data" / "rl.jsonl").is_file():
+        write_rl_split(work / "data", seed=SEED + 1, **RL_SIZES)
+    if not (work / "fixed" / "rl.jsonl").is_file():
+        write_rl_split(work / "fixed", seed=SEED + 7, **FIXED_SIZES)
+    return heldout_file
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True, help="data and runs go here")
+    parser.add_argument("--model", type=Path, default=REFERENCE_MODEL, help="the model GRPO starts from")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=80, help="GRPO steps per run")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    started = time.monotonic()
+    heldout = load_pairs(prepare(args.work), "released", None, Skipped())
+    before = heldout_figures(args.model, heldout)
+    runs = [(f"seed-{seed}", seed, None) for seed in args.seeds] + [("control", args.seeds[0], CONTROL_LR)]
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = {name: pool.submit(train_once, name, seed, lr, args) for name, seed, lr in runs}
+        results = {name: future.result() for name, future in futures.items()}
+    for figures in results.values():
+        figures |= {f"{key}_before": value for key, value in before.items()}
+    record = {
+        "commit": commit(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU; torch {torch.__version__}",
+        "command": "python " + " ".join(sys.argv),
+        "start": str(args.model),
+        "steps": args.steps,
+        "rl_config": RL_CONFIG.name,
+        "fixed_batches": f"{FIXED_BATCHES} batches of 8 pairs, fresh renders of each kind, G 8",
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "runs": {name: dict(sorted(figures.items())) for name, figures in results.items()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "grpo_gain.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(side_by_side(record["runs"]))
+    return 0
+
+
+def side_by_side(runs: dict[str, dict[str, Any]]) -> str:
+    keys = sorted({key for figures in runs.values() for key in figures})
+    rows = [["", *runs]] + [[key, *(str(figures.get(key)) for figures in runs.values())] for key in keys]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+
+
+def commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True, cwd=HERE)  # fmt: skip
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
