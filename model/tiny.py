@@ -102,7 +102,7 @@ def build_tokenizer(words: Sequence[str] = ()) -> Qwen2Tokenizer:
     return tokenizer
 
 
-def build_config(tokenizer: Qwen2Tokenizer) -> Qwen2VLConfig:
+def build_config(tokenizer: Qwen2Tokenizer, rope_theta: float = ROPE_THETA) -> Qwen2VLConfig:
     """A Qwen2-VL config small enough to run in milliseconds on a CPU."""
 
     def ids(token: str) -> int:
@@ -117,7 +117,7 @@ def build_config(tokenizer: Qwen2Tokenizer) -> Qwen2VLConfig:
         "num_key_value_heads": 2,
         "max_position_embeddings": 32768,
         # mrope sections sum to head_dim / 2 (head_dim = 128 / 4 = 32).
-        "rope_parameters": {"rope_type": "default", "rope_theta": ROPE_THETA, "mrope_section": [4, 6, 6]},
+        "rope_parameters": {"rope_type": "default", "rope_theta": rope_theta, "mrope_section": [4, 6, 6]},
         "bos_token_id": ids("<|endoftext|>"),
         "eos_token_id": ids("<|im_end|>"),
         "pad_token_id": ids("<|endoftext|>"),
@@ -162,14 +162,17 @@ def build_processor(tokenizer: Qwen2Tokenizer) -> Qwen2VLProcessor:
     )
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0, words: Sequence[str] = ()) -> Path:
+def build_tiny_model(
+    out_dir: Path, seed: int = 0, words: Sequence[str] = (), rope_theta: float = ROPE_THETA
+) -> Path:
     """Write a tiny random UME-R1 checkpoint to `out_dir` and return the directory.
 
     `words` become single tokens (see `word_merges`); without them the tokenizer is byte-level.
+    `rope_theta` sets the language model's rotary base (its M-RoPE frequencies).
     """
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(words)
-    model = Qwen2VLForConditionalGeneration(build_config(tokenizer))
+    model = Qwen2VLForConditionalGeneration(build_config(tokenizer, rope_theta))
     init_ume_token_rows(model, tokenizer)
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = tokenizer.pad_token_id
