@@ -18,7 +18,7 @@ from app.cli import UserError
 from model.train.config import ConfigError, DataSource, RLConfig, SFTConfig, TrainConfig, load_config
 
 # Settings that are lists of sources, not single values: set through --data instead.
-NOT_FLAGS = {"data"}
+NOT_FLAGS = {"data", "fixed_eval_data"}  # files: given as paths below, in the --data format
 STAGES: dict[str, tuple[type[TrainConfig], str]] = {
     "sft": (SFTConfig, "stage 1: cold-start SFT (contrastive + reasoning LM loss)"),
     "rl": (RLConfig, "stage 2: GRPO with the embedding-ranking reward, from an SFT checkpoint"),
@@ -36,6 +36,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
         stage.add_argument("--data-format", choices=("released", "plain"), default="released")
         stage.add_argument("--data-root", type=Path, default=None, help="media paths are relative to this")
+        if "fixed_eval_data" in kind.model_fields:
+            stage.add_argument(
+                "--fixed-eval-data",
+                type=Path,
+                action="append",
+                default=None,
+                help="held-out pairs for the fixed batches, in the --data format (repeatable)",
+            )
         for field_name, field in kind.model_fields.items():
             if field_name not in NOT_FLAGS:
                 flag = "--" + field_name.replace("_", "-")
@@ -52,15 +60,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     }
     try:
         config = load_config(args.config, args.config_kind)
-        if args.data:
-            sources = [DataSource(path=p, format=args.data_format, root=args.data_root) for p in args.data]
-            overrides["data"] = [source.model_dump() for source in sources]
+        for field_name in ("data", "fixed_eval_data"):  # files given as flags, in --data's format
+            if paths := getattr(args, field_name, None):
+                overrides[field_name] = sources_of(paths, args)
         config = config.with_overrides(overrides)
     except ConfigError as error:
         raise UserError(str(error)) from error
     if not config.data:
         raise UserError("no training data: add --data FILE or a [[data]] table to the config")
     return config
+
+
+def sources_of(paths: list[Path], args: argparse.Namespace) -> list[dict[str, Any]]:
+    return [DataSource(path=p, format=args.data_format, root=args.data_root).model_dump() for p in paths]
 
 
 def run_stage(args: argparse.Namespace) -> int:

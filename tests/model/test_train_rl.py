@@ -128,6 +128,11 @@ def test_cli_runs_rl_and_reports_bad_settings_in_one_line(
     status = ume([*common, *small, *sizes, "--steps", "1", "--output-dir", str(tmp_path / "o")])
     assert status == 0
     assert "checkpoint-1" in capsys.readouterr().out
+    fixed = ["--fixed-eval-batches", "1", "--fixed-eval-data", str(rl_data)]
+    status = ume([*common, *small, *sizes, *fixed, "--steps", "1", "--output-dir", str(tmp_path / "f")])
+    assert status == 0
+    assert json.loads((tmp_path / "f" / "fixed_eval.json").read_text()).keys() >= {"before", "after"}
+    capsys.readouterr()
     status = ume(
         [*common, "--pairs-per-step", "3", "--micro-batch", "2", "--output-dir", str(tmp_path / "x")]
     )
