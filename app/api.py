@@ -107,7 +107,7 @@ def api_routes(ctx: AppContext, auth: tuple[str, str] | None) -> list[BaseRoute]
             return refused
         try:
             body = parse_body(await request.body(), SearchBody)
-            check_request(body.text, body.top_k, body.shortlist, body.max_new_tokens)
+            check_request(body)
         except (BadRequest, LimitError) as problem:
             return error(str(problem), 400)
         return await run_in_threadpool(run_search, ctx, body)

@@ -47,8 +47,7 @@ class SearchBody(SearchFields):
 
     def request(self, image: Path | None, video: Path | None) -> SearchRequest:
         """The search, once the uploads are saved as files."""
-        fields = self.model_dump(include=set(SearchFields.model_fields))
-        return SearchRequest(**fields, image=image, video=video)
+        return SearchRequest(**self.search_fields(), image=image, video=video)
 
 
 def parse_body(raw: bytes, model: type[Body]) -> Body:

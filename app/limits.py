@@ -10,6 +10,11 @@ carries the words) far below the length at which servers refuse a URL.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.search_request import SearchFields
+
 MAX_QUERY_CHARS = 2_000
 MAX_TOP_K = 1_000
 MAX_SHORTLIST = 10_000
@@ -34,16 +39,9 @@ def check_range(name: str, value: int, most: int) -> None:
         raise LimitError(f"{name} must be a whole number from 1 to {most:,}, not {value}")
 
 
-def check_request(
-    text: str | None,
-    top_k: int,
-    shortlist: int | None = None,
-    max_new_tokens: int | None = None,
-) -> None:
+def check_request(request: SearchFields) -> None:
     """Raise `LimitError` for the first limit the request breaks."""
-    check_query_text(text)
-    check_range("top_k", top_k, MAX_TOP_K)
-    if shortlist is not None:
-        check_range("shortlist", shortlist, MAX_SHORTLIST)
-    if max_new_tokens is not None:
-        check_range("max_new_tokens", max_new_tokens, MAX_QUERY_NEW_TOKENS)
+    check_query_text(request.text)
+    check_range("top_k", request.top_k, MAX_TOP_K)
+    check_range("shortlist", request.shortlist, MAX_SHORTLIST)
+    check_range("max_new_tokens", request.max_new_tokens, MAX_QUERY_NEW_TOKENS)

@@ -149,7 +149,7 @@ class SearchService:
         `sample` = (temperature, seed) samples the query's reasoning instead of greedy decoding
         (pass@k evaluation); the fast mode generates nothing and ignores it."""
         began = time.perf_counter()
-        check_request(request.text, request.top_k, request.shortlist, request.max_new_tokens)
+        check_request(request)
         checked = self.check_mode(request.mode)
         match = request.item_filter()
         with date_errors():

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
@@ -57,6 +57,10 @@ class SearchFields(BaseModel):
     top_k: int = DEFAULT_TOP_K
     shortlist: int = DEFAULT_SHORTLIST
     max_new_tokens: int = DEFAULT_QUERY_MAX_NEW_TOKENS
+
+    def search_fields(self) -> dict[str, Any]:
+        """These fields alone, as JSON values (what the HTTP API's body holds besides files)."""
+        return self.model_dump(mode="json", include=set(SearchFields.model_fields))
 
 
 class SearchRequest(SearchFields):

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,11 +38,13 @@ from typing import Any
 import numpy as np
 import psutil
 import torch
+from provenance import commit
 from reference_model import RL_CONFIG, SEED, by_dataset, world_files
 from tiny_world import EVAL_BATCH, MAX_NEW_TOKENS, hit1
 
 from model.encoder import Encoder
 from model.engine import format_ok, parse_completion
+from model.hub import REFERENCE_MODEL
 from model.train.batch import load_side
 from model.train.config import RLConfig, load_config
 from model.train.data import Pair, Skipped, load_pairs
@@ -52,7 +53,6 @@ from model.train.rl_fixed import FIXED_EVAL_FILE
 from model.train.tiny_world import write_rl_split
 
 HERE = Path(__file__).resolve().parent
-REFERENCE_MODEL = HERE.parent / "models" / "ume-r1-tiny-world"
 RESULTS = HERE / "results"
 CONTROL_LR = 1e-15  # AdamW moves a weight by about lr: far below float32's resolution of any weight
 RL_SIZES = {"shapes": 600, "videos": 100, "pages": 100}  # as the reference model's RL split
@@ -183,13 +183,6 @@ def side_by_side(runs: dict[str, dict[str, Any]]) -> str:
     rows = [["", *runs]] + [[key, *(str(figures.get(key)) for figures in runs.values())] for key in keys]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
-
-
-def commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True, cwd=HERE)  # fmt: skip
-    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from provenance import commit
 from tiny_world import EVAL_BATCH, train
 
 from model.encoder import Encoder
@@ -134,7 +135,7 @@ def main() -> int:
         print(f"{name}: left/right {row['left_right']:.3f}, top/bottom {row['top_bottom']:.3f}")
     if args.out is not None:
         record = {
-            "commit": os.popen("git rev-parse --short HEAD").read().strip(),
+            "commit": commit(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}",
             "command": "python " + " ".join(sys.argv),
             "probe": f"ridge classifier on the disc state, {FOLDS}-fold cross-validated, 200 held-out scenes",

@@ -33,7 +33,6 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,6 +54,7 @@ from qdrant_edge import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import commit
 from synthetic import ClusteredCollection
 
 from indexer.catalog import edge_build, tuning
@@ -448,16 +448,6 @@ def context(args: argparse.Namespace, data: ClusteredCollection) -> dict[str, An
         f"{searchers_while_writing(args)}; rss counts resident pages of mapped files; recall is over "
         "all queries against exact numpy search",
     }
-
-
-def commit() -> str:
-    """The commit measured, marked when the working tree held changes."""
-    here = Path(__file__).resolve().parent
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=here)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=here
-    )
-    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def main() -> None:

@@ -145,10 +145,13 @@ def status(server: RunningServer, args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
-def search(server: RunningServer, args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
-    """`ume search`'s JSON and the outdated-index notice, if any, from the server."""
+def search(
+    server: RunningServer, args: argparse.Namespace, request: SearchFields
+) -> tuple[dict[str, Any], str | None]:
+    """`ume search`'s JSON and the outdated-index notice, if any, from the server; the example
+    files go as uploads (the server may not see the caller's files)."""
     body = {
-        **SearchFields.model_validate(args, from_attributes=True).model_dump(mode="json"),
+        **request.search_fields(),
         "collection": args.collection,
         "image": upload(args.image),
         "video": upload(args.video),

@@ -152,21 +152,22 @@ def indexing_policy(host: str, index_under: list[Path] | None) -> IndexingPolicy
 
 
 def run_search(args: argparse.Namespace) -> int:
-    check_request(args.text, args.top_k, args.shortlist, args.max_new_tokens)  # before anything slow
+    request = search_request(args)
+    check_request(request)  # before anything slow
     server = handoff.server_for(args)
     if server is not None:
-        return search_on(server, args)
+        return search_on(server, args, request)
     try:
-        result = search_once(args)
+        result = search_once(args, request)
     except SearchError as error:
         raise UserError(str(error)) from error
     print(json.dumps(result.to_json(), ensure_ascii=False) if args.json else format_result(result))
     return 0
 
 
-def search_on(server: RunningServer, args: argparse.Namespace) -> int:
+def search_on(server: RunningServer, args: argparse.Namespace, request: SearchRequest) -> int:
     """`ume search` answered by the running server; printed as a standalone run prints."""
-    found, notice = handoff.search(server, args)
+    found, notice = handoff.search(server, args, request)
     if args.json:
         print(json.dumps(found, ensure_ascii=False))
     else:
@@ -191,15 +192,15 @@ def search_request(args: argparse.Namespace) -> SearchRequest:
     return SearchRequest.model_validate(args, from_attributes=True)
 
 
-def search_once(args: argparse.Namespace) -> SearchResult:
+def search_once(args: argparse.Namespace, request: SearchRequest) -> SearchResult:
     """Open the index, check the mode before loading a model (slow), then search."""
     with store_from_args(args) as store:
-        SearchService(store, args.collection, None).check_mode(args.mode)
-        search_request(args).item_filter()  # a bad date: say so first
+        SearchService(store, args.collection, None).check_mode(request.mode)
+        request.item_filter()  # a bad date: say so first
         model = model_for(store, args.collection, args.model)
         service = SearchService(store, args.collection, Encoder.from_pretrained(model, device=args.device))
         echo = ReasoningEcho() if args.mode != "fast" and not args.json else None
-        result = service.search(search_request(args), on_text=echo)
+        result = service.search(request, on_text=echo)
         if echo is not None:
             echo.end()
         for notice in (service.outdated_notice(), result.pending_notice()):

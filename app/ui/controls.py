@@ -1,8 +1,8 @@
 """What the tabs' controls share: their choices, how a filter's value reads, and the status line.
 
-A mistake a user can cause (`USER_ERRORS`: an empty or too long query, a mode the index cannot serve, an
-unreadable example file, a store or model that is not there) ends up in the status line as one
-line, never as a stack trace.
+A mistake a user can cause (`USER_ERRORS`: an empty or too long query, a mode the index cannot
+serve, an unreadable example file, a store or model that is not there) ends up in the status
+line as one line, never as a stack trace.
 """
 
 from __future__ import annotations

@@ -122,7 +122,9 @@ def side_rewards(own: Rollouts, other_pool: torch.Tensor, group: int, offset: in
 
 
 def side_summary(name: str, rewards: dict[str, torch.Tensor], group: int) -> dict[str, float]:
-    """The side's mean rewards, and how much its groups disagree (GRPO learns from that alone)."""
+    """The side's mean rewards (with the embedding part rank × gap), and how much its groups
+    disagree (GRPO learns from that alone)."""
     summary = {f"{name}_{key}": float(value.mean()) for key, value in rewards.items()}
+    summary[f"{name}_embedding_reward"] = float((rewards["rank"] * rewards["gap"]).mean())
     summary[f"{name}_group_std"], summary[f"{name}_zero_spread"] = group_spread(rewards["reward"], group)
     return summary

@@ -140,8 +140,7 @@ def mean_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
     del merged["query_loss"], merged["target_loss"]
     for key in ("reward", "format", "rank", "gap", "kl", "clip_fraction", "group_std", "zero_spread"):
         merged[key] = (merged[f"query_{key}"] + merged[f"target_{key}"]) / 2
-    for side in ("query_", "target_", ""):
-        merged[f"{side}embedding_reward"] = merged[f"{side}reward"] - merged[f"{side}format"]
+    merged["embedding_reward"] = merged["reward"] - merged["format"]
     return merged
 
 

@@ -76,7 +76,6 @@ def pool_rewards(run: RLRun, pool: list[Pair], seed: int) -> dict[str, float] | 
     group = run.config.group_size
     for side, own, other in (("query", query_rollouts, target_pool), ("target", target_rollouts, query_pool)):
         summary = side_summary(side, side_rewards(own, other, group, offset), group)
-        summary[f"{side}_embedding_reward"] = summary[f"{side}_reward"] - summary[f"{side}_format"]
         values |= {f"{side}_{key}": summary[f"{side}_{key}"] for key in SIDE_KEYS}
     return values
 
