@@ -10,8 +10,11 @@ query ranks against the whole gallery). Builds the tiny random model with the wo
 tokens, trains it with cold-start SFT (benchmarks/findings_sft.toml) then GRPO
 (benchmarks/findings_rl.toml) through `ume train`'s own code, and runs `ume eval mmeb` after
 each stage with both modes on both sides: disc-disc, gen-gen, fused@A, rerank@N (the disc
-shortlist re-ordered by gen) and the per-query oracle. Writes the numbers, each phase's time,
-the machine and the command to --results, and prints a Markdown table.
+shortlist re-ordered by gen), the per-query oracle, and pass@1..8 of gen (8 rollouts sampled at
+temperature 1 on one side, the other side greedy; each side in turn). GRPO's reward is measured
+on fixed held-out batches (the same pairs and rollout seeds) before its first step and after its
+last. Writes the numbers, each phase's time, the machine and the command to --results, and
+prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tiny_world import fifth_means, train
+from provenance import commit
+from tiny_world import train
 
 from app.cli import main as ume
 from model.encoder import Encoder
@@ -37,6 +41,7 @@ from model.inputs import EVALUATION_BUDGET, image_input
 from model.tiny import build_tiny_model
 from model.train.hard_world import hard_world_words, write_hard_rl, write_hard_train
 from model.train.rl import RLRun
+from model.train.rl_fixed import FIXED_EVAL_FILE
 from model.train.sft import SFTRun
 from model.world.hard import ALL_HARD_SCENES, HARD_GALLERY_SIZE, HARD_TASK, differences, write_hard_task
 
@@ -47,6 +52,8 @@ RESULTS = HERE / "results" / "findings.json"
 SEED = 0
 TRAIN_PAIRS = 6000
 RL_PAIRS = 1000
+FIXED_PAIRS = 96  # GRPO's fixed held-out batches: 12 reward pools of 8 pairs
+SAMPLES = 8  # pass@1..8
 MAX_NEW_TOKENS = 48  # a well-formed hard-world completion is ~30 tokens
 EVAL_BATCH = 50
 SHORTLIST = 20
@@ -60,19 +67,23 @@ def evaluate(model_dir: Path, data_root: Path, out: Path) -> dict[str, Any]:
         "eval", "mmeb", "--data-root", str(data_root), "--tasks", HARD_TASK, "--model", str(model_dir),
         "--out", str(out), "--max-new-tokens", str(MAX_NEW_TOKENS), "--batch-size", str(EVAL_BATCH),
         "--shortlist", str(SHORTLIST), "--alphas", ALPHAS, "--device", "cpu",
+        "--samples", str(SAMPLES), "--sample-side", "both",
     ]  # fmt: skip
     started = time.monotonic()
     with (out.parent / f"{out.name}.md").open("w") as report, contextlib.redirect_stdout(report):
         code = ume(argv)  # its report goes to a file (and to out/mmeb.md): the table below is ours
     if code != 0:
         raise SystemExit(f"ume {' '.join(argv)} failed ({code})")
-    task = json.loads((out / "mmeb.json").read_text())["tasks"][HARD_TASK]
+    report = json.loads((out / "mmeb.json").read_text())
+    task = report["tasks"][HARD_TASK]
+    curves = report["pass_at_k"]
     return {
         "command": "ume " + shlex.join(argv),
         "minutes": round((time.monotonic() - started) / 60, 1),
         "queries": task["queries"],
         "candidates": task["candidates"],
         "hit1": {name: round(score, 1) for name, score in task["scores"].items()},
+        "gen_pass_at_k": {side: [round(v, 1) for v in curves[side][HARD_TASK]] for side in curves},
     }
 
 
@@ -101,6 +112,20 @@ def captions(model_dir: Path, data_root: Path) -> dict[str, float]:
     relations = sum(by_key[record["scene"]].second is not None for record in records)
     totals = {"count_scenes_exact": len(records) - relations, "relation_scenes_exact": relations}
     return {name: round(value / max(1, totals.get(name, len(records))), 3) for name, value in counts.items()}
+
+
+def grpo_rewards(run: Path) -> dict[str, float]:
+    """The reward on GRPO's fixed held-out batches before and after, per side, and the format
+    rate of its last logged steps' rollouts."""
+    fixed = json.loads((run / FIXED_EVAL_FILE).read_text())
+    figures = {
+        f"{side}_embedding_reward_{moment}": round(fixed[moment][f"{side}_embedding_reward"], 4)
+        for moment in ("before", "after")
+        for side in ("query", "target")
+    }
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    late = rows[-max(1, len(rows) // 5) :]
+    return figures | {"rl_format_rate": round(sum(r["format"] for r in late) / len(late), 4)}
 
 
 def machine() -> str:
@@ -140,10 +165,15 @@ def main() -> int:
         minutes[name] = round((time.monotonic() - clock) / 60, 1)
         clock = time.monotonic()
 
-    results: dict[str, Any] = {"machine": machine(), "command": "python " + shlex.join(sys.argv)}
+    results: dict[str, Any] = {
+        "commit": commit(),
+        "machine": machine(),
+        "command": "python " + shlex.join(sys.argv),
+    }
     data, eval_root = args.out / "data", args.out / "eval"
     train_file = write_hard_train(data, args.train_pairs, seed=SEED)
     rl_file = write_hard_rl(data, args.rl_pairs, seed=SEED + 1)
+    fixed_file = write_hard_rl(data / "fixed", FIXED_PAIRS, seed=SEED + 7)
     write_hard_task(eval_root, size=args.gallery)
     model_dir = build_tiny_model(args.out / "model", seed=SEED, words=hard_world_words())
     lap("data")
@@ -154,13 +184,17 @@ def main() -> int:
     results["after_sft"]["captions"] = captions(sft, eval_root)
     lap("captions_after_sft")
     print(f"after SFT: {json.dumps(results['after_sft']['hit1'])}", flush=True)
-    final = train(RLRun, sft, rl_file, args.out / "rl", args.rl_steps, RL_CONFIG)
+    fixed = {
+        "fixed_eval_data": [{"path": fixed_file, "format": "released"}],
+        "fixed_eval_batches": FIXED_PAIRS // 8,
+    }
+    final = train(RLRun, sft, rl_file, args.out / "rl", args.rl_steps, RL_CONFIG, fixed)
     lap("grpo")
     results["after_grpo"] = evaluate(final, eval_root, args.out / "eval-grpo")
     lap("eval_after_grpo")
     results["after_grpo"]["captions"] = captions(final, eval_root)
     lap("captions_after_grpo")
-    results["grpo"] = fifth_means(args.out / "rl" / "metrics.jsonl")
+    results["grpo"] = grpo_rewards(args.out / "rl")
     results["settings"] = {
         "gallery": args.gallery,
         "train_pairs": args.train_pairs,
@@ -174,6 +208,8 @@ def main() -> int:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
+    for stage in ("after_sft", "after_grpo"):
+        print(f"{stage} gen pass@1..{SAMPLES}: {json.dumps(results[stage]['gen_pass_at_k'])}")
     print(json.dumps(results["minutes"]))
     return 0
 

@@ -81,8 +81,10 @@ def train(
     out: Path,
     steps: int | None,
     config_file: Path | None = None,
+    extra: dict[str, object] | None = None,
 ) -> Path:
-    """Run one stage with its config (the benchmark's by default) from `start` on `data`."""
+    """Run one stage with its config (the benchmark's by default) from `start` on `data`;
+    `extra` overrides more of the config."""
     kind, path = (SFTConfig, CONFIG) if stage is SFTRun else (RLConfig, RL_CONFIG)
     path = config_file or path
     overrides = {
@@ -91,7 +93,7 @@ def train(
         "output_dir": out,
         "steps": steps,
         "resume": False,
-    }
+    } | (extra or {})
     config = load_config(path, kind).with_overrides(overrides)
     torch.set_num_threads(config.cpu_threads or torch.get_num_threads())
     final = stage(config).run()  # type: ignore[arg-type]  # the config kind matches the stage

@@ -53,11 +53,12 @@ QWEN_SPECIAL_TOKENS = (
 TEXT_HIDDEN = 128
 TEXT_LAYERS = 2
 VISION_EMBED = 64
-# M-RoPE gives height and width the lowest rotary frequencies. At Qwen's theta (1e6) and this
-# head size they turn less than a thousandth of a radian across a small image grid, so the
-# tiny model could not tell a top-left shape from a bottom-right one; a small theta keeps the
-# grid's rows and columns apart (text positions stay distinct over a few hundred tokens).
-ROPE_THETA = 20.0
+# M-RoPE gives height and width the lowest rotary frequencies (mrope_section [4, 6, 6]: time,
+# height, width). At Qwen's theta (1e6) they turn less than a thousandth of a radian across a
+# small image grid; at 20, width's six still turn only 0.06-0.15 rad per column, and a trained
+# tiny model read left from right no better than chance (benchmarks/position_probe.py). At 2
+# every frequency turns 0.52-1 rad per position, so both axes of a 4x4 grid are plain to see.
+ROPE_THETA = 2.0
 
 
 def word_merges(words: Sequence[str]) -> list[tuple[str, str]]:
