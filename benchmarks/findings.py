@@ -38,7 +38,7 @@ from tiny_world import train
 from app.cli import main as ume
 from model.encoder import Encoder
 from model.inputs import EVALUATION_BUDGET, image_input
-from model.tiny import build_tiny_model
+from model.tiny import ROPE_THETA, build_tiny_model
 from model.train.hard_world import hard_world_words, write_hard_rl, write_hard_train
 from model.train.rl import RLRun
 from model.train.rl_fixed import FIXED_EVAL_FILE
@@ -153,6 +153,7 @@ def main() -> int:
     parser.add_argument("--rl-pairs", type=int, default=RL_PAIRS)
     parser.add_argument("--sft-steps", type=int, default=None, help="override the SFT config's steps")
     parser.add_argument("--rl-steps", type=int, default=None, help="override the RL config's steps")
+    parser.add_argument("--rope-theta", type=float, default=ROPE_THETA, help="the tiny model's rotary base")
     parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON written at the end")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -175,7 +176,9 @@ def main() -> int:
     rl_file = write_hard_rl(data, args.rl_pairs, seed=SEED + 1)
     fixed_file = write_hard_rl(data / "fixed", FIXED_PAIRS, seed=SEED + 7)
     write_hard_task(eval_root, size=args.gallery)
-    model_dir = build_tiny_model(args.out / "model", seed=SEED, words=hard_world_words())
+    model_dir = build_tiny_model(
+        args.out / "model", seed=SEED, words=hard_world_words(), rope_theta=args.rope_theta
+    )
     lap("data")
     sft = train(SFTRun, model_dir, train_file, args.out / "sft", args.sft_steps, SFT_CONFIG)
     lap("sft")
@@ -199,6 +202,7 @@ def main() -> int:
         "gallery": args.gallery,
         "train_pairs": args.train_pairs,
         "rl_pairs": args.rl_pairs,
+        "rope_theta": args.rope_theta,
         "sft": f"{SFT_CONFIG.name}, steps {args.sft_steps or 'as configured'}",
         "rl": f"{RL_CONFIG.name}, steps {args.rl_steps or 'as configured'}",
         "max_new_tokens": MAX_NEW_TOKENS,

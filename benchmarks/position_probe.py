@@ -38,19 +38,10 @@ from model.train.batch import load_side
 from model.train.data import Pair, Skipped, load_pairs
 from model.train.sft import SFTRun
 from model.train.tiny_world import tiny_world_words, write_tiny_world
+from model.world.position import FOLDS, position_readout, quadrant_of
 from model.world.scenes import ALL_SCENES, QUADRANTS
 
-FOLDS = 5
-RIDGE = 1.0
 TRAIN_SHAPES = 2400
-
-
-def quadrant_of(pair: Pair) -> str:
-    """The held-out scene's quadrant, read from its caption ("… at the top left")."""
-    caption = pair.query.task
-    found = [name for name in QUADRANTS if caption.endswith(f"at the {name}")]
-    assert len(found) == 1, caption
-    return found[0]
 
 
 def disc_states(model_dir: Path, pairs: list[Pair]) -> np.ndarray:
@@ -61,34 +52,8 @@ def disc_states(model_dir: Path, pairs: list[Pair]) -> np.ndarray:
     return encoded.disc
 
 
-def probe_accuracy(states: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
-    """Cross-validated accuracy of a ridge classifier (labels ±1) on standardised states.
-
-    Folds are stratified: with unstratified folds a state that says nothing scores below chance
-    (each fold's training part leans towards the other label), which reads as a signal."""
-    rng = np.random.default_rng(seed)
-    by_label = [rng.permutation(np.flatnonzero(labels == label)) for label in (-1.0, 1.0)]
-    split = [np.array_split(indices, FOLDS) for indices in by_label]
-    folds = [np.concatenate(parts) for parts in zip(*split, strict=True)]
-    order = np.concatenate(folds)
-    right = 0
-    for held in folds:
-        fit = np.setdiff1d(order, held)
-        mean, std = states[fit].mean(0), states[fit].std(0) + 1e-6
-        x = (states[fit] - mean) / std
-        weights = np.linalg.solve(x.T @ x + RIDGE * np.eye(x.shape[1]), x.T @ labels[fit])
-        right += int(np.sum(np.sign(((states[held] - mean) / std) @ weights) == labels[held]))
-    return right / len(labels)
-
-
 def probe(model_dir: Path, heldout: list[Pair]) -> dict[str, float]:
-    states = disc_states(model_dir, heldout)
-    columns = np.array([1.0 if QUADRANTS[quadrant_of(p)][0] else -1.0 for p in heldout])
-    rows = np.array([1.0 if QUADRANTS[quadrant_of(p)][1] else -1.0 for p in heldout])
-    return {
-        "left_right": round(probe_accuracy(states, columns), 3),
-        "top_bottom": round(probe_accuracy(states, rows), 3),
-    }
+    return position_readout(disc_states(model_dir, heldout), [pair.query.task for pair in heldout])
 
 
 def trained_probe(theta: float, args: argparse.Namespace) -> dict[str, Any]:

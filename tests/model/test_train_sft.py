@@ -12,10 +12,13 @@ from PIL import Image
 
 from app.cli import main as ume
 from model.encoder import Encoder
-from model.train.config import DataSource, SFTConfig
+from model.inputs import EVALUATION_BUDGET, VisionBudget
+from model.prompts import blank_image
+from model.train.config import DataSource, SFTConfig, load_config
 from model.train.data import Skipped, batch_order, load_pairs
 from model.train.sft import SFTRun
 from model.train.tiny_world import write_fresh_renders, write_tiny_world
+from tests.conftest import REPO
 from tests.model.train_helpers import assert_resume_is_exact
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -196,3 +199,19 @@ def test_fresh_renders_join_the_world_without_touching_its_files(tmp_path: Path)
     assert len(pairs) == 6
     videos = [pair.target.video for pair in pairs if pair.dataset == "tiny_videos"]
     assert all(len(frames or []) == 8 for frames in videos)  # the indexer's frames per segment
+
+
+@pytest.mark.parametrize(
+    "config_file", sorted((REPO / "benchmarks").glob("*_sft*.toml")), ids=lambda path: path.name
+)
+def test_a_tiny_model_trains_text_queries_on_the_blank_they_are_searched_with(config_file: Path) -> None:
+    """A model trained from random weights learns the blank's size as part of every text query:
+    trained on a one-token blank and searched with four, its held-out gen Hit@1 fell to 0.515."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    def blank_grid(budget: VisionBudget) -> tuple[int, int]:
+        size = blank_image().size
+        return smart_resize(size[1], size[0], 28, budget.image_min_pixels, budget.image_max_pixels)
+
+    config = load_config(config_file, SFTConfig)
+    assert blank_grid(config.budget) == blank_grid(EVALUATION_BUDGET)
