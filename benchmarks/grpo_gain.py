@@ -2,6 +2,7 @@
 
     python benchmarks/grpo_gain.py --work DIR [--model models/ume-r1-tiny-world] [--seeds 0 1 2]
                                    [--steps 80] [--jobs 2] [--out benchmarks/results]
+                                   [--name grpo_gain]
 
 From the shipped reference model, GRPO (benchmarks/reference_rl.toml, its schedule over
 `--steps`) runs once per seed, and once more as a control: seed 0 with a learning rate too small
@@ -17,7 +18,7 @@ Each run is measured the same way before and after:
   true one, for queries (`query_summary_exact_*`) and for images (`target_caption_exact_*`).
 
 Runs go `--jobs` at a time, each in a process of its own with one thread. Writes
-`grpo_gain.json` (under --out) with the commit, machine and command, and prints the figures side
+`NAME.json` (under --out) with the commit, machine and command, and prints the figures side
 by side.
 """
 
@@ -150,6 +151,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=80, help="GRPO steps per run")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="grpo_gain", help="the results file's name, without .json")
     args = parser.parse_args()
     started = time.monotonic()
     heldout = load_pairs(prepare(args.work), "released", None, Skipped())
@@ -173,7 +175,7 @@ def main() -> int:
         "runs": {name: dict(sorted(figures.items())) for name, figures in results.items()},
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "grpo_gain.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(side_by_side(record["runs"]))
     return 0
 
