@@ -1,10 +1,14 @@
-"""Can a model see where a shape is? A linear probe of its embeddings, left/right and top/bottom.
+"""Can a model see where a shape is? Left/right and top/bottom, read from its embeddings.
 
 A scene of the tiny world puts its shapes in one quadrant, and its caption ends with it ("… at
-the top left"). A ridge classifier on the embeddings of held-out scenes, cross-validated in
-stratified folds, predicts the column and the row. Near 1.0 the axis is plain in the embedding;
-near one half (or below: the nearest training scenes are the same shapes in the same row, other
-column) the model cannot tell, and no caption it writes can be right about it.
+the top left"). Two readings:
+- `position_choice`: does each image's embedding sit closer to its own caption's than to the
+  same caption with the column (or the row) flipped? What search needs: near 1.0 the model
+  tells the two apart, near one half it guesses.
+- `position_readout`: a ridge classifier on the embeddings of held-out scenes, cross-validated
+  in stratified folds, predicts the column and the row. Stricter: it asks that the axis be one
+  direction for every colour, shape and count. Near one half (or below: the nearest training
+  scenes are the same shapes in the same row, other column) the axis is not linearly there.
 """
 
 from __future__ import annotations
@@ -25,6 +29,31 @@ def quadrant_of(caption: str) -> str:
     if len(found) != 1:
         raise ValueError(f"not a tiny-world scene caption: {caption!r}")
     return found[0]
+
+
+def flipped(caption: str, axis: str) -> str:
+    """The caption with its quadrant's column (axis "column") or row (axis "row") flipped."""
+    quadrant = quadrant_of(caption)
+    vertical, horizontal = quadrant.split()
+    if axis == "column":
+        horizontal = {"left": "right", "right": "left"}[horizontal]
+    elif axis == "row":
+        vertical = {"top": "bottom", "bottom": "top"}[vertical]
+    else:
+        raise ValueError(f"axis is column or row, not {axis!r}")
+    return caption.removesuffix(quadrant) + f"{vertical} {horizontal}"
+
+
+def position_choice(
+    images: np.ndarray, captions: np.ndarray, column_flipped: np.ndarray, row_flipped: np.ndarray
+) -> dict[str, float]:
+    """Share of images (rows, unit vectors) closer to their own caption's embedding than to the
+    same caption with the column flipped (left_right) and with the row flipped (top_bottom)."""
+    own = np.sum(images * captions, axis=1)
+    return {
+        "left_right": round(float(np.mean(own > np.sum(images * column_flipped, axis=1))), 3),
+        "top_bottom": round(float(np.mean(own > np.sum(images * row_flipped, axis=1))), 3),
+    }
 
 
 def probe_accuracy(states: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
