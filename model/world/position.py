@@ -13,7 +13,7 @@ the top left"). Two readings:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,15 +45,19 @@ def flipped(caption: str, axis: str) -> str:
 
 
 def position_choice(
-    images: np.ndarray, captions: np.ndarray, column_flipped: np.ndarray, row_flipped: np.ndarray
+    images: np.ndarray, captions: Sequence[str], embed_captions: Callable[[list[str]], np.ndarray]
 ) -> dict[str, float]:
     """Share of images (rows, unit vectors) closer to their own caption's embedding than to the
-    same caption with the column flipped (left_right) and with the row flipped (top_bottom)."""
-    own = np.sum(images * captions, axis=1)
-    return {
-        "left_right": round(float(np.mean(own > np.sum(images * column_flipped, axis=1))), 3),
-        "top_bottom": round(float(np.mean(own > np.sum(images * row_flipped, axis=1))), 3),
-    }
+    same caption with the column flipped (left_right) and with the row flipped (top_bottom).
+
+    `embed_captions` embeds captions as queries, one row each, in the images' order."""
+    own = np.sum(images * embed_captions(list(captions)), axis=1)
+
+    def share_preferring_own(axis: str) -> float:
+        other = np.sum(images * embed_captions([flipped(caption, axis) for caption in captions]), axis=1)
+        return round(float(np.mean(own > other)), 3)
+
+    return {"left_right": share_preferring_own("column"), "top_bottom": share_preferring_own("row")}
 
 
 def probe_accuracy(states: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:

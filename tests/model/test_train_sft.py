@@ -12,8 +12,8 @@ from PIL import Image
 
 from app.cli import main as ume
 from model.encoder import Encoder
-from model.inputs import EVALUATION_BUDGET, VisionBudget
-from model.prompts import blank_image
+from model.inputs import EVALUATION_BUDGET, VisionBudget, prepare, text_input
+from model.tiny import build_processor, build_tokenizer
 from model.train.config import DataSource, SFTConfig, load_config
 from model.train.data import Skipped, batch_order, load_pairs
 from model.train.sft import SFTRun
@@ -209,11 +209,13 @@ def test_a_tiny_model_trains_text_queries_on_the_blank_they_are_searched_with(co
     trained from random weights on the authors' 1-token SFT blank meets another input at search:
     the tiny world's config did that, and its held-out gen Hit@1 after SFT was 0.515, lifted to
     1.0 by GRPO, whose rollouts carry the 4-token blank."""
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+    processor = build_processor(build_tokenizer())
+    query = text_input("one red circle at the top left")
 
-    def blank_grid(budget: VisionBudget) -> tuple[int, int]:
-        size = blank_image().size
-        return smart_resize(size[1], size[0], 28, budget.image_min_pixels, budget.image_max_pixels)
+    def blank_grid(budget: VisionBudget) -> list[list[int]]:
+        prepared = prepare(processor, query, "one red circle at the top left", budget)
+        assert prepared.image_grid_thw is not None
+        return prepared.image_grid_thw.tolist()
 
     config = load_config(config_file, SFTConfig)
     assert blank_grid(config.budget) == blank_grid(EVALUATION_BUDGET)
