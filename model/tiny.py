@@ -55,9 +55,9 @@ TEXT_LAYERS = 2
 VISION_EMBED = 64
 # M-RoPE gives height and width the lowest rotary frequencies (mrope_section [4, 6, 6]: time,
 # height, width). At Qwen's theta (1e6) they turn less than a thousandth of a radian across a
-# small image grid; at 20, width's six still turn only 0.06-0.15 rad per column, and a trained
-# tiny model read left from right no better than chance (benchmarks/position_probe.py). At 2
-# every frequency turns 0.52-1 rad per position, so both axes of a 4x4 grid are plain to see.
+# small image grid; at 20, width's six turn 0.06-0.15 rad per column, and the reference model
+# trained at 20 told left from right at chance; at 2 (every frequency 0.52-1 rad per position)
+# the same recipe sees both axes (docs/findings.md).
 ROPE_THETA = 2.0
 
 
