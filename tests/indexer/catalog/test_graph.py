@@ -763,10 +763,26 @@ def test_a_build_child_and_the_threads_it_starts_run_only_on_idle_cores() -> Non
     assert niceness == edge_build.NICENESS
 
 
+def thread_name(task: Path) -> str:
+    """A thread's name, or "" when it exited between listing /proc/self/task and reading it."""
+    try:
+        return (task / "comm").read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def search_threads() -> int:
     """The engine's search pool threads running in this process (named edge-search-N)."""
-    tasks = Path("/proc/self/task").iterdir()
-    return sum((task / "comm").read_text().startswith("edge-search") for task in tasks)
+    return sum(thread_name(task).startswith("edge-search") for task in Path("/proc/self/task").iterdir())
+
+
+def search_threads_once_settled(expected: int) -> int:
+    """`search_threads()`, given up to 10 s to reach `expected`: a closed store's threads exit
+    asynchronously, so they may still be listed just after it closes."""
+    deadline = time.monotonic() + 10.0
+    while (count := search_threads()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads are listed in Linux's /proc")
@@ -774,15 +790,16 @@ def test_a_collection_searches_on_one_thread_so_that_a_build_gets_the_other_core
     """By default the engine gives each shard one search thread per core, and a query's segments
     were read on all of them, leaving a build's child (which runs on idle cores only) none; a
     collection, new or rebuilt, keeps to `tuning.SEARCH_THREADS`."""
-    before = search_threads()
+    before = search_threads_once_settled(0)  # other tests' closed stores may still be exiting
+    expected = before + tuning.SEARCH_THREADS
     with EdgeStore(tmp_path / "index", indexing_threshold_kb=1) as store:
         store.create_collection("media", INFO)
         store.upsert("media", make_points(POINTS))
         top_ids(store, queries()[0])
-        assert search_threads() - before == tuning.SEARCH_THREADS
+        assert search_threads_once_settled(expected) == expected
         store.wait_until_ready("media", poll_s=0.1)
         top_ids(store, queries()[0])
-        assert search_threads() - before == tuning.SEARCH_THREADS
+        assert search_threads_once_settled(expected) == expected
     with EdgeStore(tmp_path / "index") as reopened:
         top_ids(reopened, queries()[0])
-        assert search_threads() - before == tuning.SEARCH_THREADS
+        assert search_threads_once_settled(expected) == expected
