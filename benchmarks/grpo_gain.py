@@ -2,7 +2,7 @@
 
     python benchmarks/grpo_gain.py --work DIR [--model models/ume-r1-tiny-world] [--seeds 0 1 2]
                                    [--steps 80] [--jobs 2] [--out benchmarks/results]
-                                   [--name grpo_gain]
+                                   [--name grpo_gain] [--rl-split shapes=600 videos=100 pages=100]
 
 From the shipped reference model, GRPO (benchmarks/reference_rl.toml, its schedule over
 `--steps`) runs once per seed, and once more as a control: seed 0 with a learning rate too small
@@ -133,14 +133,22 @@ def train_once(name: str, seed: int, lr: float | None, args: argparse.Namespace)
     return figures | {f"{key}_after": value for key, value in heldout_figures(final, heldout).items()}
 
 
-def prepare(work: Path) -> Path:
+def prepare(work: Path, rl_sizes: dict[str, int]) -> Path:
     """Write the world (its held-out file is returned), the RL split and the fixed batches' pairs."""
     heldout_file = world_files(work)[1]
     if not (work / "data" / "rl.jsonl").is_file():
-        write_rl_split(work / "data", seed=SEED + 1, **RL_SIZES)
+        write_rl_split(work / "data", seed=SEED + 1, **rl_sizes)
     if not (work / "fixed" / "rl.jsonl").is_file():
         write_rl_split(work / "fixed", seed=SEED + 7, **FIXED_SIZES)
     return heldout_file
+
+
+def split_size(text: str) -> tuple[str, int]:
+    """`videos=200` -> ("videos", 200), for --rl-split."""
+    kind, _, count = text.partition("=")
+    if kind not in RL_SIZES or not count.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: write KIND=COUNT with KIND one of {', '.join(RL_SIZES)}")
+    return kind, int(count)
 
 
 def main() -> int:
@@ -152,9 +160,17 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="grpo_gain", help="the results file's name, without .json")
+    parser.add_argument(
+        "--rl-split",
+        type=split_size,
+        nargs="+",
+        default=list(RL_SIZES.items()),
+        help="KIND=COUNT of the RL split's renders (steps draw each kind in proportion)",
+    )
     args = parser.parse_args()
+    rl_sizes = RL_SIZES | dict(args.rl_split)
     started = time.monotonic()
-    heldout = load_pairs(prepare(args.work), "released", None, Skipped())
+    heldout = load_pairs(prepare(args.work, rl_sizes), "released", None, Skipped())
     before = heldout_figures(args.model, heldout)
     runs = [(f"seed-{seed}", seed, None) for seed in args.seeds] + [("control", args.seeds[0], CONTROL_LR)]
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
@@ -170,6 +186,7 @@ def main() -> int:
         "start": str(args.model),
         "steps": args.steps,
         "rl_config": RL_CONFIG.name,
+        "rl_split": rl_sizes,
         "fixed_batches": f"{FIXED_BATCHES} batches of 8 pairs, fresh renders of each kind, G 8",
         "minutes": round((time.monotonic() - started) / 60, 1),
         "runs": {name: dict(sorted(figures.items())) for name, figures in results.items()},
