@@ -15,9 +15,13 @@ Each run is measured the same way before and after:
 - held-out Hit@1 per kind, each against its own kind (images 200-way, video segments 48-way,
   PDF pages 40-way; the reference model's held-out set), gen and disc;
 - whether the reasoning got better or only vaguer: the share of generated summaries equal to the
-  true one, for queries (`query_summary_exact_*`) and for images (`target_caption_exact_*`).
+  true one, for queries (`query_summary_exact_*`) and for images (`target_caption_exact_*`);
+  for clips, the same (`video_caption_exact_*`) and the share of distinct captions
+  (`video_captions_distinct_*`: clips described alike cannot be told apart by gen).
 
-Runs go `--jobs` at a time, each in a process of its own with one thread. Writes
+Runs go `--jobs` at a time, each in a process of its own with one thread. A run that already
+finished under --work (its last checkpoint and its fixed-batch rewards after training are there)
+is measured again without training; its `minutes` are then null. Writes
 `NAME.json` (under --out) with the commit, machine and command, and prints the figures side
 by side.
 """
@@ -94,8 +98,25 @@ def heldout_figures(model_dir: Path, heldout: list[Pair]) -> dict[str, float]:
         if kind == "image":
             figures["query_summary_exact"] = round(exact_share(query.summary, pairs), 4)
             figures["target_caption_exact"] = round(exact_share(target.summary, pairs), 4)
+        if kind == "video":  # a clip's caption says its motion; fewer distinct ones tie in retrieval
+            figures["video_caption_exact"] = round(exact_share(target.summary, pairs), 4)
+            figures["video_captions_distinct"] = round(len(set(target.summary)) / len(pairs), 4)
     figures["format_rate"] = round(sum(map(format_ok, completions)) / len(completions), 4)
     return figures
+
+
+def finished_run(run_dir: Path, steps: int) -> Path | None:
+    """The last checkpoint of a run that already trained `steps` and rewarded its fixed batches
+    after them (an earlier invocation's), so that measuring again does not train again."""
+    checkpoint = run_dir / f"checkpoint-{steps}"
+    fixed = run_dir / FIXED_EVAL_FILE
+    if (
+        (checkpoint / "trainer_state.pt").is_file()
+        and fixed.is_file()
+        and "after" in json.loads(fixed.read_text())
+    ):
+        return checkpoint
+    return None
 
 
 def train_once(name: str, seed: int, lr: float | None, args: argparse.Namespace) -> dict[str, Any]:
@@ -117,10 +138,14 @@ def train_once(name: str, seed: int, lr: float | None, args: argparse.Namespace)
         "resume": False,
     }
     config = load_config(RL_CONFIG, RLConfig).with_overrides(overrides)
-    started = time.monotonic()
-    final = RLRun(config).run(progress=False)
-    assert final is not None
-    minutes = round((time.monotonic() - started) / 60, 1)
+    started = time.monotonic()  # the training's minutes: a finished run is not trained again
+    final = finished_run(work / name, args.steps)
+    if final is None:
+        final = RLRun(config).run(progress=False)
+        assert final is not None
+        minutes: float | None = round((time.monotonic() - started) / 60, 1)
+    else:
+        minutes = None
     fixed = json.loads((work / name / FIXED_EVAL_FILE).read_text())
     heldout = load_pairs(world_files(work)[1], "released", None, Skipped())
     figures = {"seed": seed, "lr": config.lr, "minutes": minutes}
