@@ -16,8 +16,9 @@ Each run is measured the same way before and after:
   PDF pages 40-way; the reference model's held-out set), gen and disc;
 - whether the reasoning got better or only vaguer: the share of generated summaries equal to the
   true one, for queries (`query_summary_exact_*`) and for images (`target_caption_exact_*`);
-  for clips, the same (`video_caption_exact_*`) and the share of distinct captions
-  (`video_captions_distinct_*`: clips described alike cannot be told apart by gen).
+  for clips, the same (`video_query_summary_exact_*`, `video_caption_exact_*`), the share of
+  distinct captions (`video_captions_distinct_*`: clips described alike cannot be told apart by
+  gen) and of pairs whose query and clip say the same, right or wrong (`video_summaries_agree_*`).
 
 Runs go `--jobs` at a time, each in a process of its own with one thread. A run that already
 finished under --work (its last checkpoint and its fixed-batch rewards after training are there)
@@ -99,7 +100,10 @@ def heldout_figures(model_dir: Path, heldout: list[Pair]) -> dict[str, float]:
             figures["query_summary_exact"] = round(exact_share(query.summary, pairs), 4)
             figures["target_caption_exact"] = round(exact_share(target.summary, pairs), 4)
         if kind == "video":  # a clip's caption says its motion; fewer distinct ones tie in retrieval
+            figures["video_query_summary_exact"] = round(exact_share(query.summary, pairs), 4)
             figures["video_caption_exact"] = round(exact_share(target.summary, pairs), 4)
+            agree = [q is not None and q == t for q, t in zip(query.summary, target.summary, strict=True)]
+            figures["video_summaries_agree"] = round(sum(agree) / len(pairs), 4)
             figures["video_captions_distinct"] = round(len(set(target.summary)) / len(pairs), 4)
     figures["format_rate"] = round(sum(map(format_ok, completions)) / len(completions), 4)
     return figures
