@@ -22,7 +22,7 @@ Each run is measured the same way before and after:
 
 Runs go `--jobs` at a time, each in a process of its own with one thread. A run that already
 finished under --work (its last checkpoint and its fixed-batch rewards after training are there)
-is measured again without training; its `minutes` are then null. Writes
+is measured again without training; its `minutes` are those its training took. Writes
 `NAME.json` (under --out) with the commit, machine and command, and prints the figures side
 by side.
 """
@@ -64,6 +64,7 @@ CONTROL_LR = 1e-15  # AdamW moves a weight by about lr: far below float32's reso
 RL_SIZES = {"shapes": 600, "videos": 100, "pages": 100}  # as the reference model's RL split
 FIXED_SIZES = {"shapes": 32, "videos": 32, "pages": 32}  # fresh renders: 4 batches of 8 per kind
 FIXED_BATCHES = 12
+MINUTES_FILE = "training_minutes.json"  # in a run's directory: its training's wall-clock minutes
 KINDS = {"tiny_shapes": "image", "tiny_videos": "video", "tiny_pages": "page"}
 
 
@@ -142,14 +143,14 @@ def train_once(name: str, seed: int, lr: float | None, args: argparse.Namespace)
         "resume": False,
     }
     config = load_config(RL_CONFIG, RLConfig).with_overrides(overrides)
-    started = time.monotonic()  # the training's minutes: a finished run is not trained again
+    started = time.monotonic()
     final = finished_run(work / name, args.steps)
+    minutes_file = work / name / MINUTES_FILE  # kept, since a finished run is not trained again
     if final is None:
         final = RLRun(config).run(progress=False)
         assert final is not None
-        minutes: float | None = round((time.monotonic() - started) / 60, 1)
-    else:
-        minutes = None
+        minutes_file.write_text(json.dumps(round((time.monotonic() - started) / 60, 1)))
+    minutes = json.loads(minutes_file.read_text()) if minutes_file.is_file() else None
     fixed = json.loads((work / name / FIXED_EVAL_FILE).read_text())
     heldout = load_pairs(world_files(work)[1], "released", None, Skipped())
     figures = {"seed": seed, "lr": config.lr, "minutes": minutes}
