@@ -78,7 +78,7 @@ def export(checkpoint: Path, out: Path) -> None:
     write_example_queries(out)
 
 
-def build(work: Path, sft_checkpoint: Path | None) -> tuple[Path, dict[str, object]]:
+def build(work: Path, sft_checkpoint: Path | None) -> tuple[Path, dict[str, float]]:
     """Both SFT stages then GRPO on the world under `work`; (final checkpoint, training numbers).
     Each stage's minutes are recorded (a stage skipped with `sft_checkpoint` is not)."""
     minutes: dict[str, float] = {}
@@ -161,13 +161,14 @@ def main() -> int:
     work = args.work or args.out.with_name(args.out.name + ".work")
     final, numbers = build(work, args.sft_checkpoint)
     heldout = load_pairs(world_files(work)[1], "released", None, Skipped())
-    measured = {"heldout": measure(final, heldout), "training": numbers}
+    rebuilt = measure(final, heldout)
+    measured = {"heldout": rebuilt, "training": numbers}
     export(final, args.out)
     (args.out / "measured.json").write_text(json.dumps(measured, indent=2) + "\n")
     print(json.dumps(measured))
     if args.check is None:
         return 0
-    problems = check(measured["heldout"], measure(args.check, heldout))
+    problems = check(rebuilt, measure(args.check, heldout))
     print("\n".join(problems) or f"rebuilt model retrieves as well as {args.check}")
     return 1 if problems else 0
 
