@@ -206,9 +206,9 @@ def test_fresh_renders_join_the_world_without_touching_its_files(tmp_path: Path)
 )
 def test_a_tiny_model_trains_text_queries_on_the_blank_they_are_searched_with(config_file: Path) -> None:
     """A text query carries a blank image, 4 vision tokens at search and evaluation. A tiny model
-    trained from random weights on the authors' 1-token SFT blank meets another input at search:
-    the tiny world's config did that, and its held-out gen Hit@1 after SFT was 0.515, lifted to
-    1.0 by GRPO, whose rollouts carry the 4-token blank."""
+    trained from random weights on the authors' 1-token SFT blank meets another input at search,
+    and its held-out gen Hit@1 after SFT falls to about one half; so every tiny SFT config gives
+    the blank the search's grid."""
     processor = build_processor(build_tokenizer())
     query = text_input("one red circle at the top left")
 
