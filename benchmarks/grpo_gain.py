@@ -11,7 +11,8 @@ Each run is measured the same way before and after:
 
 - the reward on fixed batches (the trainer's `fixed_eval`: the same held-out pairs and rollout
   seeds, rewarded as training rewards them), per side: `reward_query_*`, `reward_target_*`
-  (the embedding reward rank x gap) and the format rate;
+  (the embedding reward rank x gap), the share of groups whose rewards are all equal
+  (`zero_spread_*`) and the format rate;
 - held-out Hit@1 per kind, each against its own kind (images 200-way, video segments 48-way,
   PDF pages 40-way; the reference model's held-out set), gen and disc;
 - whether the reasoning got better or only vaguer: the share of generated summaries equal to the
@@ -157,6 +158,8 @@ def train_once(name: str, seed: int, lr: float | None, args: argparse.Namespace)
     for moment in ("before", "after"):
         figures[f"reward_query_{moment}"] = fixed[moment]["query_embedding_reward"]
         figures[f"reward_target_{moment}"] = fixed[moment]["target_embedding_reward"]
+        for side in ("query", "target"):  # groups whose G rewards are equal teach GRPO nothing
+            figures[f"zero_spread_{side}_{moment}"] = fixed[moment][f"{side}_zero_spread"]
         figures[f"rollout_format_{moment}"] = round(
             (fixed[moment]["query_format"] + fixed[moment]["target_format"]) / 2, 4
         )
