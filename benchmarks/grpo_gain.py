@@ -14,7 +14,10 @@ Each run is measured the same way before and after:
   (the embedding reward rank x gap), the share of groups whose rewards are all equal
   (`zero_spread_*`) and the format rate;
 - held-out Hit@1 per kind, each against its own kind (images 200-way, video segments 48-way,
-  PDF pages 40-way; the reference model's held-out set), gen and disc;
+  PDF pages 40-way; the reference model's held-out set), gen and disc. One clip is 0.02 of a
+  48-way Hit@1, so clips are measured on `--clip-galleries` galleries of 48 (the held-out
+  file's and fresh renders of 48 distinct motions each) and their Hit@1 averaged; each
+  gallery's is kept too (`video_*_hit1_per_gallery`, the held-out file's first);
 - whether the reasoning got better or only vaguer: the share of generated summaries equal to the
   true one, for queries (`query_summary_exact_*`) and for images (`target_caption_exact_*`);
   for clips, the same (`video_query_summary_exact_*`, `video_caption_exact_*`), the share of
@@ -57,7 +60,7 @@ from model.train.config import RLConfig, load_config
 from model.train.data import Pair, Skipped, load_pairs
 from model.train.rl import RLRun
 from model.train.rl_fixed import FIXED_EVAL_FILE
-from model.train.tiny_world import write_rl_split
+from model.train.tiny_world import HELD_OUT_MOTIONS, write_clip_gallery, write_rl_split
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -67,10 +70,11 @@ FIXED_SIZES = {"shapes": 32, "videos": 32, "pages": 32}  # fresh renders: 4 batc
 FIXED_BATCHES = 12
 MINUTES_FILE = "training_minutes.json"  # in a run's directory: its training's wall-clock minutes
 KINDS = {"tiny_shapes": "image", "tiny_videos": "video", "tiny_pages": "page"}
+CLIP_GALLERIES = 4  # the held-out file's 48 clips and three more galleries of 48: 192 in all
+CLIP_GALLERY_SEED = SEED + 20
 
 
-def encoded_sides(model_dir: Path, pairs: list[Pair]) -> dict[str, Any]:
-    encoder = Encoder.from_pretrained(model_dir, device="cpu")
+def encoded_sides(encoder: Encoder, pairs: list[Pair]) -> dict[str, Any]:
     return {
         name: encoder.encode_prepared(
             [encoder.prepare(load_side(side), side.task) for side in sides],
@@ -88,25 +92,36 @@ def exact_share(generated: list[str | None], pairs: list[Pair]) -> float:
     return float(np.mean([made == true for made, true in zip(generated, truth, strict=True)]))
 
 
-def heldout_figures(model_dir: Path, heldout: list[Pair]) -> dict[str, float]:
-    """Hit@1 (gen, disc) per kind, the format rate, and the summaries' exactness on images."""
-    figures: dict[str, float] = {}
+def heldout_figures(model_dir: Path, heldout: list[Pair], clip_galleries: list[list[Pair]]) -> dict[str, Any]:
+    """Hit@1 (gen, disc) per kind, the format rate, and the summaries' exactness. Clips are
+    measured on the held-out file's gallery and on `clip_galleries`, each against itself."""
+    encoder = Encoder.from_pretrained(model_dir, device="cpu")
+    figures: dict[str, Any] = {}
     completions: list[str] = []
     for dataset, pairs in sorted(by_dataset(heldout).items()):
-        kind, sides = KINDS[dataset], encoded_sides(model_dir, pairs)
-        query, target = sides["query"], sides["target"]
-        figures[f"{kind}_gen_hit1"] = round(hit1(query.gen, target.gen), 4)
-        figures[f"{kind}_disc_hit1"] = round(hit1(query.disc, target.disc), 4)
-        completions += [text or "" for text in query.completion + target.completion]
+        kind = KINDS[dataset]
+        galleries = [pairs, *clip_galleries] if kind == "video" else [pairs]
+        encoded = [encoded_sides(encoder, gallery) for gallery in galleries]
+        for mode in ("gen", "disc"):
+            hits = [round(hit1(getattr(s["query"], mode), getattr(s["target"], mode)), 4) for s in encoded]
+            figures[f"{kind}_{mode}_hit1"] = round(float(np.mean(hits)), 4)
+            if len(hits) > 1:
+                figures[f"{kind}_{mode}_hit1_per_gallery"] = hits
+        every = [pair for gallery in galleries for pair in gallery]
+        queries = [text for s in encoded for text in s["query"].summary]
+        targets = [text for s in encoded for text in s["target"].summary]
+        for sides in encoded:
+            completions += [text or "" for text in sides["query"].completion + sides["target"].completion]
         if kind == "image":
-            figures["query_summary_exact"] = round(exact_share(query.summary, pairs), 4)
-            figures["target_caption_exact"] = round(exact_share(target.summary, pairs), 4)
+            figures["query_summary_exact"] = round(exact_share(queries, every), 4)
+            figures["target_caption_exact"] = round(exact_share(targets, every), 4)
         if kind == "video":  # a clip's caption says its motion; fewer distinct ones tie in retrieval
-            figures["video_query_summary_exact"] = round(exact_share(query.summary, pairs), 4)
-            figures["video_caption_exact"] = round(exact_share(target.summary, pairs), 4)
-            agree = [q is not None and q == t for q, t in zip(query.summary, target.summary, strict=True)]
-            figures["video_summaries_agree"] = round(sum(agree) / len(pairs), 4)
-            figures["video_captions_distinct"] = round(len(set(target.summary)) / len(pairs), 4)
+            figures["video_query_summary_exact"] = round(exact_share(queries, every), 4)
+            figures["video_caption_exact"] = round(exact_share(targets, every), 4)
+            agree = [q is not None and q == t for q, t in zip(queries, targets, strict=True)]
+            figures["video_summaries_agree"] = round(sum(agree) / len(every), 4)
+            distinct = [len(set(sides["target"].summary)) / len(sides["target"].summary) for sides in encoded]
+            figures["video_captions_distinct"] = round(float(np.mean(distinct)), 4)
     figures["format_rate"] = round(sum(map(format_ok, completions)) / len(completions), 4)
     return figures
 
@@ -154,6 +169,7 @@ def train_once(name: str, seed: int, lr: float | None, args: argparse.Namespace)
     minutes = json.loads(minutes_file.read_text()) if minutes_file.is_file() else None
     fixed = json.loads((work / name / FIXED_EVAL_FILE).read_text())
     heldout = load_pairs(world_files(work)[1], "released", None, Skipped())
+    galleries = clip_galleries(work, args.clip_galleries - 1)
     figures = {"seed": seed, "lr": config.lr, "minutes": minutes}
     for moment in ("before", "after"):
         figures[f"reward_query_{moment}"] = fixed[moment]["query_embedding_reward"]
@@ -163,7 +179,8 @@ def train_once(name: str, seed: int, lr: float | None, args: argparse.Namespace)
         figures[f"rollout_format_{moment}"] = round(
             (fixed[moment]["query_format"] + fixed[moment]["target_format"]) / 2, 4
         )
-    return figures | {f"{key}_after": value for key, value in heldout_figures(final, heldout).items()}
+    after = heldout_figures(final, heldout, galleries)
+    return figures | {f"{key}_after": value for key, value in after.items()}
 
 
 def prepare(work: Path, rl_sizes: dict[str, int]) -> Path:
@@ -174,6 +191,20 @@ def prepare(work: Path, rl_sizes: dict[str, int]) -> Path:
     if not (work / "fixed" / "rl.jsonl").is_file():
         write_rl_split(work / "fixed", seed=SEED + 7, **FIXED_SIZES)
     return heldout_file
+
+
+def clip_galleries(work: Path, count: int) -> list[list[Pair]]:
+    """`count` galleries of clips beyond the held-out file's, each 48 distinct motions rendered
+    afresh (written once under work/clips: they are deterministic)."""
+    root = work / "clips"
+    root.mkdir(parents=True, exist_ok=True)
+    galleries = []
+    for number in range(1, count + 1):
+        path = root / f"gallery-{number}.jsonl"
+        if not path.is_file():
+            write_clip_gallery(root, seed=CLIP_GALLERY_SEED + number, prefix=f"gallery-{number}")
+        galleries.append(load_pairs(path, "released", None, Skipped()))
+    return galleries
 
 
 def split_size(text: str) -> tuple[str, int]:
@@ -191,6 +222,12 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=80, help="GRPO steps per run")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    parser.add_argument(
+        "--clip-galleries",
+        type=int,
+        default=CLIP_GALLERIES,
+        help="48-way clip galleries whose Hit@1 is averaged (the held-out file's is the first)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="grpo_gain", help="the results file's name, without .json")
     parser.add_argument(
@@ -204,7 +241,7 @@ def main() -> int:
     rl_sizes = RL_SIZES | dict(args.rl_split)
     started = time.monotonic()
     heldout = load_pairs(prepare(args.work, rl_sizes), "released", None, Skipped())
-    before = heldout_figures(args.model, heldout)
+    before = heldout_figures(args.model, heldout, clip_galleries(args.work, args.clip_galleries - 1))
     runs = [(f"seed-{seed}", seed, None) for seed in args.seeds] + [("control", args.seeds[0], CONTROL_LR)]
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         futures = {name: pool.submit(train_once, name, seed, lr, args) for name, seed, lr in runs}
@@ -220,6 +257,7 @@ def main() -> int:
         "steps": args.steps,
         "rl_config": RL_CONFIG.name,
         "rl_split": rl_sizes,
+        "clip_galleries": f"{args.clip_galleries} of {HELD_OUT_MOTIONS} distinct motions, Hit@1 averaged",
         "fixed_batches": f"{FIXED_BATCHES} batches of 8 pairs, fresh renders of each kind, G 8",
         "minutes": round((time.monotonic() - started) / 60, 1),
         "runs": {name: dict(sorted(figures.items())) for name, figures in results.items()},

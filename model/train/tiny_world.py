@@ -164,6 +164,19 @@ def write_fresh_renders(root: Path, videos: int, pages: int, seed: int) -> list[
     return records
 
 
+def write_clip_gallery(root: Path, seed: int, prefix: str, motions: int = HELD_OUT_MOTIONS) -> Path:
+    """`{prefix}.jsonl` under `root`: a held-out gallery of `motions` distinct motions rendered
+    afresh, like the held-out file's clips (distinct, so that each clip has one right answer).
+
+    Why: one clip is 1/48 of a 48-way Hit@1; a few galleries of the same size measure a change
+    of a few hundredths without making retrieval harder than the held-out file's.
+    """
+    rng = random.Random(seed)
+    path = root / f"{prefix}.jsonl"
+    write_jsonl(path, video_records(root, rng.sample(ALL_MOTIONS, motions), prefix, rng))
+    return path
+
+
 def tiny_world_words() -> list[str]:
     """Every word the world's prompts and targets use: single tokens for a fast tiny model."""
     import re

@@ -17,7 +17,7 @@ from model.tiny import build_processor, build_tokenizer
 from model.train.config import DataSource, SFTConfig, load_config
 from model.train.data import Skipped, batch_order, load_pairs
 from model.train.sft import SFTRun
-from model.train.tiny_world import write_fresh_renders, write_tiny_world
+from model.train.tiny_world import write_clip_gallery, write_fresh_renders, write_tiny_world
 from tests.conftest import REPO
 from tests.model.train_helpers import assert_resume_is_exact
 
@@ -199,6 +199,18 @@ def test_fresh_renders_join_the_world_without_touching_its_files(tmp_path: Path)
     assert len(pairs) == 6
     videos = [pair.target.video for pair in pairs if pair.dataset == "tiny_videos"]
     assert all(len(frames or []) == 8 for frames in videos)  # the indexer's frames per segment
+
+
+def test_a_clip_gallery_holds_distinct_motions_rendered_afresh(tmp_path: Path) -> None:
+    """Each extra gallery is a 48-way choice like the held-out clips: distinct motions (one right
+    answer each), new renders under each seed, frames on disk as the trainer reads them."""
+    files = [write_clip_gallery(tmp_path, seed=seed, prefix=f"g{seed}", motions=6) for seed in (1, 2)]
+    first, second = (load_pairs(path, "released", None, Skipped()) for path in files)
+    assert len(first) == 6 and len({pair.query.task for pair in first}) == 6
+    assert {pair.dataset for pair in first + second} == {"tiny_videos"}
+    frames = [frame for pair in first + second for frame in pair.target.video]
+    assert len(frames) == 12 * 8 and all(frame.is_file() for frame in frames)
+    assert {pair.query.task for pair in first} != {pair.query.task for pair in second}
 
 
 @pytest.mark.parametrize(
