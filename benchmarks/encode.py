@@ -29,6 +29,7 @@ import shlex
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ from PIL import Image
 from model.encoder import Encoded, Encoder, document_task, task_text
 from model.engine import forced_stops
 from model.inputs import PreparedInput, collate, image_input
-from model.tiny import build_processor, build_tokenizer
+from model.tiny import build_processor, build_tokenizer, token_id
 
 QWEN2_VL_2B_TEXT = {
     "vocab_size": 151936,
@@ -74,7 +75,7 @@ def random_2b_encoder(device: str, layers: int | None = None) -> Encoder:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     tokenizer = build_tokenizer()
-    ids = tokenizer.convert_tokens_to_ids
+    ids = partial(token_id, tokenizer)
     text, vision = dict(QWEN2_VL_2B_TEXT), dict(QWEN2_VL_2B_VISION)
     if layers:
         text["num_hidden_layers"], vision["depth"] = layers, layers
@@ -89,7 +90,8 @@ def random_2b_encoder(device: str, layers: int | None = None) -> Encoder:
     )
     config._attn_implementation = "sdpa"
     with torch.device(device):
-        model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16)
+        model = Qwen2VLForConditionalGeneration(config)
+        model = model.to(torch.bfloat16)  # type: ignore[arg-type]  # transformers' `.to` wrapper hides its signature
     return Encoder(model, build_processor(tokenizer), model_id="random-qwen2-vl-2b-shape")
 
 

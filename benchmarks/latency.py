@@ -176,7 +176,7 @@ def disc_latency(
         ours.append(ours_disc(encoder, items[index % len(items)]))
         base.append(authors_disc(encoder, items[index % len(items)]))
     lengths = [query_prompt(encoder, make()).length for make in items[: min(len(items), repeats)]]
-    report = {
+    report: dict[str, Any] = {
         "prompt_tokens": round(float(np.mean(lengths)), 1),
         "ours": timing(ours),
         "authors_style": timing(base),

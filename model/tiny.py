@@ -18,6 +18,7 @@ Design decisions:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -103,12 +104,15 @@ def build_tokenizer(words: Sequence[str] = ()) -> Qwen2Tokenizer:
     return tokenizer
 
 
+def token_id(tokenizer: Qwen2Tokenizer, token: str) -> int:
+    """The id of one token (the stubs type `convert_tokens_to_ids` for a list too)."""
+    return int(tokenizer.convert_tokens_to_ids(token))  # type: ignore[arg-type]
+
+
 def build_config(tokenizer: Qwen2Tokenizer, rope_theta: float = ROPE_THETA) -> Qwen2VLConfig:
     """A Qwen2-VL config small enough to run in milliseconds on a CPU."""
 
-    def ids(token: str) -> int:
-        return int(tokenizer.convert_tokens_to_ids(token))  # type: ignore[arg-type]
-
+    ids = partial(token_id, tokenizer)
     text_config = {
         "vocab_size": len(tokenizer),
         "hidden_size": TEXT_HIDDEN,
